@@ -1,0 +1,7 @@
+// The table of CLI commands; each lives in its own module under src/cli/.
+export interface CliCommand {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+export const commands: Record<string, CliCommand> = {};
