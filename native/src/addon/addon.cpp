@@ -1,12 +1,16 @@
-// Node-API binding of the engine. Every blocking call is an AsyncWorker; this file only registers them.
+// Node-API binding of the engine: module entry. Every blocking call is an AsyncWorker (see the
+// *_binding.cpp files); this file registers them and the build information.
 #include <napi.h>
 
+#include "addon/bindings.h"
 #include "hcattn/engine.h"
+
+namespace hcattn::addon {
 
 namespace {
 
 Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
-  const hcattn::BuildInfo b = hcattn::build_info();
+  const BuildInfo b = build_info();
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("version", b.version);
   out.Set("simd", b.simd);
@@ -16,8 +20,20 @@ Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
+}  // namespace
+
+void register_build_info(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
+}
+
+}  // namespace hcattn::addon
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  hcattn::addon::register_build_info(env, exports);
+  hcattn::addon::register_tokenizer(env, exports);
+  hcattn::addon::register_model(env, exports);
   return exports;
 }
 
