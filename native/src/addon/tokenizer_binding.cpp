@@ -1,0 +1,316 @@
+// Node-API binding of the Llama-3 tokenizer: class Tokenizer.
+//   new Tokenizer(ggufPath)                     blocking load (tests, scripts)
+//   Tokenizer.load(ggufPath) → Promise<Tokenizer>  load on a worker thread
+//   encode(text: string | Buffer, addBos, parseSpecial) → Int32Array
+//   encodeAsync(text, addBos, parseSpecial) → Promise<Int32Array>   (whole files: off the JS thread)
+//   decode(ids, special = false) → string        (invalid UTF-8 in the bytes becomes U+FFFD)
+//   decodeBytes(ids, special = false) → Buffer   (the exact bytes)
+//   tokenToPiece(id, special = false) → Buffer
+//   isEndOfGeneration(id) → boolean
+//   vocabSize, bos, eos                          read-only numbers
+//   Tokenizer.applyChatTemplate([{role, content}], addGenerationPrompt = true) → string
+#include <napi.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "addon/bindings.h"
+#include "common/error.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hcattn::addon {
+
+namespace {
+
+using TokenizerPtr = std::shared_ptr<const hcattn::Tokenizer>;
+
+TokenizerPtr load_tokenizer(const std::string& path) {
+  const std::unique_ptr<gguf::File> file = gguf::File::open(path);
+  // The tokenizer copies what it needs, so the mapping can be released right away.
+  return TokenizerPtr(hcattn::Tokenizer::from_gguf(*file));
+}
+
+// Text arguments arrive as a JS string (UTF-8 encoded here) or as raw bytes (Buffer / Uint8Array),
+// which is how callers pass files that may hold invalid UTF-8.
+std::string text_argument(const Napi::Value& v, const char* what) {
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  if (v.IsTypedArray()) {
+    const Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    if (ta.TypedArrayType() == napi_uint8_array) {
+      const Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
+      return std::string(reinterpret_cast<const char*>(bytes.Data()), bytes.ElementLength());
+    }
+  }
+  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a string or a Buffer/Uint8Array");
+}
+
+std::vector<Token> ids_argument(const Napi::Value& v) {
+  std::vector<Token> ids;
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    const Napi::Int32Array a = v.As<Napi::Int32Array>();
+    ids.assign(a.Data(), a.Data() + a.ElementLength());
+    return ids;
+  }
+  if (v.IsArray()) {
+    const Napi::Array a = v.As<Napi::Array>();
+    ids.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const Napi::Value e = a.Get(i);
+      if (!e.IsNumber()) throw Napi::TypeError::New(v.Env(), "token ids must be numbers");
+      ids.push_back(e.As<Napi::Number>().Int32Value());
+    }
+    return ids;
+  }
+  throw Napi::TypeError::New(v.Env(), "token ids must be an Int32Array or an array of numbers");
+}
+
+bool bool_argument(const Napi::CallbackInfo& info, size_t i, bool fallback) {
+  if (info.Length() <= i || info[i].IsUndefined()) return fallback;
+  return info[i].ToBoolean().Value();
+}
+
+// Engine errors (hcattn::Error, std::bad_alloc) become JS exceptions; node-addon-api itself only
+// forwards Napi::Error.
+template <typename F>
+auto js_errors(Napi::Env env, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<Token>& ids) {
+  Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
+  if (!ids.empty()) std::memcpy(out.Data(), ids.data(), ids.size() * sizeof(Token));
+  return out;
+}
+
+// Per-module state: the class constructor, needed to wrap a tokenizer loaded on a worker thread.
+struct TokenizerClassData {
+  Napi::FunctionReference constructor;
+};
+
+class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env, TokenizerClassData* data) {
+    return DefineClass(env, "Tokenizer",
+                       {
+                           StaticMethod<&TokenizerWrap::Load>("load"),
+                           StaticMethod<&TokenizerWrap::ApplyChatTemplate>("applyChatTemplate"),
+                           InstanceMethod<&TokenizerWrap::Encode>("encode"),
+                           InstanceMethod<&TokenizerWrap::EncodeAsync>("encodeAsync"),
+                           InstanceMethod<&TokenizerWrap::Decode>("decode"),
+                           InstanceMethod<&TokenizerWrap::DecodeBytes>("decodeBytes"),
+                           InstanceMethod<&TokenizerWrap::TokenToPiece>("tokenToPiece"),
+                           InstanceMethod<&TokenizerWrap::IsEndOfGeneration>("isEndOfGeneration"),
+                           InstanceAccessor<&TokenizerWrap::VocabSize>("vocabSize"),
+                           InstanceAccessor<&TokenizerWrap::Bos>("bos"),
+                           InstanceAccessor<&TokenizerWrap::Eos>("eos"),
+                       },
+                       data);
+  }
+
+  explicit TokenizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenizerWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() >= 1 && info[0].IsExternal()) {
+      // Internal path from Tokenizer.load(): the worker already built the tokenizer.
+      tokenizer_ = *info[0].As<Napi::External<TokenizerPtr>>().Data();
+      return;
+    }
+    if (info.Length() < 1 || !info[0].IsString()) {
+      throw Napi::TypeError::New(env, "new Tokenizer(path): path to a GGUF file (string) is required");
+    }
+    tokenizer_ = js_errors(env, [&] { return load_tokenizer(info[0].As<Napi::String>().Utf8Value()); });
+  }
+
+ private:
+  class LoadWorker : public Napi::AsyncWorker {
+   public:
+    LoadWorker(Napi::Env env, std::string path, TokenizerClassData* data)
+        : Napi::AsyncWorker(env, "hcattn.Tokenizer.load"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          path_(std::move(path)),
+          data_(data) {}
+    Napi::Promise Promise() const { return deferred_.Promise(); }
+
+   protected:
+    void Execute() override {
+      try {
+        tokenizer_ = load_tokenizer(path_);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      TokenizerPtr holder = tokenizer_;
+      Napi::External<TokenizerPtr> ext = Napi::External<TokenizerPtr>::New(env, &holder);
+      deferred_.Resolve(data_->constructor.New({ext}));
+    }
+    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+   private:
+    Napi::Promise::Deferred deferred_;
+    std::string path_;
+    TokenizerClassData* data_;
+    TokenizerPtr tokenizer_;
+  };
+
+  class EncodeWorker : public Napi::AsyncWorker {
+   public:
+    EncodeWorker(Napi::Env env, TokenizerPtr tokenizer, std::string text, bool add_bos, bool parse_special)
+        : Napi::AsyncWorker(env, "hcattn.Tokenizer.encodeAsync"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          tokenizer_(std::move(tokenizer)),
+          text_(std::move(text)),
+          add_bos_(add_bos),
+          parse_special_(parse_special) {}
+    Napi::Promise Promise() const { return deferred_.Promise(); }
+
+   protected:
+    void Execute() override {
+      try {
+        ids_ = tokenizer_->encode(text_, add_bos_, parse_special_);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override { deferred_.Resolve(to_int32_array(Env(), ids_)); }
+    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+   private:
+    Napi::Promise::Deferred deferred_;
+    TokenizerPtr tokenizer_;  // shared: the JS object may be collected while the worker runs
+    std::string text_;
+    bool add_bos_;
+    bool parse_special_;
+    std::vector<Token> ids_;
+  };
+
+  static Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      throw Napi::TypeError::New(env, "Tokenizer.load(path): path to a GGUF file (string) is required");
+    }
+    auto* data = static_cast<TokenizerClassData*>(info.Data());
+    auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), data);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  static Napi::Value ApplyChatTemplate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) {
+      throw Napi::TypeError::New(env, "applyChatTemplate(messages): messages must be an array of {role, content}");
+    }
+    const Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<ChatMessage> messages;
+    messages.reserve(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      const Napi::Value m = arr.Get(i);
+      if (!m.IsObject()) throw Napi::TypeError::New(env, "applyChatTemplate: every message must be {role, content}");
+      const Napi::Object o = m.As<Napi::Object>();
+      const Napi::Value role = o.Get("role");
+      const Napi::Value content = o.Get("content");
+      if (!role.IsString() || !content.IsString()) {
+        throw Napi::TypeError::New(env, "applyChatTemplate: message " + std::to_string(i) +
+                                            " needs string fields role and content");
+      }
+      messages.push_back({role.As<Napi::String>().Utf8Value(), content.As<Napi::String>().Utf8Value()});
+    }
+    const std::string text = hcattn::Tokenizer::apply_chat_template(messages, bool_argument(info, 1, true));
+    return Napi::String::New(env, text);
+  }
+
+  Napi::Value Encode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1) throw Napi::TypeError::New(env, "encode(text, addBos, parseSpecial): text is required");
+    const std::string text = text_argument(info[0], "encode: text");
+    const bool add_bos = bool_argument(info, 1, false);
+    const bool parse_special = bool_argument(info, 2, false);
+    return to_int32_array(env, js_errors(env, [&] { return tokenizer_->encode(text, add_bos, parse_special); }));
+  }
+
+  Napi::Value EncodeAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1) {
+      throw Napi::TypeError::New(env, "encodeAsync(text, addBos, parseSpecial): text is required");
+    }
+    auto* worker = new EncodeWorker(env, tokenizer_, text_argument(info[0], "encodeAsync: text"),
+                                    bool_argument(info, 1, false), bool_argument(info, 2, false));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  std::string decode_argument_bytes(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "decode(ids, special): ids are required");
+    const std::vector<Token> ids = ids_argument(info[0]);
+    const bool special = bool_argument(info, 1, false);
+    return js_errors(info.Env(), [&] { return tokenizer_->decode(ids, special); });
+  }
+
+  Napi::Value Decode(const Napi::CallbackInfo& info) {
+    const std::string bytes = decode_argument_bytes(info);
+    return Napi::String::New(info.Env(), bytes);
+  }
+
+  Napi::Value DecodeBytes(const Napi::CallbackInfo& info) {
+    const std::string bytes = decode_argument_bytes(info);
+    return Napi::Buffer<char>::Copy(info.Env(), bytes.data(), bytes.size());
+  }
+
+  Token id_argument(const Napi::CallbackInfo& info, const char* method) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      throw Napi::TypeError::New(info.Env(), std::string(method) + "(id): a token id (number) is required");
+    }
+    const Token id = info[0].As<Napi::Number>().Int32Value();
+    if (id < 0 || id >= tokenizer_->vocab_size()) {
+      throw Napi::RangeError::New(info.Env(), std::string(method) + ": token id " + std::to_string(id) +
+                                                  " is outside the vocabulary [0, " +
+                                                  std::to_string(tokenizer_->vocab_size()) + ")");
+    }
+    return id;
+  }
+
+  Napi::Value TokenToPiece(const Napi::CallbackInfo& info) {
+    const Token id = id_argument(info, "tokenToPiece");
+    const bool special = bool_argument(info, 1, false);
+    const std::string piece = js_errors(info.Env(), [&] { return tokenizer_->token_to_piece(id, special); });
+    return Napi::Buffer<char>::Copy(info.Env(), piece.data(), piece.size());
+  }
+
+  Napi::Value IsEndOfGeneration(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      throw Napi::TypeError::New(info.Env(), "isEndOfGeneration(id): a token id (number) is required");
+    }
+    return Napi::Boolean::New(info.Env(), tokenizer_->is_end_of_generation(info[0].As<Napi::Number>().Int32Value()));
+  }
+
+  Napi::Value VocabSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tokenizer_->vocab_size()); }
+  Napi::Value Bos(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tokenizer_->bos()); }
+  Napi::Value Eos(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tokenizer_->eos()); }
+
+  TokenizerPtr tokenizer_;
+};
+
+}  // namespace
+
+void register_tokenizer(Napi::Env env, Napi::Object exports) {
+  // Lives as long as the module instance; freed by the environment's cleanup hook.
+  auto* data = new TokenizerClassData();
+  Napi::Function cls = TokenizerWrap::Define(env, data);
+  data->constructor = Napi::Persistent(cls);
+  env.AddCleanupHook([data]() { delete data; });
+  exports.Set("Tokenizer", cls);
+}
+
+}  // namespace hcattn::addon
