@@ -1,6 +1,10 @@
 // GGUF v2/v3 reader: the file is memory-mapped, every header field, string length, array count, tensor
 // dim, type and offset is checked against the file size before use; any violation throws hcattn::Error
-// naming the field ("tensor 'blk.3.attn_q.weight': data [off, off+n) past end of file (size N)").
+// naming the field and its byte offset ("tensor 'blk.3.attn_q.weight' offset at byte 1234: data
+// [off, off + n) past end of file (size N)").
+// Tensor types: a file loads when every tensor type id is known (FORMATS.md §1.4), even types the
+// engine cannot compute with (IQ*, Q2_K, Q3_K, ...), so that tools can list such files; unknown ids
+// are a load error. The model loader calls TensorInfo::require_supported() on each tensor it uses.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +49,8 @@ struct TensorInfo {
   size_t nbytes = 0;
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
   size_t row_bytes() const;      // bytes of one ne[0] row in this type
+  // Throws an error naming the tensor and its type when quant::type_supported(type) is false.
+  void require_supported() const;
 };
 
 class File {
