@@ -1,0 +1,63 @@
+// The composition root: creates the parts, wires their events and hands back the API. No logic lives here.
+import * as vscode from "vscode";
+import type { ViewState } from "./chat/messages";
+import { ChatViewProvider } from "./chat/view";
+import { registerCommands } from "./commands/register";
+import { WorkspaceIndex } from "./commands/reindex";
+import { affectsIndex, affectsModel } from "./config";
+import { ModelSetting } from "./model/modelSetting";
+import { EngineStatusItem, stoppedEngineReport } from "./status";
+import type { IndexStats } from "./workspace/types";
+
+/** What activate() returns to other extensions and to the integration tests. */
+export interface RepoLlamaApi {
+  /** The stats of the latest workspace index, waiting for a run in progress. */
+  indexSummary(): Promise<IndexStats>;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
+  try {
+    return await start(context);
+  } catch (error) {
+    // VS Code does not show a notification when an extension fails to activate.
+    const message = error instanceof Error ? error.message : String(error);
+    void vscode.window.showErrorMessage(`Repo Llama failed to start: ${message}`);
+    throw error;
+  }
+}
+
+async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
+  const log = vscode.window.createOutputChannel("Repo Llama Engine", { log: true });
+  const status = new EngineStatusItem();
+  const index = new WorkspaceIndex(log);
+  const model = new ModelSetting();
+  const viewState = (): ViewState => ({ index: index.state, model: model.current });
+  const view = new ChatViewProvider(context.extensionUri, viewState);
+  context.subscriptions.push(log, status, index, model);
+
+  context.subscriptions.push(
+    vscode.window.registerWebviewViewProvider(ChatViewProvider.viewType, view),
+    ...registerCommands({
+      index,
+      model,
+      log,
+      globalStorageUri: context.globalStorageUri,
+      notify: (markdown) => view.notify(markdown),
+    }),
+    index.onDidChange(() => view.refresh()),
+    model.onDidChange((state) => {
+      view.refresh();
+      status.show(stoppedEngineReport(state));
+    }),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (affectsIndex(event)) void index.start();
+      if (affectsModel(event)) void model.refresh();
+    }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() => void index.start()),
+  );
+
+  log.info("Engine not started: this build has no engine yet.");
+  void index.start();
+  status.show(stoppedEngineReport(await model.refresh()));
+  return { indexSummary: () => index.summary() };
+}
