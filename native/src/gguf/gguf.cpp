@@ -356,11 +356,14 @@ void File::parse_all() {
                                                 quant::type_name(t.type) + " block size " + std::to_string(block_elems));
     }
     // nbytes = blocks per row * block bytes * rows; every factor is bounded, but the product may not be.
-    const uint64_t row_bytes = static_cast<uint64_t>(t.ne[0] / block_elems) * block_bytes;
+    const uint64_t blocks_per_row = static_cast<uint64_t>(t.ne[0] / block_elems);
     const uint64_t rows = n_elems == 0 ? 0 : n_elems / static_cast<uint64_t>(t.ne[0]);
-    if (rows != 0 && row_bytes > std::numeric_limits<size_t>::max() / rows) {
+    constexpr uint64_t kMaxBytes = std::numeric_limits<size_t>::max();
+    if (blocks_per_row > kMaxBytes / block_bytes ||
+        (rows != 0 && blocks_per_row * block_bytes > kMaxBytes / rows)) {
       c.fail(field, name_at, "data size overflows");
     }
+    const uint64_t row_bytes = blocks_per_row * block_bytes;
     t.nbytes = static_cast<size_t>(row_bytes * rows);
 
     const size_t offset_at = c.pos();
