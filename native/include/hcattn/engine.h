@@ -1,8 +1,22 @@
 // The engine's C++ API: the only header the addon and hcattn-cli include.
+//
+// A Model is a loaded GGUF (weights memory-mapped, tokenizer, thread pool). A Context is one token
+// sequence evaluated by that model: its KV cache, its positions and the logits after its last token.
+// Contexts of one model may live side by side; the model runs one computation at a time.
+// Every failure a caller can cause (bad file, bad argument, full context) throws std::runtime_error
+// (hcattn::Error inside the engine) with a message that says what to do.
 #pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace hcattn {
+
+using Token = int32_t;
 
 // How this build and this machine can run the engine.
 struct BuildInfo {
@@ -14,5 +28,176 @@ struct BuildInfo {
 };
 
 BuildInfo build_info();
+
+struct ModelOptions {
+  int threads = 0;           // CPU threads; 0: all hardware threads
+  std::string kv = "full";   // KV cache kind for new contexts: "full" (plain cache, the reference path)
+};
+
+// What a loaded model is (DESIGN §4 engine/load answer).
+struct ModelInfo {
+  std::string name;          // general.name, else the file name
+  std::string architecture;  // "llama"
+  std::string quantization;  // llama.cpp's file type name ("Q4_K_M", "Q8_0", "F32", ...)
+  int64_t parameters = 0;    // elements over all tensors
+  int64_t file_bytes = 0;
+  int n_ctx_train = 0;
+  int n_embd = 0;
+  int n_layer = 0;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;
+  int n_ff = 0;
+  int n_vocab = 0;
+  Token bos = -1;
+  Token eos = -1;
+  std::string digest;        // sha256 (hex) of metadata, tensor table and samples of every tensor's data
+};
+
+enum class KvType { F32, F16 };
+
+struct ContextOptions {
+  int n_ctx = 0;             // positions the context can hold; 0: min(n_ctx_train, 4096)
+  int n_batch = 512;         // tokens per prefill chunk (one batched matrix-matrix pass per chunk)
+  KvType kv_type = KvType::F32;
+};
+
+struct PrefillProgress {
+  int64_t done = 0;          // tokens of this call evaluated so far
+  int64_t total = 0;         // tokens of this call
+  double tokens_per_second = 0;
+};
+using ProgressFn = std::function<void(const PrefillProgress&)>;
+
+// Sampling as llama.cpp's common sampler chain orders it: repetition penalty, top-k, top-p, temperature,
+// then a draw. temperature <= 0 is greedy (argmax after the penalty).
+struct SamplingParams {
+  float temperature = 0.8f;
+  int top_k = 40;                // <= 0: whole vocabulary
+  float top_p = 0.95f;           // >= 1: off
+  float repeat_penalty = 1.0f;   // 1: off
+  int repeat_last_n = 64;        // how many recent tokens the penalty looks at
+  uint64_t seed = 0;             // draws are reproducible for a given seed
+};
+
+class Sampler {
+ public:
+  Sampler(const SamplingParams& params, int n_vocab);
+  // Picks the next token from raw logits (n_vocab values) given the tokens accepted so far.
+  Token sample(const float* logits);
+  // Records a token of the sequence (prompt or generated) for the repetition penalty.
+  void accept(Token token);
+
+ private:
+  SamplingParams params_;
+  int n_vocab_;
+  std::vector<Token> recent_;
+  uint64_t rng_state_;
+  struct Candidate {
+    Token id;
+    float logit;
+  };
+  std::vector<Candidate> candidates_;
+  std::vector<float> penalized_;
+  double next_uniform();
+};
+
+struct GenerateOptions {
+  int max_tokens = 256;
+  SamplingParams sampling;
+  std::vector<std::string> stop;      // stop strings (not part of the returned text)
+  std::vector<Token> stop_tokens;     // extra stop tokens; end-of-generation tokens always stop
+};
+
+struct GenerateStats {
+  int prompt_tokens = 0;      // tokens in the context before generation
+  int generated_tokens = 0;
+  double seconds = 0;
+  double tokens_per_second = 0;
+};
+
+struct GenerateResult {
+  std::string text;
+  std::vector<Token> tokens;
+  std::string stop_reason;    // "eog" | "stop" | "length" | "context" | "cancelled"
+  GenerateStats stats;
+};
+
+// Called with each generated token and the text it adds (complete UTF-8 only; text that may start a
+// stop string is held back until it is known not to).
+using TokenFn = std::function<void(Token token, const std::string& text)>;
+
+// Log-probabilities at one position: the K most likely next tokens, natural log, most likely first.
+struct TopLogprobs {
+  std::vector<std::pair<Token, float>> top;
+};
+
+class Model;
+
+class Context {
+ public:
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  int n_ctx() const;
+  int n_past() const;                        // tokens evaluated so far
+  const std::vector<Token>& tokens() const;  // those tokens
+  const std::vector<float>& logits() const;  // logits after the last token (empty before any)
+
+  // Appends tokens in chunks of n_batch, calling progress after each chunk. Returns false when cancel
+  // became true (checked before every chunk); the context then holds the chunks completed so far.
+  bool prefill(const std::vector<Token>& tokens, const ProgressFn& progress = {},
+               const std::atomic<bool>* cancel = nullptr);
+  // Appends one token and returns the logits after it.
+  const std::vector<float>& decode(Token token);
+  // Appends tokens and returns the logits after every one of them: tokens.size() rows of n_vocab.
+  std::vector<float> eval_logits(const std::vector<Token>& tokens, const std::atomic<bool>* cancel = nullptr);
+  // Samples up to options.max_tokens tokens after the current ones (the context must not be empty).
+  GenerateResult generate(const GenerateOptions& options, const TokenFn& on_token = {},
+                          const std::atomic<bool>* cancel = nullptr);
+
+  // Keeps the first n tokens (their KV entries stay exact); the logits are cleared.
+  void truncate(int n);
+  // A new context holding a copy of the first n_prefix tokens of this one (n_prefix < 0: all).
+  std::unique_ptr<Context> fork(int n_prefix = -1) const;
+
+ private:
+  friend class Model;
+  struct Impl;
+  explicit Context(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Model : public std::enable_shared_from_this<Model> {
+ public:
+  // Maps and validates the file, reads hyperparameters, weights and tokenizer. Throws on any problem.
+  static std::shared_ptr<Model> load(const std::string& path, const ModelOptions& options = {});
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelInfo& info() const;
+  int threads() const;
+
+  std::vector<Token> tokenize(std::string_view text, bool add_bos, bool parse_special) const;
+  std::string token_to_piece(Token token, bool special = false) const;
+  std::string detokenize(const std::vector<Token>& tokens, bool special = false) const;
+  bool is_end_of_generation(Token token) const;
+
+  std::unique_ptr<Context> create_context(const ContextOptions& options = {});
+
+  struct Impl;
+
+ private:
+  Model();
+  std::unique_ptr<Impl> impl_;
+  friend class Context;
+};
+
+// Natural-log softmax of n logits (in double, as the oracle tests compare it).
+std::vector<float> log_softmax(const float* logits, int n);
+// The k largest log-probabilities of n logits, most likely first (ties: lower id first).
+TopLogprobs top_logprobs(const float* logits, int n, int k);
 
 }  // namespace hcattn

@@ -1,0 +1,409 @@
+// Model and Context: the engine API of hcattn/engine.h on top of the GGUF reader, the tokenizer and
+// the llama forward pass.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "common/error.h"
+#include "cpu/threadpool.h"
+#include "engine/sha256.h"
+#include "gguf/gguf.h"
+#include "hcattn/engine.h"
+#include "model/kv_cache.h"
+#include "model/llama.h"
+#include "quant/types.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hcattn {
+
+struct Model::Impl {
+  std::unique_ptr<gguf::File> file;
+  std::unique_ptr<model::Llama> llama;
+  std::unique_ptr<Tokenizer> tokenizer;  // null when the file's vocabulary cannot be used for text
+  std::string tokenizer_error;           // why, then
+  std::unique_ptr<cpu::ThreadPool> pool;
+  ModelInfo info;
+  ModelOptions options;
+  std::mutex compute;                    // the pool runs one forward pass at a time
+
+  const Tokenizer& text_tokenizer() const {
+    if (!tokenizer) throw Error("this model's vocabulary cannot convert text: " + tokenizer_error);
+    return *tokenizer;
+  }
+};
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// llama.cpp's names for general.file_type (FORMATS §1.5).
+std::string file_type_name(uint64_t ft) {
+  switch (ft) {
+    case 0: return "F32";
+    case 1: return "F16";
+    case 2: return "Q4_0";
+    case 3: return "Q4_1";
+    case 7: return "Q8_0";
+    case 8: return "Q5_0";
+    case 9: return "Q5_1";
+    case 10: return "Q2_K";
+    case 11: return "Q3_K_S";
+    case 12: return "Q3_K_M";
+    case 13: return "Q3_K_L";
+    case 14: return "Q4_K_S";
+    case 15: return "Q4_K_M";
+    case 16: return "Q5_K_S";
+    case 17: return "Q5_K_M";
+    case 18: return "Q6_K";
+    case 32: return "BF16";
+    default: return "type " + std::to_string(ft);
+  }
+}
+
+// The type holding most weight elements, for files without general.file_type.
+std::string dominant_type(const gguf::File& f) {
+  std::vector<int64_t> elems(64, 0);
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    const auto id = static_cast<size_t>(t.type);
+    if (id < elems.size()) elems[id] += t.ne[0] * t.rows();
+  }
+  const auto best = static_cast<int32_t>(std::max_element(elems.begin(), elems.end()) - elems.begin());
+  return quant::type_name(static_cast<quant::GgmlType>(best));
+}
+
+// A fingerprint that changes with any metadata, the tensor table, or the data (sampled: the first and
+// last 4 KiB of every tensor), and costs milliseconds even for a 5 GB file.
+std::string model_digest(const gguf::File& f) {
+  engine::Sha256 sha;
+  const uint64_t size = f.size();
+  sha.update(&size, sizeof size);
+  for (const auto& [key, v] : f.metadata()) {
+    sha.update(key.data(), key.size());
+    sha.update(&v.type, sizeof v.type);
+    sha.update(&v.i, sizeof v.i);
+    sha.update(&v.u, sizeof v.u);
+    sha.update(&v.f, sizeof v.f);
+    sha.update(v.str.data(), v.str.size());
+    for (std::string_view s : v.strs) sha.update(s.data(), s.size() + 1);
+    if (!v.ints.empty()) sha.update(v.ints.data(), v.ints.size() * sizeof(int64_t));
+    if (!v.nums.empty()) sha.update(v.nums.data(), v.nums.size() * sizeof(double));
+  }
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    sha.update(t.name.data(), t.name.size() + 1);
+    sha.update(&t.type, sizeof t.type);
+    sha.update(t.ne, sizeof t.ne);
+    sha.update(&t.offset, sizeof t.offset);
+    const size_t sample = std::min<size_t>(t.nbytes, 4096);
+    sha.update(t.data, sample);
+    sha.update(t.data + (t.nbytes - sample), sample);
+  }
+  return sha.hex_digest();
+}
+
+ModelInfo describe(const gguf::File& f, const model::Llama& llama, const Tokenizer* tok) {
+  const model::Hparams& h = llama.hparams();
+  ModelInfo info;
+  std::string base = f.path();
+  if (const size_t slash = base.find_last_of("/\\"); slash != std::string::npos) base = base.substr(slash + 1);
+  info.name = f.get_string_or("general.name", base);
+  info.architecture = f.get_string("general.architecture");
+  const gguf::Value* ft = f.find("general.file_type");
+  info.quantization = ft ? file_type_name(f.get_uint("general.file_type")) : dominant_type(f);
+  for (const gguf::TensorInfo& t : f.tensors()) info.parameters += t.ne[0] * t.rows();
+  info.file_bytes = static_cast<int64_t>(f.size());
+  info.n_ctx_train = h.n_ctx_train;
+  info.n_embd = h.n_embd;
+  info.n_layer = h.n_layer;
+  info.n_head = h.n_head;
+  info.n_head_kv = h.n_head_kv;
+  info.head_dim = h.head_dim;
+  info.n_ff = h.n_ff;
+  info.n_vocab = h.n_vocab;
+  if (tok) {
+    info.bos = tok->bos();
+    info.eos = tok->eos();
+  } else {
+    info.bos = static_cast<Token>(f.get_uint_or("tokenizer.ggml.bos_token_id", static_cast<uint64_t>(-1)));
+    info.eos = static_cast<Token>(f.get_uint_or("tokenizer.ggml.eos_token_id", static_cast<uint64_t>(-1)));
+  }
+  info.digest = model_digest(f);
+  return info;
+}
+
+}  // namespace
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+
+std::shared_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
+  if (options.kv != "full") {
+    throw Error("KV cache kind '" + options.kv + "' is not available in this build; use \"full\"");
+  }
+  std::shared_ptr<Model> m(new Model());
+  Impl& im = *m->impl_;
+  im.options = options;
+  im.file = gguf::File::open(path);
+  im.llama = std::make_unique<model::Llama>(*im.file);
+  try {
+    im.tokenizer = Tokenizer::from_gguf(*im.file);
+  } catch (const std::exception& e) {
+    // Token-id evaluation still works (the oracle tests use it on placeholder vocabularies).
+    im.tokenizer_error = e.what();
+  }
+  im.pool = std::make_unique<cpu::ThreadPool>(options.threads);
+  im.info = describe(*im.file, *im.llama, im.tokenizer.get());
+  return m;
+}
+
+const ModelInfo& Model::info() const { return impl_->info; }
+int Model::threads() const { return impl_->pool->size(); }
+
+std::vector<Token> Model::tokenize(std::string_view text, bool add_bos, bool parse_special) const {
+  return impl_->text_tokenizer().encode(text, add_bos, parse_special);
+}
+
+std::string Model::token_to_piece(Token token, bool special) const {
+  return impl_->text_tokenizer().token_to_piece(token, special);
+}
+
+std::string Model::detokenize(const std::vector<Token>& tokens, bool special) const {
+  return impl_->text_tokenizer().decode(tokens, special);
+}
+
+bool Model::is_end_of_generation(Token token) const {
+  if (impl_->tokenizer) return impl_->tokenizer->is_end_of_generation(token);
+  return token == impl_->info.eos;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+struct Context::Impl {
+  std::shared_ptr<Model> model;
+  ContextOptions options;
+  std::unique_ptr<model::KvCache> kv;
+  std::unique_ptr<model::Activations> act;  // allocated on first use
+  std::vector<Token> tokens;
+  std::vector<float> logits;                // (n_vocab) after the last token
+
+  const model::Llama& llama() const { return *model->impl_->llama; }
+  model::Activations& activations() {
+    if (!act) act = std::make_unique<model::Activations>(llama().hparams(), options.n_batch);
+    return *act;
+  }
+  void check_room(size_t n_new) const {
+    if (tokens.size() + n_new > static_cast<size_t>(options.n_ctx)) {
+      throw Error("context is full: " + std::to_string(tokens.size()) + " + " + std::to_string(n_new) +
+                  " tokens exceed its " + std::to_string(options.n_ctx) + " positions; create it with a larger nCtx");
+    }
+  }
+  // Runs one chunk; out receives all rows of logits when all_logits, else the last row.
+  void run_chunk(const Token* ids, int n, bool all_logits, float* out) {
+    std::lock_guard<std::mutex> lock(model->impl_->compute);
+    llama().forward(ids, n, static_cast<int>(tokens.size()), *kv, activations(), *model->impl_->pool, all_logits, out);
+    tokens.insert(tokens.end(), ids, ids + n);
+  }
+};
+
+std::unique_ptr<Context> Model::create_context(const ContextOptions& options) {
+  auto impl = std::make_unique<Context::Impl>();
+  impl->model = shared_from_this();
+  impl->options = options;
+  if (impl->options.n_ctx <= 0) impl->options.n_ctx = std::min(impl_->info.n_ctx_train, 4096);
+  if (impl->options.n_batch <= 0) throw Error("n_batch must be positive");
+  impl->options.n_batch = std::min(impl->options.n_batch, impl->options.n_ctx);
+  impl->kv = model::make_full_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx,
+                                       options.kv_type == KvType::F16 ? model::KvStorage::F16 : model::KvStorage::F32);
+  return std::unique_ptr<Context>(new Context(std::move(impl)));
+}
+
+Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Context::~Context() = default;
+
+int Context::n_ctx() const { return impl_->options.n_ctx; }
+int Context::n_past() const { return static_cast<int>(impl_->tokens.size()); }
+const std::vector<Token>& Context::tokens() const { return impl_->tokens; }
+const std::vector<float>& Context::logits() const { return impl_->logits; }
+
+bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progress, const std::atomic<bool>* cancel) {
+  impl_->check_room(tokens.size());
+  const int n_vocab = impl_->llama().hparams().n_vocab;
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t done = 0;
+  while (done < tokens.size()) {
+    if (cancel && cancel->load()) return false;
+    const int n = static_cast<int>(std::min(tokens.size() - done, static_cast<size_t>(impl_->options.n_batch)));
+    std::vector<float> last(n_vocab);
+    impl_->run_chunk(tokens.data() + done, n, false, last.data());
+    impl_->logits.swap(last);
+    done += n;
+    if (progress) {
+      const double s = seconds_since(t0);
+      progress({static_cast<int64_t>(done), static_cast<int64_t>(tokens.size()), s > 0 ? done / s : 0.0});
+    }
+  }
+  return true;
+}
+
+const std::vector<float>& Context::decode(Token token) {
+  impl_->check_room(1);
+  std::vector<float> next(impl_->llama().hparams().n_vocab);
+  impl_->run_chunk(&token, 1, false, next.data());
+  impl_->logits.swap(next);
+  return impl_->logits;
+}
+
+std::vector<float> Context::eval_logits(const std::vector<Token>& tokens, const std::atomic<bool>* cancel) {
+  impl_->check_room(tokens.size());
+  const size_t n_vocab = impl_->llama().hparams().n_vocab;
+  std::vector<float> out(tokens.size() * n_vocab);
+  size_t done = 0;
+  while (done < tokens.size()) {
+    if (cancel && cancel->load()) throw Error("evaluation cancelled");
+    const int n = static_cast<int>(std::min(tokens.size() - done, static_cast<size_t>(impl_->options.n_batch)));
+    impl_->run_chunk(tokens.data() + done, n, true, out.data() + done * n_vocab);
+    done += n;
+  }
+  if (!tokens.empty()) impl_->logits.assign(out.end() - n_vocab, out.end());
+  return out;
+}
+
+void Context::truncate(int n) {
+  if (n < 0 || n > n_past()) throw Error("truncate: " + std::to_string(n) + " is outside 0.." + std::to_string(n_past()));
+  impl_->tokens.resize(n);
+  impl_->logits.clear();
+}
+
+std::unique_ptr<Context> Context::fork(int n_prefix) const {
+  const int n = n_prefix < 0 ? n_past() : n_prefix;
+  if (n > n_past()) throw Error("fork: prefix " + std::to_string(n) + " is longer than the context (" + std::to_string(n_past()) + ")");
+  auto impl = std::make_unique<Impl>();
+  impl->model = impl_->model;
+  impl->options = impl_->options;
+  impl->kv = impl_->kv->clone_prefix(n);
+  impl->tokens.assign(impl_->tokens.begin(), impl_->tokens.begin() + n);
+  if (n == n_past()) impl->logits = impl_->logits;
+  return std::unique_ptr<Context>(new Context(std::move(impl)));
+}
+
+namespace {
+
+// Length of the longest prefix of s that is complete UTF-8 (a multi-byte character may span tokens).
+size_t complete_utf8_prefix(const std::string& s) {
+  size_t i = s.size();
+  for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+    const auto c = static_cast<unsigned char>(s[s.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead byte
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > back) i = s.size() - back;
+    break;
+  }
+  return i;
+}
+
+// How many trailing bytes of text could be the start of a stop string (and so must be held back).
+size_t stop_prefix_overlap(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const std::string& s : stops) {
+    for (size_t len = std::min(s.size() - 1, text.size()); len > hold; --len) {
+      if (text.compare(text.size() - len, len, s, 0, len) == 0) {
+        hold = len;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+}  // namespace
+
+GenerateResult Context::generate(const GenerateOptions& options, const TokenFn& on_token, const std::atomic<bool>* cancel) {
+  if (impl_->logits.empty()) {
+    throw Error("generate: the context has no logits yet; prefill a prompt first");
+  }
+  const Model& model = *impl_->model;
+  Sampler sampler(options.sampling, impl_->llama().hparams().n_vocab);
+  for (Token t : impl_->tokens) sampler.accept(t);
+  std::vector<std::string> stops;
+  for (const std::string& s : options.stop) {
+    if (!s.empty()) stops.push_back(s);
+  }
+
+  GenerateResult r;
+  r.stats.prompt_tokens = n_past();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string text;     // everything generated so far
+  size_t emitted = 0;   // bytes of text already passed to on_token
+  r.stop_reason = "length";
+  while (static_cast<int>(r.tokens.size()) < options.max_tokens) {
+    if (cancel && cancel->load()) {
+      r.stop_reason = "cancelled";
+      break;
+    }
+    const Token tok = sampler.sample(impl_->logits.data());
+    if (model.is_end_of_generation(tok) ||
+        std::find(options.stop_tokens.begin(), options.stop_tokens.end(), tok) != options.stop_tokens.end()) {
+      r.stop_reason = "eog";
+      break;
+    }
+    sampler.accept(tok);
+    r.tokens.push_back(tok);
+    text += impl_->model->impl_->tokenizer ? model.token_to_piece(tok) : std::string();
+    bool stopped = false;
+    for (const std::string& s : stops) {
+      const size_t at = text.find(s, emitted > s.size() ? emitted - s.size() : 0);
+      if (at != std::string::npos) {
+        text.resize(at);
+        stopped = true;
+      }
+    }
+    const size_t ready = stopped ? text.size()
+                                 : std::min(complete_utf8_prefix(text), text.size() - stop_prefix_overlap(text, stops));
+    if (on_token) on_token(tok, ready > emitted ? text.substr(emitted, ready - emitted) : std::string());
+    emitted = std::max(emitted, ready);
+    if (stopped) {
+      r.stop_reason = "stop";
+      break;
+    }
+    if (static_cast<int>(r.tokens.size()) >= options.max_tokens) break;
+    if (n_past() >= n_ctx()) {
+      r.stop_reason = "context";
+      break;
+    }
+    decode(tok);
+  }
+  r.text = text;
+  r.stats.generated_tokens = static_cast<int>(r.tokens.size());
+  r.stats.seconds = seconds_since(t0);
+  r.stats.tokens_per_second = r.stats.seconds > 0 ? r.tokens.size() / r.stats.seconds : 0.0;
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+std::vector<float> log_softmax(const float* logits, int n) {
+  const float max_logit = *std::max_element(logits, logits + n);
+  double sum = 0.0;
+  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max_logit);
+  const double log_z = max_logit + std::log(sum);
+  std::vector<float> out(n);
+  for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - log_z);
+  return out;
+}
+
+TopLogprobs top_logprobs(const float* logits, int n, int k) {
+  const std::vector<float> lp = log_softmax(logits, n);
+  std::vector<Token> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = i;
+  k = std::max(0, std::min(k, n));
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](Token a, Token b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+  TopLogprobs r;
+  for (int i = 0; i < k; ++i) r.top.emplace_back(ids[i], lp[ids[i]]);
+  return r;
+}
+
+}  // namespace hcattn

@@ -1,0 +1,45 @@
+// The KV cache behind one narrow interface. The forward pass hands it each layer's post-RoPE keys and
+// values and asks it for the attention output; how keys and values are stored and which of them a
+// query reads (all of them here; HCAttention's selection later) is the cache's business.
+//
+// Invariants: positions are dense, [0, n) of a context; attend() for a query at position p reads
+// entries [0, p] of the same layer, which must all have been stored; truncating a context only lowers
+// its n, so entries past it are simply overwritten later.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "cpu/threadpool.h"
+
+namespace hcattn::model {
+
+struct KvShape {
+  int n_layer = 0;
+  int n_head = 0;      // query heads
+  int n_head_kv = 0;   // key/value heads; query head h reads KV head h / (n_head / n_head_kv)
+  int head_dim = 0;
+  float kq_scale = 0;  // multiplies q·k before the softmax
+};
+
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual int capacity() const = 0;
+
+  // k, v: (n_tokens, n_head_kv * head_dim) for positions [pos, pos + n_tokens) of one layer.
+  virtual void store(int layer, int pos, int n_tokens, const float* k, const float* v) = 0;
+  // Causal attention for n_tokens queries at positions [pos, pos + n_tokens) of one layer.
+  // q, out: (n_tokens, n_head * head_dim).
+  virtual void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) = 0;
+  // A cache holding a copy of positions [0, n).
+  virtual std::unique_ptr<KvCache> clone_prefix(int n) const = 0;
+};
+
+enum class KvStorage { F32, F16 };
+
+// The plain full-attention cache: every key and value kept, every query attends to all of them.
+// With F16 storage it rounds where llama.cpp's F16 cache rounds without flash attention (FORMATS §6.2):
+// K and V when stored, the query before q·k, and the probabilities before p·V.
+std::unique_ptr<KvCache> make_full_kv_cache(const KvShape& shape, int capacity, KvStorage storage);
+
+}  // namespace hcattn::model
