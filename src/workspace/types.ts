@@ -43,6 +43,8 @@ export interface Segment {
   text: string;
   hash: string; // sha256 of text, hex
   chainHash: string; // hex
+  /** Cheap estimate of the segment's Llama-3 tokens (see estimateTokens in segments.ts). */
+  estimatedTokens: number;
 }
 
 export interface IndexStats {
