@@ -1,0 +1,184 @@
+// The matmul driver: checks the weight view, converts the activations of all tokens to the weight
+// type's dot format once (FORMATS.md §2.4), then splits the weight rows across the pool's threads and
+// runs the best kernel the CPU has. Also the double-precision reference the kernels are tested against.
+#include "cpu/matmul.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "cpu/matmul_kernels.h"
+#include "quant/activation.h"
+
+namespace hcattn::cpu {
+
+using quant::GgmlType;
+
+namespace {
+
+// Rows per parallel chunk: the AVX-512 prefill kernels work on panels of 16 rows, and a multiple of
+// 16 also keeps two threads from writing the same cache line of y in the decode case.
+constexpr int64_t kRowGrain = 16;
+
+void check_weight(const WeightView& w, const char* who) {
+  const std::string where = std::string(who) + ": ";
+  if (!quant::type_supported(w.type)) {
+    throw Error(where + "weight type " + quant::type_name(w.type) +
+                " is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K are); requantize the model");
+  }
+  if (!w.data || w.rows <= 0 || w.cols <= 0) {
+    throw Error(where + "empty weight view (" + std::to_string(w.rows) + " x " + std::to_string(w.cols) + ")");
+  }
+  const size_t need = quant::row_size(w.type, w.cols);  // throws when cols is not a multiple of the block
+  if (w.row_bytes < need) {
+    throw Error(where + "row stride " + std::to_string(w.row_bytes) + " bytes is smaller than a " +
+                quant::type_name(w.type) + " row of " + std::to_string(w.cols) + " elements (" +
+                std::to_string(need) + " bytes)");
+  }
+}
+
+GgmlType dot_type_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::F16: return GgmlType::F16;
+    case GgmlType::BF16: return GgmlType::BF16;
+    case GgmlType::Q4_0:
+    case GgmlType::Q8_0: return GgmlType::Q8_0;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return GgmlType::Q8_K;
+    default: return GgmlType::F32;
+  }
+}
+
+// Per-thread storage for the converted activations, reused across calls so that a decode step does not
+// allocate.
+struct ActsStorage {
+  std::vector<uint8_t> rows;
+  std::vector<float> block_scale;
+  std::vector<int32_t> block_bias;
+};
+
+PackedActs pack_activations(SimdLevel level, const WeightView& w, const float* x, int64_t n_tokens,
+                            ThreadPool& pool, ActsStorage& st) {
+  PackedActs a;
+  a.dot_type = dot_type_of(w.type);
+  a.n_tokens = n_tokens;
+  a.cols = w.cols;
+  if (a.dot_type == GgmlType::F32) {
+    a.rows = reinterpret_cast<const uint8_t*>(x);
+    a.row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
+    return a;
+  }
+  a.row_bytes = quant::row_size(a.dot_type, w.cols);
+  st.rows.resize(a.row_bytes * n_tokens);
+  const int64_t blocks = w.cols / quant::QK;
+  if (a.dot_type == GgmlType::Q8_0) {
+    st.block_scale.resize(blocks * n_tokens);
+    st.block_bias.resize(blocks * n_tokens);
+  }
+  const quant::ActivationKernels& k = quant::activation_kernels(level);
+  const int offset = legacy_code_offset(w.type);
+  const int64_t cols = w.cols;
+  auto convert = [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* dst = st.rows.data() + t * a.row_bytes;
+      const float* src = x + t * cols;
+      switch (a.dot_type) {
+        case GgmlType::F16: k.f16(src, reinterpret_cast<uint16_t*>(dst), cols); break;
+        case GgmlType::BF16: k.bf16(src, reinterpret_cast<uint16_t*>(dst), cols); break;
+        case GgmlType::Q8_K: k.q8_k(src, reinterpret_cast<quant::BlockQ8_K*>(dst), cols); break;
+        default: {
+          auto* blk = reinterpret_cast<quant::BlockQ8_0*>(dst);
+          k.q8_0(src, blk, cols);
+          for (int64_t b = 0; b < blocks; ++b) {
+            int sum = 0;
+            for (int j = 0; j < quant::QK; ++j) sum += blk[b].qs[j];
+            st.block_scale[t * blocks + b] = quant::fp16_to_fp32(blk[b].d);
+            st.block_bias[t * blocks + b] = -offset * sum;
+          }
+        }
+      }
+    }
+  };
+  pool.parallel_for(n_tokens, 1, convert);
+  a.rows = st.rows.data();
+  if (a.dot_type == GgmlType::Q8_0) {
+    a.block_scale = st.block_scale.data();
+    a.block_bias = st.block_bias.data();
+  }
+  return a;
+}
+
+RowsKernel pick_kernel(SimdLevel level, GgmlType t) {
+  RowsKernel k = nullptr;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (level == SimdLevel::Avx512) k = rows_kernel_avx512(t);
+  if (!k && static_cast<int>(level) >= static_cast<int>(SimdLevel::Avx2)) k = rows_kernel_avx2(t);
+#endif
+  if (!k) k = rows_kernel_scalar(t);
+  return k;
+}
+
+}  // namespace
+
+void matmul_at_level(SimdLevel level, const WeightView& w, const float* x, int64_t n_tokens, float* y,
+                     ThreadPool& pool) {
+  check_weight(w, "matmul");
+  if (n_tokens <= 0) return;
+  if (static_cast<int>(level) > static_cast<int>(simd_level())) level = simd_level();
+  thread_local ActsStorage storage;
+  const PackedActs acts = pack_activations(level, w, x, n_tokens, pool, storage);
+  const RowsKernel kernel = pick_kernel(level, w.type);
+  pool.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) { kernel(w, acts, r0, r1, y); });
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  matmul_at_level(simd_level(), w, x, n_tokens, y, pool);
+}
+
+void matmul_reference(const WeightView& w, const float* x, int64_t n_tokens, float* y) {
+  check_weight(w, "matmul_reference");
+  const int64_t cols = w.cols;
+  // Each token's activations as the kernels see them: rounded to the dot type, then widened to float.
+  std::vector<float> acts(static_cast<size_t>(cols * n_tokens));
+  const GgmlType dot = dot_type_of(w.type);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* src = x + t * cols;
+    float* dst = acts.data() + t * cols;
+    switch (dot) {
+      case GgmlType::F16:
+        for (int64_t i = 0; i < cols; ++i) dst[i] = quant::fp16_to_fp32(quant::fp32_to_fp16(src[i]));
+        break;
+      case GgmlType::BF16:
+        for (int64_t i = 0; i < cols; ++i) dst[i] = quant::bf16_to_fp32(quant::fp32_to_bf16(src[i]));
+        break;
+      case GgmlType::Q8_0: {
+        std::vector<quant::BlockQ8_0> q(cols / quant::QK);
+        quant::quantize_row_q8_0(src, q.data(), cols);
+        quant::dequantize_row(GgmlType::Q8_0, q.data(), dst, cols);
+        break;
+      }
+      case GgmlType::Q8_K: {
+        std::vector<quant::BlockQ8_K> q(cols / quant::QK_K);
+        quant::quantize_row_q8_k(src, q.data(), cols);
+        for (int64_t i = 0; i < cols; ++i) dst[i] = q[i / quant::QK_K].d * q[i / quant::QK_K].qs[i % quant::QK_K];
+        break;
+      }
+      default:
+        std::copy(src, src + cols, dst);
+    }
+  }
+  std::vector<float> wrow(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    quant::dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + r * w.row_bytes, wrow.data(), cols);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* a = acts.data() + t * cols;
+      double sum = 0.0;
+      for (int64_t i = 0; i < cols; ++i) sum += static_cast<double>(wrow[i]) * a[i];
+      y[t * w.rows + r] = static_cast<float>(sum);
+    }
+  }
+}
+
+}  // namespace hcattn::cpu
