@@ -1,5 +1,8 @@
 // The table of CLI commands; each lives in its own module under src/cli/.
+import { evalCommand } from "./eval";
+import { generateCommand } from "./generate";
 import { indexCommand } from "./index";
+import { tokenizeCommand } from "./tokenize";
 
 export interface CliCommand {
   summary: string;
@@ -8,3 +11,6 @@ export interface CliCommand {
 
 export const commands: Record<string, CliCommand> = {};
 commands.index = indexCommand;
+commands.tokenize = tokenizeCommand;
+commands.eval = evalCommand;
+commands.generate = generateCommand;

@@ -1,0 +1,156 @@
+// The native engine (hcattn.node): its typed surface and where it is found. The bundles in dist/ load
+// the copy esbuild puts next to them; a source checkout falls back to the cmake-js build folder.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import * as path from "node:path";
+
+export interface BuildInfo {
+  version: string;
+  simd: "avx512" | "avx2" | "scalar";
+  cudaCompiled: boolean;
+  cudaDevices: number;
+  cudaNote: string;
+}
+
+export interface ModelInfo {
+  name: string;
+  architecture: string;
+  quantization: string;
+  parameters: number;
+  fileBytes: number;
+  nCtxTrain: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  nFf: number;
+  nVocab: number;
+  bos: number;
+  eos: number;
+  digest: string;
+  threads: number;
+}
+
+export interface SamplingOptions {
+  /** 0 (or less) is greedy. Default 0.8. */
+  temperature?: number;
+  /** 0: whole vocabulary. Default 40. */
+  topK?: number;
+  /** 1: off. Default 0.95. */
+  topP?: number;
+  /** 1: off (default). */
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  seed?: number;
+}
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  sampling?: SamplingOptions;
+  /** Stop strings; they are not part of the returned text. */
+  stop?: string[];
+  /** Extra stop token ids; end-of-generation tokens always stop. */
+  stopTokens?: number[];
+}
+
+export interface GenerateResult {
+  text: string;
+  tokens: Int32Array;
+  stopReason: "eog" | "stop" | "length" | "context" | "cancelled";
+  stats: { promptTokens: number; generatedTokens: number; seconds: number; tokensPerSecond: number };
+}
+
+export interface PrefillProgress {
+  done: number;
+  total: number;
+  tokensPerSecond: number;
+}
+
+export interface PrefillResult {
+  evaluated: number;
+  cancelled: boolean;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+export interface EvalLogitsResult {
+  /** Per position: the K most likely next tokens as [id, natural-log probability], most likely first. */
+  top: Array<Array<[number, number]>>;
+  nVocab: number;
+  /** With {full: true}: every position's log-probabilities over the whole vocabulary, (positions, nVocab). */
+  logprobs?: Float32Array;
+}
+
+export interface Context {
+  readonly nPast: number;
+  readonly nCtx: number;
+  readonly tokens: Int32Array;
+  prefill(tokens: ArrayLike<number>, onProgress?: (p: PrefillProgress) => void): Promise<PrefillResult>;
+  evalLogits(tokens: ArrayLike<number>, topK?: number, options?: { full?: boolean }): Promise<EvalLogitsResult>;
+  generate(options: GenerateOptions, onToken?: (text: string, id: number) => void): Promise<GenerateResult>;
+  /** Stops the running prefill (before its next chunk) or generation (before its next token). */
+  cancel(): void;
+  truncate(n: number): void;
+  fork(nPrefix?: number): Context;
+  /** Frees the KV cache now instead of at garbage collection. */
+  dispose(): void;
+}
+
+export interface ContextOptions {
+  nCtx?: number;
+  nBatch?: number;
+  kvType?: "f32" | "f16";
+}
+
+export interface Model {
+  readonly info: ModelInfo;
+  tokenize(text: string | Uint8Array, addBos?: boolean, parseSpecial?: boolean): Promise<Int32Array>;
+  detokenize(ids: ArrayLike<number>, special?: boolean): string;
+  tokenToPiece(id: number, special?: boolean): string;
+  isEndOfGeneration(id: number): boolean;
+  createContext(options?: ContextOptions): Context;
+}
+
+export interface ModelStatic {
+  load(path: string, options?: { threads?: number; kv?: "full" }): Promise<Model>;
+}
+
+export interface HcattnAddon {
+  buildInfo(): BuildInfo;
+  Model: ModelStatic;
+}
+
+/** Places hcattn.node is looked for, in order. */
+export function addonCandidates(): string[] {
+  const here = __dirname;
+  const list = [path.join(here, "hcattn.node"), path.join(here, "..", "build", "native", "Release", "hcattn.node")];
+  // From src/engine/ (tests run against sources): the repository root is two levels up.
+  list.push(path.join(here, "..", "..", "build", "native", "Release", "hcattn.node"));
+  const override = process.env.HCATTN_ADDON;
+  return override ? [override, ...list] : list;
+}
+
+let loaded: HcattnAddon | undefined;
+
+/** Loads the engine once; throws an error that says how to build it when it is missing or broken. */
+export function loadAddon(): HcattnAddon {
+  if (loaded) return loaded;
+  const candidates = addonCandidates();
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `the native engine (hcattn.node) was not found; looked in:\n  ${candidates.join("\n  ")}\n` +
+        "Build it with `npm run build` (or `npm run build:native && npm run build:ts`), or set HCATTN_ADDON to its path.",
+    );
+  }
+  try {
+    loaded = createRequire(__filename)(found) as HcattnAddon;
+  } catch (error) {
+    throw new Error(
+      `the native engine at ${found} could not be loaded: ${(error as Error).message}\n` +
+        "It may have been built for another Node version or platform; rebuild it with `npm run build:native`.",
+    );
+  }
+  return loaded;
+}
