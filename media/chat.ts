@@ -2,7 +2,7 @@
 // view shows the last known state at once when it is opened again.
 import { type FromWebview, type IndexState, type ToWebview, type ViewState, chatDisabledHint, modelProblemMessage } from "../src/chat/messages";
 import { CommandIds } from "../src/commands/ids";
-import { formatIndexTotals, formatSkipped } from "../src/chat/summary";
+import { formatBytes, formatIndexTotals, formatSkipped } from "../src/chat/summary";
 import { renderMarkdown } from "./markdown";
 
 interface PersistedState {
@@ -26,6 +26,8 @@ function element<T extends HTMLElement>(id: string): T {
 
 const indexTotals = element("index-totals");
 const indexSkipped = element("index-skipped");
+const modelSection = element("model");
+const modelSummary = element("model-summary");
 const noModel = element("no-model");
 const noModelText = element("no-model-text");
 const answer = element("answer");
@@ -68,13 +70,23 @@ function renderIndex(index: IndexState): void {
 
 function renderView(view: ViewState): void {
   renderIndex(view.index);
-  const problem = modelProblemMessage(view.model);
+  const model = view.model;
+  modelSection.hidden = model.kind !== "configured";
+  if (model.kind === "configured") {
+    modelSummary.textContent = `${fileName(model.path)} · GGUF v${model.ggufVersion} · ${formatBytes(model.bytes)}`;
+    modelSummary.title = model.path;
+  }
+  const problem = modelProblemMessage(model);
   noModel.hidden = problem === undefined;
   noModelText.textContent = problem ?? "";
   const hint = chatDisabledHint(view.model);
   chatInput.disabled = hint !== undefined;
   askButton.disabled = hint !== undefined;
   chatHint.textContent = hint ?? "";
+}
+
+function fileName(filePath: string): string {
+  return filePath.split(/[\\/]/).pop() ?? filePath;
 }
 
 function renderNotices(): void {

@@ -43,7 +43,7 @@ export const NO_MODEL_MESSAGE =
   "No model is configured. Repo Llama answers with a local Llama-3 model in GGUF format: select a .gguf file on this machine or download one.";
 
 export const ENGINE_MISSING_MESSAGE =
-  "The model is set, but this build of Repo Llama has no engine to run it yet, so questions and Explain Repository are not available.";
+  "This build of Repo Llama has no engine to run the model yet, so questions and Explain Repository are not available.";
 
 /** The actionable text for a missing or unusable model, or undefined when a model file is configured. */
 export function modelProblemMessage(model: ModelState): string | undefined {

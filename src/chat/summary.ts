@@ -2,16 +2,17 @@
 // shows the same words. Browser-safe (no Node or vscode imports): media/chat.ts bundles it.
 import type { IndexStats, SkipReason } from "../workspace/types";
 
-const skipLabels: Record<SkipReason, string> = {
-  ignored: "ignored",
-  binary: "binary",
-  tooLarge: "too large",
-  lockFile: "lock files",
-  minified: "minified",
-  secret: "secret-looking",
-  unreadable: "unreadable",
-  symlinkLoop: "symlink loops",
-  notIncluded: "not included",
+/** [one, many] so that counts read naturally: "1 lock file", "3 lock files". */
+const skipLabels: Record<SkipReason, [string, string]> = {
+  ignored: ["ignored", "ignored"],
+  binary: ["binary", "binary"],
+  tooLarge: ["too large", "too large"],
+  lockFile: ["lock file", "lock files"],
+  minified: ["minified", "minified"],
+  secret: ["secret-looking", "secret-looking"],
+  unreadable: ["unreadable", "unreadable"],
+  symlinkLoop: ["symlink loop", "symlink loops"],
+  notIncluded: ["not included", "not included"],
 };
 
 /** "1,234 B", "1.2 KB", "3.4 MB", "1.1 GB" (binary multiples, as VS Code shows file sizes). */
@@ -48,5 +49,6 @@ export function formatSkipped(skipped: IndexStats["skipped"]): string {
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   if (entries.length === 0) return "Nothing skipped";
   const total = entries.reduce((sum, [, count]) => sum + count, 0);
-  return `Skipped ${total}: ${entries.map(([reason, count]) => `${count} ${skipLabels[reason] ?? reason}`).join(", ")}`;
+  const label = (reason: SkipReason, count: number) => skipLabels[reason]?.[count === 1 ? 0 : 1] ?? reason;
+  return `Skipped ${total}: ${entries.map(([reason, count]) => `${count} ${label(reason, count)}`).join(", ")}`;
 }

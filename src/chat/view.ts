@@ -8,7 +8,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   static readonly viewType = "repoLlama.chat";
 
   private view?: vscode.WebviewView;
-  /** Notes posted while the view was closed, delivered when it opens. */
+  /** Notes posted while the view was closed or hidden, delivered when its page says it is ready. */
   private pendingNotices: string[] = [];
 
   constructor(
@@ -50,9 +50,12 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     }
   }
 
-  /** False when there is no view to post to. */
+  /**
+   * False when there is no page to post to. A hidden view has no page (its script state is dropped and
+   * rebuilt from getState() when shown again), so messages to it would be lost.
+   */
   private post(message: ToWebview): boolean {
-    if (!this.view) return false;
+    if (!this.view?.visible) return false;
     void this.view.webview.postMessage(message);
     return true;
   }
@@ -83,6 +86,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       <p id="index-skipped"></p>
     </div>
     <button id="reindex" type="button" class="secondary">Reindex</button>
+  </section>
+  <section id="model" aria-labelledby="model-heading" hidden>
+    <h2 id="model-heading">Model</h2>
+    <p id="model-summary"></p>
   </section>
   <section id="no-model" class="notice" hidden>
     <p id="no-model-text"></p>

@@ -42,6 +42,7 @@ export async function checkGgufFile(filePath: string): Promise<GgufHeaderCheck> 
   } catch (error) {
     throw new ModelFileError(`${filePath} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
   }
+  if (read === 0) throw new ModelFileError(`${path.basename(filePath)} is not a GGUF model: the file is empty.`);
   if (read < GGUF_MAGIC.length || !head.subarray(0, GGUF_MAGIC.length).equals(GGUF_MAGIC)) {
     throw new ModelFileError(
       `${path.basename(filePath)} is not a GGUF model: it starts with ${describeBytes(head.subarray(0, Math.min(read, GGUF_MAGIC.length)))} instead of "GGUF".`,
@@ -66,7 +67,6 @@ export async function inspectModelPath(modelPath: string): Promise<ModelState> {
 }
 
 function describeBytes(bytes: Buffer): string {
-  if (bytes.length === 0) return "nothing (the file is empty)";
   const printable = [...bytes].every((b) => b >= 0x20 && b < 0x7f);
   return printable ? `"${bytes.toString("ascii")}"` : `bytes ${bytes.toString("hex").replace(/(..)/g, "$1 ").trim()}`;
 }
