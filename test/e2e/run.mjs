@@ -1,0 +1,185 @@
+// npm run test:e2e — the packaged extension in the real VS Code UI. Packages the .vsix (npm run package),
+// installs it into a fresh code-server, opens a fixture workspace in headless chromium and checks, as a user
+// would see it: the Repo Llama view shows the workspace's real index summary and the no-model message, and
+// "Repo Llama: Explain Repository" from the command palette answers with the no-model message.
+// Screenshots go to test-results/. Needs: npm run build, scripts/setup-e2e.sh and chromium (.ci/run does all).
+// Env: REPO_LLAMA_E2E_TIMEOUT_S (default 90) bounds each check.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as esbuild from "esbuild";
+import { checkTools, installExtension, launchChromium, makeProfile, startCodeServer, withTimeout } from "../vscode/lib/code-server.mjs";
+import { REPO } from "../vscode/lib/compile.mjs";
+
+const EXTENSION_ID = "repo-llama.repo-llama";
+const RESULTS = join(REPO, "test-results");
+const CHECK_TIMEOUT_MS = Number(process.env.REPO_LLAMA_E2E_TIMEOUT_S || 90) * 1000;
+const started = Date.now();
+const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
+const log = (message) => console.log(`[${seconds().padStart(5)} s] ${message}`);
+
+let passed = 0;
+let failed = 0;
+let page;
+function finish() {
+  console.log(`e2e: ${passed} passed, ${failed} failed (${seconds()} s)`);
+  process.exit(failed > 0 || passed === 0 ? 1 : 0);
+}
+
+/** One named check with its own time limit; a failure is reported with a screenshot and does not stop the run. */
+async function check(name, body) {
+  try {
+    await withTimeout(body(), CHECK_TIMEOUT_MS, name);
+    passed++;
+    log(`ok    ${name}`);
+    return true;
+  } catch (error) {
+    failed++;
+    log(`FAIL  ${name}\n        ${String(error.message ?? error).split("\n").join("\n        ")}`);
+    if (page) await screenshot(`fail-${failed}`).catch(() => {});
+    return false;
+  }
+}
+
+async function screenshot(name) {
+  const path = join(RESULTS, `e2e-${name}.png`);
+  await page.screenshot({ path });
+  log(`screenshot ${path}`);
+}
+
+mkdirSync(RESULTS, { recursive: true });
+try {
+  checkTools();
+} catch (error) {
+  console.error(`test:e2e: ${error.message}`);
+  failed++;
+  finish();
+}
+
+// The package under test is the one a user installs.
+const { name, version } = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8"));
+const vsix = join(REPO, `${name}-linux-x64-${version}.vsix`);
+log("npm run package");
+const packaging = spawnSync("npm", ["run", "--silent", "package"], { cwd: REPO, encoding: "utf8" });
+if (packaging.status !== 0) {
+  console.error(`test:e2e: npm run package failed:\n${packaging.stdout}${packaging.stderr}`);
+  failed++;
+  finish();
+}
+log(`packaged ${vsix}`);
+
+// The fixture workspace and the texts the view shows, from the same modules the product and the
+// integration suite use, so the expectations follow the code rather than a copy of it.
+const helpersDir = join(REPO, "out", "test", "e2e");
+await esbuild.build({
+  entryPoints: {
+    fixture: join(REPO, "test", "vscode", "suite", "fixture.ts"),
+    messages: join(REPO, "src", "chat", "messages.ts"),
+    summary: join(REPO, "src", "chat", "summary.ts"),
+  },
+  outdir: helpersDir,
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  logLevel: "warning",
+});
+const load = createRequire(import.meta.url);
+const { writeFixture } = load(join(helpersDir, "fixture.js"));
+const { NO_MODEL_MESSAGE } = load(join(helpersDir, "messages.js"));
+const { formatBytes, formatSkipped } = load(join(helpersDir, "summary.js"));
+
+const scratch = mkdtempSync(join(tmpdir(), "repo-llama-e2e-"));
+const workspace = join(scratch, "workspace");
+const expected = writeFixture(workspace);
+const profile = makeProfile(join(scratch, "profile"));
+let server;
+let browser;
+try {
+  await runChecks();
+} catch (error) {
+  // Starting code-server or the browser failed.
+  failed++;
+  log(`stopped: ${error.message}`);
+} finally {
+  await browser?.close().catch(() => {});
+  await server?.stop();
+  if (failed > 0 && server) {
+    writeFileSync(join(RESULTS, "e2e-code-server.log"), server.output());
+    log(`code-server output: ${join(RESULTS, "e2e-code-server.log")}`);
+  }
+  rmSync(scratch, { recursive: true, force: true });
+}
+finish();
+
+async function runChecks() {
+  const installed = await check(`code-server installs ${name}-linux-x64-${version}.vsix`, async () => {
+    installExtension(profile, vsix);
+  });
+  if (!installed) return;
+
+  server = await startCodeServer(profile, workspace);
+  log(`code-server on ${server.origin}, workspace ${workspace}`);
+  browser = await launchChromium(join(scratch, "chromium"));
+  page = browser.pages()[0] ?? (await browser.newPage());
+
+  // The view container's title is the activity bar item's label ("Repo Llama", maybe with a keybinding).
+  const activityItem = page.locator('.activitybar [aria-label^="Repo Llama"]').first();
+  const workbenchReady = await check("the workbench starts and shows the Repo Llama activity bar item", async () => {
+    await page.goto(`${server.origin}/?folder=${encodeURIComponent(workspace)}`);
+    await page.locator(".monaco-workbench").waitFor({ timeout: CHECK_TIMEOUT_MS });
+    await activityItem.waitFor({ timeout: CHECK_TIMEOUT_MS });
+    await screenshot("1-workbench");
+  });
+  // Nothing else can be seen without a workbench.
+  if (!workbenchReady) return;
+
+  // Our webview: VS Code's host iframe for this extension, then the frame holding the view's own page.
+  const view = page.frameLocator(`iframe.webview[src*="extensionId=${EXTENSION_ID}"]`).frameLocator("#active-frame");
+  const totals = `${expected.files} files · ${formatBytes(expected.bytes)}`;
+  await check(`the view shows the index summary "${totals} …" and "${formatSkipped(expected.skipped)}"`, async () => {
+    await activityItem.click();
+    // Away from the activity bar, so that its hover label does not cover the view in the screenshots.
+    await page.mouse.move(900, 450);
+    const summary = view.locator("#index-summary");
+    await summary.filter({ hasText: totals }).waitFor({ timeout: CHECK_TIMEOUT_MS });
+    const text = (await summary.innerText()).replace(/\s+/g, " ").trim();
+    log(`#index-summary: "${text}"`);
+    if (!text.startsWith(totals)) throw new Error(`#index-summary is "${text}", expected it to start with "${totals}"`);
+    if (!text.includes(formatSkipped(expected.skipped))) throw new Error(`#index-summary does not list the skips: "${text}"`);
+  });
+
+  await check("the view shows the no-model message with a Select Model button", async () => {
+    const noModel = view.locator("#no-model");
+    await noModel.filter({ hasText: NO_MODEL_MESSAGE }).waitFor({ state: "visible", timeout: CHECK_TIMEOUT_MS });
+    await view.locator("#no-model #select-model").waitFor({ state: "visible", timeout: CHECK_TIMEOUT_MS });
+    await screenshot("2-view");
+  });
+
+  await check('"Repo Llama: Explain Repository" from the command palette shows the no-model message', async () => {
+    await runCommand("Repo Llama: Explain Repository");
+    const toast = page.locator(".notifications-toasts .notification-toast", { hasText: NO_MODEL_MESSAGE });
+    if (!(await toast.waitFor({ timeout: 10_000 }).then(() => true, () => false))) {
+      // A toast can be hidden by another notification; the notification center lists every message.
+      await runCommand("Notifications: Show Notifications");
+      await page.locator(".notifications-center .notification-list-item", { hasText: NO_MODEL_MESSAGE }).waitFor({ timeout: 15_000 });
+      log("no-model message found in the notification center");
+    }
+    // Let the toast finish sliding in before the screenshot.
+    await page.waitForTimeout(500);
+    await screenshot("3-explain");
+  });
+}
+
+/** F1, type the command's full title, wait for it in the list and run it. */
+async function runCommand(title) {
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input[type='text']").first();
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(`>${title}`);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press("Enter");
+}
