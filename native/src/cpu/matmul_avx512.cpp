@@ -1,4 +1,526 @@
+// AVX-512 (F, BW, VL, DQ, VNNI) kernels.
+//
+// Decode (one token) is bound by memory bandwidth: each weight row is streamed once, its codes are
+// widened to unsigned bytes in a 256-bit register and multiplied with the Q8 activations by one
+// vpdpbusd per 32 elements; the block scales are applied in float.
+//
+// Prefill (several tokens) is bound by arithmetic: 16 weight rows at a time are unpacked once into a
+// "panel" where one 512-bit register holds the same 4 consecutive codes of all 16 rows. A vpdpbusd of
+// such a register with 4 activation bytes of one token broadcast to all lanes advances 16 dot
+// products at once, and the panel is reused by every token, so unpacking costs nothing per token.
+// Per 32-element block and token the 16 integer sums need one convert and one FMA, against 8
+// vpdpbusd: the multiply unit stays busy.
+//
+// The dpbusd instruction multiplies unsigned by signed bytes, so weight codes are made unsigned by an
+// offset (Q4_0: the stored nibble, offset 8; Q8_0: code + 128; Q6_K: code + 32) and the offset times
+// the activation sum is subtracted exactly in integers (PackedActs::block_bias, Q8_K bsums).
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own placeholder registers (GCC bug
+// 105593); the warning is about the headers, not this file.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
 #include "cpu/matmul_kernels.h"
+
 namespace hcattn::cpu {
-RowsKernel rows_kernel_avx512(quant::GgmlType) { return nullptr; }
+
+using quant::GgmlType;
+
+namespace {
+
+constexpr int kPanelRows = 16;
+
+uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__m256i shift_right_16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
+
+// ---- Weight codes of 32 consecutive elements as unsigned bytes, in element order. ----
+
+// Q4_0 block: the stored nibbles (value = (code - 8) * d).
+__m256i codes_q4_0(const uint8_t* blk) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// Q8_0 block: code + 128.
+__m256i codes_q8_0(const uint8_t* blk) {
+  return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
+                          _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
+// Q4_K sub-block j (elements 32j..32j+31): nibble (j odd: high) of qs[32*(j/2) + l].
+__m256i codes_q4_k(const uint8_t* qs, int j) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (j / 2)));
+  return _mm256_and_si256(shift_right_16(v, 4 * (j & 1)), _mm256_set1_epi8(0x0F));
+}
+
+// Q5_K sub-block j: the Q4_K nibble plus 16 where bit j of qh[l] is set.
+__m256i codes_q5_k(const uint8_t* qh, const uint8_t* qs, int j) {
+  const __m256i low = codes_q4_k(qs, j);
+  const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
+  const __mmask32 set = _mm256_test_epi8_mask(high, _mm256_set1_epi8(static_cast<char>(1 << j)));
+  return _mm256_or_si256(low, _mm256_maskz_mov_epi8(set, _mm256_set1_epi8(16)));
+}
+
+// Q6_K elements 32c..32c+31: code + 32 = low4 | high2 << 4 (FORMATS.md §2.3).
+__m256i codes_q6_k(const uint8_t* ql, const uint8_t* qh, int c) {
+  const int half = c / 4, g = c % 4;
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * half + (g & 1) * 32));
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * half));
+  const __m256i low4 = _mm256_and_si256(shift_right_16(lo, g < 2 ? 0 : 4), _mm256_set1_epi8(0x0F));
+  const __m256i high2 = _mm256_and_si256(shift_right_16(hi, 2 * g), _mm256_set1_epi8(3));
+  return _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
+}
+
+// ---- Decode: one token, rows streamed once. ----
+
+template <GgmlType kType>
+void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  constexpr size_t kBlockBytes = kType == GgmlType::Q4_0 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+  const int64_t nb = w.cols / quant::QK;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = base + r * w.row_bytes;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = row + b * kBlockBytes;
+      const __m256i codes = kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk);
+      const __m256i act = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.rows + b * sizeof(quant::BlockQ8_0) + 2));
+      // Lane 0 starts at -offset * sum(act), which turns the unsigned-code dot into the signed one.
+      const __m256i dot = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(a.block_bias[b])), codes, act);
+      const __m256 scale = _mm256_set1_ps(half_to_float(blk) * a.block_scale[b]);
+      if (b & 1) {
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc1);
+      } else {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc0);
+      }
+    }
+    y[r] = hsum(_mm256_add_ps(acc0, acc1));
+  }
+}
+
+template <bool kFifthBit>
+void gemv_k4_k5(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  constexpr size_t kBlockBytes = kFifthBit ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  const int64_t nsb = w.cols / quant::QK_K;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const auto* act = reinterpret_cast<const quant::BlockQ8_K*>(a.rows);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = base + r * w.row_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t s = 0; s < nsb; ++s) {
+      const uint8_t* blk = row + s * kBlockBytes;
+      const uint8_t* qs = kFifthBit ? blk + 48 : blk + 16;
+      int sc[8], mn[8];
+      unpack_k4_scales(blk + 4, sc, mn);
+      __m256i isum = _mm256_setzero_si256();
+      int imin = 0;
+      for (int j = 0; j < 8; ++j) {
+        const __m256i codes = kFifthBit ? codes_q5_k(blk + 16, qs, j) : codes_q4_k(qs, j);
+        const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].qs + 32 * j));
+        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes, q8);
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dot, _mm256_set1_epi32(sc[j])));
+        imin += mn[j] * (act[s].bsums[2 * j] + act[s].bsums[2 * j + 1]);
+      }
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(half_to_float(blk) * act[s].d), acc);
+      mins += half_to_float(blk + 2) * act[s].d * static_cast<float>(imin);
+    }
+    y[r] = hsum(acc) - mins;
+  }
+}
+
+void gemv_q6_k(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  const int64_t nsb = w.cols / quant::QK_K;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const auto* act = reinterpret_cast<const quant::BlockQ8_K*>(a.rows);
+  // Byte shuffle that spreads scales 2c and 2c+1 over 4 bytes each (added to 2c per chunk).
+  const __m128i spread = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* row = reinterpret_cast<const quant::BlockQ6_K*>(base + r * w.row_bytes);
+    __m256 acc = _mm256_setzero_ps();
+    float bias = 0.0f;
+    for (int64_t s = 0; s < nsb; ++s) {
+      const quant::BlockQ6_K& blk = row[s];
+      const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales));
+      __m256i isum = _mm256_setzero_si256();
+      for (int c = 0; c < 8; ++c) {
+        const __m256i codes = codes_q6_k(blk.ql, blk.qh, c);
+        const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].qs + 32 * c));
+        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes, q8);
+        const __m128i idx = _mm_add_epi8(spread, _mm_set1_epi8(static_cast<char>(2 * c)));
+        const __m256i sc = _mm256_cvtepi8_epi32(_mm_shuffle_epi8(scales, idx));
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dot, sc));
+      }
+      int ibias = 0;
+      for (int k = 0; k < 16; ++k) ibias += blk.scales[k] * act[s].bsums[k];
+      const float d = _cvtsh_ss(blk.d) * act[s].d;
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc);
+      bias += d * static_cast<float>(32 * ibias);
+    }
+    y[r] = hsum(acc) - bias;
+  }
+}
+
+// ---- Float weights (F32, F16, BF16): tiles of 4 rows x NT tokens, 16 elements per step. ----
+
+struct LoadF32 {
+  static __m512 full(const uint8_t* p) { return _mm512_loadu_ps(p); }
+  static __m512 part(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static constexpr size_t kBytes = 4;
+};
+struct LoadF16 {
+  static __m512 full(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 part(const uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static constexpr size_t kBytes = 2;
+};
+struct LoadBF16 {
+  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m512 full(const uint8_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 part(const uint8_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+  static constexpr size_t kBytes = 2;
+};
+
+template <class L, int NT>
+void float_tile(const WeightView& w, const PackedActs& a, int64_t r, int64_t nr, int64_t t0, float* y) {
+  constexpr int NR = 4;
+  const uint8_t* wrow[NR];
+  const uint8_t* arow[NT];
+  // Rows past the end repeat the last valid row; their sums are computed and dropped.
+  for (int k = 0; k < NR; ++k) wrow[k] = static_cast<const uint8_t*>(w.data) + (r + std::min<int64_t>(k, nr - 1)) * w.row_bytes;
+  for (int j = 0; j < NT; ++j) arow[j] = a.rows + (t0 + j) * a.row_bytes;
+  __m512 acc[NR][NT];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= w.cols; i += 16) {
+    __m512 av[NT];
+    for (int j = 0; j < NT; ++j) av[j] = L::full(arow[j] + i * L::kBytes);
+    for (int k = 0; k < NR; ++k) {
+      const __m512 wv = L::full(wrow[k] + i * L::kBytes);
+      for (int j = 0; j < NT; ++j) acc[k][j] = _mm512_fmadd_ps(wv, av[j], acc[k][j]);
+    }
+  }
+  if (i < w.cols) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (w.cols - i)) - 1);
+    __m512 av[NT];
+    for (int j = 0; j < NT; ++j) av[j] = L::part(arow[j] + i * L::kBytes, m);
+    for (int k = 0; k < NR; ++k) {
+      const __m512 wv = L::part(wrow[k] + i * L::kBytes, m);
+      for (int j = 0; j < NT; ++j) acc[k][j] = _mm512_fmadd_ps(wv, av[j], acc[k][j]);
+    }
+  }
+  for (int k = 0; k < nr; ++k)
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * w.rows + r + k] = _mm512_reduce_add_ps(acc[k][j]);
+}
+
+template <class L>
+void float_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += 4) {
+    const int64_t nt = std::min<int64_t>(4, a.n_tokens - t0);
+    for (int64_t r = r0; r < r1; r += 4) {
+      const int64_t nr = std::min<int64_t>(4, r1 - r);
+      switch (nt) {
+        case 1: float_tile<L, 1>(w, a, r, nr, t0, y); break;
+        case 2: float_tile<L, 2>(w, a, r, nr, t0, y); break;
+        case 3: float_tile<L, 3>(w, a, r, nr, t0, y); break;
+        default: float_tile<L, 4>(w, a, r, nr, t0, y); break;
+      }
+    }
+  }
+}
+
+// ---- Prefill: panels of 16 rows. ----
+
+// Per-thread panel storage, 64-byte aligned (the tile kernels use aligned loads), reused across calls.
+struct alignas(64) CacheLine {
+  uint8_t bytes[64];
+};
+uint8_t* panel_storage(size_t bytes) {
+  thread_local std::vector<CacheLine> storage;
+  const size_t n = (bytes + 63) / 64;
+  if (storage.size() < n) storage.resize(n);
+  return storage.data()->bytes;
+}
+
+// Scatters 32 codes of row k into the panel layout codes[g][k] (g = group of 4 elements).
+void put_codes(uint32_t* codes, int k, __m256i v) {
+  alignas(32) uint32_t tmp[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v);
+  for (int g = 0; g < 8; ++g) codes[g * kPanelRows + k] = tmp[g];
+}
+
+// Legacy panel, per 32-element block b: codes [8 groups][16 rows] (u8 x4), then 16 float scales.
+constexpr size_t kLegacyPanelBlock = 8 * kPanelRows * 4 + kPanelRows * 4;
+
+template <GgmlType kType>
+void unpack_legacy_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
+  constexpr size_t kBlockBytes = kType == GgmlType::Q4_0 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+  const int64_t nb = w.cols / quant::QK;
+  const auto* base = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+  for (int64_t b = 0; b < nb; ++b) {
+    auto* codes = reinterpret_cast<uint32_t*>(panel + b * kLegacyPanelBlock);
+    auto* scales = reinterpret_cast<float*>(panel + b * kLegacyPanelBlock + 8 * kPanelRows * 4);
+    for (int k = 0; k < kPanelRows; ++k) {
+      if (k < nr) {
+        const uint8_t* blk = base + k * w.row_bytes + b * kBlockBytes;
+        put_codes(codes, k, kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk));
+        scales[k] = half_to_float(blk);
+      } else {
+        put_codes(codes, k, _mm256_setzero_si256());
+        scales[k] = 0.0f;
+      }
+    }
+  }
+}
+
+template <int T>
+void legacy_tile(const uint8_t* panel, int64_t nb, const PackedActs& a, int64_t t0, float* y, int64_t ldy,
+                 __mmask16 store_mask) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const uint8_t* act = a.rows + t0 * a.row_bytes + 2;
+  const float* act_scale = a.block_scale + t0 * nb;
+  const int32_t* act_bias = a.block_bias + t0 * nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pb = panel + b * kLegacyPanelBlock;
+    __m512i isum[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) isum[t] = _mm512_set1_epi32(act_bias[t * nb + b]);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+      const __m512i codes = _mm512_load_si512(pb + g * 64);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512i q8 = _mm512_set1_epi32(load_i32(act + t * a.row_bytes + b * sizeof(quant::BlockQ8_0) + 4 * g));
+        isum[t] = _mm512_dpbusd_epi32(isum[t], codes, q8);
+      }
+    }
+    const __m512 wscale = _mm512_load_ps(pb + 8 * 64);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const __m512 scale = _mm512_mul_ps(wscale, _mm512_set1_ps(act_scale[t * nb + b]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), scale, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy, store_mask, acc[t]);
+}
+
+constexpr int kLegacyTokens = 8;  // tokens per tile: 8 sums + 8 accumulators + 8 code registers
+
+template <GgmlType kType>
+void gemm_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  const int64_t nb = w.cols / quant::QK;
+  uint8_t* panel = panel_storage(nb * kLegacyPanelBlock);
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
+    unpack_legacy_panel<kType>(w, r, nr, panel);
+    int64_t t0 = 0;
+    for (; t0 + kLegacyTokens <= a.n_tokens; t0 += kLegacyTokens) legacy_tile<kLegacyTokens>(panel, nb, a, t0, y + r, w.rows, mask);
+    switch (a.n_tokens - t0) {
+      case 1: legacy_tile<1>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      case 2: legacy_tile<2>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      case 3: legacy_tile<3>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      case 4: legacy_tile<4>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      case 5: legacy_tile<5>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      case 6: legacy_tile<6>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      case 7: legacy_tile<7>(panel, nb, a, t0, y + r, w.rows, mask); break;
+      default: break;
+    }
+  }
+}
+
+// K-quant panel, per super-block: codes [8 chunks][8 groups][16 rows]; integer scales [16][16] (Q4_K /
+// Q5_K use the first 8, one per 32 elements; Q6_K all 16, one per 16 elements); bias multipliers
+// [8][16] as int16 pairs matching the activation bsums pairs (Q4_K/Q5_K: (mn_j, mn_j); Q6_K:
+// (sc_2i, sc_2i+1)); then float d[16] and m[16] with
+//   sum = d * isum + m * ibias   (Q4_K/Q5_K: m = -dmin; Q6_K: m = -32 d).
+constexpr size_t kKCodes = 8 * 8 * kPanelRows * 4;
+constexpr size_t kKScales = kKCodes;
+constexpr size_t kKBias = kKScales + 16 * kPanelRows * 4;
+constexpr size_t kKD = kKBias + 8 * kPanelRows * 4;
+constexpr size_t kKM = kKD + kPanelRows * 4;
+constexpr size_t kKPanelBlock = kKM + kPanelRows * 4;
+
+template <GgmlType kType>
+void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
+  const int64_t nsb = w.cols / quant::QK_K;
+  const auto* base = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+  constexpr size_t kBlockBytes = kType == GgmlType::Q4_K ? sizeof(quant::BlockQ4_K)
+                                 : kType == GgmlType::Q5_K ? sizeof(quant::BlockQ5_K)
+                                                           : sizeof(quant::BlockQ6_K);
+  for (int64_t s = 0; s < nsb; ++s) {
+    uint8_t* p = panel + s * kKPanelBlock;
+    auto* codes = reinterpret_cast<uint32_t*>(p);
+    auto* scales = reinterpret_cast<int32_t*>(p + kKScales);
+    auto* bias = reinterpret_cast<uint32_t*>(p + kKBias);
+    auto* d = reinterpret_cast<float*>(p + kKD);
+    auto* m = reinterpret_cast<float*>(p + kKM);
+    for (int k = 0; k < kPanelRows; ++k) {
+      if (k >= nr) {
+        for (int c = 0; c < 8; ++c) put_codes(codes + c * 8 * kPanelRows, k, _mm256_setzero_si256());
+        for (int j = 0; j < 16; ++j) scales[j * kPanelRows + k] = 0;
+        for (int i = 0; i < 8; ++i) bias[i * kPanelRows + k] = 0;
+        d[k] = m[k] = 0.0f;
+        continue;
+      }
+      const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
+      if (kType == GgmlType::Q6_K) {
+        const auto* q6 = reinterpret_cast<const quant::BlockQ6_K*>(blk);
+        for (int c = 0; c < 8; ++c) put_codes(codes + c * 8 * kPanelRows, k, codes_q6_k(q6->ql, q6->qh, c));
+        for (int j = 0; j < 16; ++j) scales[j * kPanelRows + k] = q6->scales[j];
+        for (int i = 0; i < 8; ++i) {
+          bias[i * kPanelRows + k] = static_cast<uint16_t>(q6->scales[2 * i]) |
+                                     (static_cast<uint32_t>(static_cast<uint16_t>(q6->scales[2 * i + 1])) << 16);
+        }
+        d[k] = _cvtsh_ss(q6->d);
+        m[k] = -32.0f * d[k];
+      } else {
+        const uint8_t* qs = kType == GgmlType::Q5_K ? blk + 48 : blk + 16;
+        for (int c = 0; c < 8; ++c) {
+          put_codes(codes + c * 8 * kPanelRows, k, kType == GgmlType::Q5_K ? codes_q5_k(blk + 16, qs, c) : codes_q4_k(qs, c));
+        }
+        int sc[8], mn[8];
+        unpack_k4_scales(blk + 4, sc, mn);
+        for (int j = 0; j < 8; ++j) scales[j * kPanelRows + k] = sc[j];
+        for (int i = 0; i < 8; ++i) bias[i * kPanelRows + k] = static_cast<uint32_t>(mn[i]) * 0x10001u;
+        d[k] = half_to_float(blk);
+        m[k] = -half_to_float(blk + 2);
+      }
+    }
+  }
+}
+
+template <int T, bool kSixBit>
+void k_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, float* y, int64_t ldy,
+            __mmask16 store_mask) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  const uint8_t* act = a.rows + t0 * a.row_bytes;
+  for (int64_t s = 0; s < nsb; ++s) {
+    const uint8_t* p = panel + s * kKPanelBlock;
+    const uint8_t* act_s = act + s * sizeof(quant::BlockQ8_K);
+    __m512i isum[T];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+    for (int c = 0; c < 8; ++c) {
+      __m512i codes[8];
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) codes[g] = _mm512_load_si512(p + (c * 8 + g) * 64);
+      const int32_t* scales = reinterpret_cast<const int32_t*>(p + kKScales);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* q8 = act_s + t * a.row_bytes + 4 + 32 * c;
+        if (kSixBit) {
+          __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+          for (int g = 0; g < 4; ++g) {
+            lo = _mm512_dpbusd_epi32(lo, codes[g], _mm512_set1_epi32(load_i32(q8 + 4 * g)));
+            hi = _mm512_dpbusd_epi32(hi, codes[g + 4], _mm512_set1_epi32(load_i32(q8 + 16 + 4 * g)));
+          }
+          lo = _mm512_mullo_epi32(lo, _mm512_load_si512(scales + (2 * c) * kPanelRows));
+          hi = _mm512_mullo_epi32(hi, _mm512_load_si512(scales + (2 * c + 1) * kPanelRows));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(lo, hi));
+        } else {
+          __m512i sub = _mm512_setzero_si512();
+#pragma GCC unroll 8
+          for (int g = 0; g < 8; ++g) sub = _mm512_dpbusd_epi32(sub, codes[g], _mm512_set1_epi32(load_i32(q8 + 4 * g)));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sub, _mm512_load_si512(scales + c * kPanelRows)));
+        }
+      }
+    }
+    const __m512 d = _mm512_load_ps(p + kKD), m = _mm512_load_ps(p + kKM);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const auto* blk = reinterpret_cast<const quant::BlockQ8_K*>(act_s + t * a.row_bytes);
+      __m512i ibias = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        const __m512i pairs = _mm512_load_si512(p + kKBias + i * 64);
+        ibias = _mm512_dpwssd_epi32(ibias, pairs, _mm512_set1_epi32(load_i32(reinterpret_cast<const uint8_t*>(blk->bsums + 2 * i))));
+      }
+      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), d, _mm512_mul_ps(_mm512_cvtepi32_ps(ibias), m));
+      acc[t] = _mm512_fmadd_ps(sum, _mm512_set1_ps(blk->d), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy, store_mask, acc[t]);
+}
+
+constexpr int kKTokens = 6;
+
+template <GgmlType kType>
+void gemm_k(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  constexpr bool kSix = kType == GgmlType::Q6_K;
+  const int64_t nsb = w.cols / quant::QK_K;
+  uint8_t* panel = panel_storage(nsb * kKPanelBlock);
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    const __mmask16 mask = static_cast<__mmask16>((1u << nr) - 1);
+    unpack_k_panel<kType>(w, r, nr, panel);
+    int64_t t0 = 0;
+    for (; t0 + kKTokens <= a.n_tokens; t0 += kKTokens) k_tile<kKTokens, kSix>(panel, nsb, a, t0, y + r, w.rows, mask);
+    switch (a.n_tokens - t0) {
+      case 1: k_tile<1, kSix>(panel, nsb, a, t0, y + r, w.rows, mask); break;
+      case 2: k_tile<2, kSix>(panel, nsb, a, t0, y + r, w.rows, mask); break;
+      case 3: k_tile<3, kSix>(panel, nsb, a, t0, y + r, w.rows, mask); break;
+      case 4: k_tile<4, kSix>(panel, nsb, a, t0, y + r, w.rows, mask); break;
+      case 5: k_tile<5, kSix>(panel, nsb, a, t0, y + r, w.rows, mask); break;
+      default: break;
+    }
+  }
+}
+
+// One token: stream the rows; more: panels.
+template <RowsKernel kGemv, RowsKernel kGemm>
+void quant_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  if (a.n_tokens == 1) {
+    kGemv(w, a, r0, r1, y);
+  } else {
+    kGemm(w, a, r0, r1, y);
+  }
+}
+
+}  // namespace
+
+RowsKernel rows_kernel_avx512(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return float_kernel<LoadF32>;
+    case GgmlType::F16: return float_kernel<LoadF16>;
+    case GgmlType::BF16: return float_kernel<LoadBF16>;
+    case GgmlType::Q4_0: return quant_kernel<gemv_legacy<GgmlType::Q4_0>, gemm_legacy<GgmlType::Q4_0>>;
+    case GgmlType::Q8_0: return quant_kernel<gemv_legacy<GgmlType::Q8_0>, gemm_legacy<GgmlType::Q8_0>>;
+    case GgmlType::Q4_K: return quant_kernel<gemv_k4_k5<false>, gemm_k<GgmlType::Q4_K>>;
+    case GgmlType::Q5_K: return quant_kernel<gemv_k4_k5<true>, gemm_k<GgmlType::Q5_K>>;
+    case GgmlType::Q6_K: return quant_kernel<gemv_q6_k, gemm_k<GgmlType::Q6_K>>;
+    default: return nullptr;
+  }
+}
+
 }  // namespace hcattn::cpu
