@@ -242,7 +242,7 @@ void test_every_truncation_fails() {
   EXPECT_REJECTED(std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut)),
                   "tensor info #2 name length", "at byte " + std::to_string(built.tensor_info_pos[2]), "truncated");
   EXPECT_REJECTED(std::vector<uint8_t>(bytes.end() - 20, bytes.end()), "magic");
-  EXPECT_REJECTED(std::vector<uint8_t>(bytes.begin(), bytes.end() - 1), "tensor 't.4d' offset", "past end of file");
+  EXPECT_REJECTED(std::vector<uint8_t>(bytes.begin(), bytes.end() - 1), "tensor 't.4d' offset", "run past end of file");
 }
 
 void test_header_errors() {
@@ -340,13 +340,13 @@ void test_metadata_errors() {
   // general.alignment must be a u32 power of two.
   GgufBuilder a64;
   a64.kv_scalar<uint64_t>("general.alignment", kU64, 32);
-  EXPECT_REJECTED(a64.build().bytes, "'general.alignment' must be a u32, found u64");
+  EXPECT_REJECTED(a64.build().bytes, "metadata 'general.alignment' value type", "must be u32, found u64");
   GgufBuilder a48;
   a48.kv_scalar<uint32_t>("general.alignment", kU32, 48);
-  EXPECT_REJECTED(a48.build().bytes, "'general.alignment' = 48 is not a power of two");
+  EXPECT_REJECTED(a48.build().bytes, "metadata 'general.alignment' at byte 53", "48 is not a power of two");
   GgufBuilder a0;
   a0.kv_scalar<uint32_t>("general.alignment", kU32, 0);
-  EXPECT_REJECTED(a0.build().bytes, "'general.alignment' = 0 is not a power of two");
+  EXPECT_REJECTED(a0.build().bytes, "metadata 'general.alignment'", "0 is not a power of two");
 }
 
 BuiltGguf one_tensor(int32_t type, const std::vector<int64_t>& ne, size_t nbytes) {
@@ -388,7 +388,7 @@ void test_tensor_errors() {
   EXPECT_REJECTED(one_tensor(0, {1ll << 40, 1ll << 40}, 4).bytes, "tensor 'w' ne[1]", "overflows");
   EXPECT_REJECTED(one_tensor(0, {1ll << 62}, 4).bytes, "tensor 'w'", "data size overflows");
   EXPECT_REJECTED(one_tensor(0, {std::numeric_limits<int64_t>::max(), 2}, 4).bytes, "tensor 'w' ne[1]", "overflows");
-  EXPECT_REJECTED(one_tensor(0, {1ll << 40}, 4).bytes, "tensor 'w' offset", "past end of file");
+  EXPECT_REJECTED(one_tensor(0, {1ll << 40}, 4).bytes, "tensor 'w' offset", "run past end of file");
   // A zero dimension is legal and makes an empty tensor.
   const BuiltGguf empty_tensor = one_tensor(0, {0, 5}, 0);
   std::unique_ptr<File> ef = File::parse(empty_tensor.bytes.data(), empty_tensor.bytes.size());
@@ -400,11 +400,11 @@ void test_tensor_errors() {
   EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "at byte " + std::to_string(ok.tensor_offset_pos[1]),
                   "65 is not a multiple of the alignment 32");
   patch<uint64_t>(b, ok.tensor_offset_pos[1], 1 << 20);
-  EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "past end of file (size " + std::to_string(b.size()) + ")");
+  EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "run past end of file (size " + std::to_string(b.size()) + ")");
   patch<uint64_t>(b, ok.tensor_offset_pos[1], ~0ull - 31);
-  EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "past end of file");
+  EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "run past end of file");
   patch<uint64_t>(b, ok.tensor_offset_pos[1], b.size() - ok.data_start + 32 - (b.size() - ok.data_start) % 32);
-  EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "past end of file");
+  EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "run past end of file");
 
   // Names: duplicate, empty, too long.
   GgufBuilder dup;

@@ -61,70 +61,92 @@ uint64_t scalar_size(ValueType t) {
   return 0;
 }
 
+// Reads little-endian fields with bounds checks. Error messages name the field being read; to keep
+// the common (valid) path free of string building, the name is assembled only on failure from the
+// structure being read (set_context, e.g. "metadata 'general.name'"), the array element index (if
+// any) and the part ("count", "ne[1]", ...).
 class Cursor {
  public:
   Cursor(const uint8_t* data, size_t size, const std::string& name) : data_(data), size_(size), name_(name) {}
 
   size_t pos() const { return pos_; }
   uint64_t remaining() const { return size_ - pos_; }
+  void set_context(std::string context) {
+    context_ = std::move(context);
+    element_ = -1;
+  }
+  void set_element(int64_t k) { element_ = k; }
+
+  std::string field(const char* part) const {
+    std::string f = context_;
+    if (element_ >= 0) f += "[" + std::to_string(element_) + "]";
+    if (*part) {
+      if (!f.empty()) f += ' ';
+      f += part;
+    }
+    return f;
+  }
 
   // Throws "<file>: invalid GGUF: <field> at byte <offset>: <problem>".
-  [[noreturn]] void fail(const std::string& field, size_t at, const std::string& problem) const {
-    throw Error(name_ + ": invalid GGUF: " + field + " at byte " + std::to_string(at) + ": " + problem +
+  [[noreturn]] void fail(const char* part, size_t at, const std::string& problem) const {
+    throw Error(name_ + ": invalid GGUF: " + field(part) + " at byte " + std::to_string(at) + ": " + problem +
                 " (the file is damaged, truncated or not a GGUF model; download it again)");
   }
 
-  void need(uint64_t n, const std::string& field) const {
+  void need(uint64_t n, const char* part) const {
     if (n > remaining()) {
-      fail(field, pos_, "needs " + std::to_string(n) + " bytes but the file has only " +
-                            std::to_string(remaining()) + " left (truncated file)");
+      fail(part, pos_, "needs " + std::to_string(n) + " bytes but the file has only " +
+                           std::to_string(remaining()) + " left (truncated file)");
     }
   }
 
   template <typename T>
-  T read(const std::string& field) {
-    need(sizeof(T), field);
+  T read(const char* part) {
+    need(sizeof(T), part);
     T v;
     std::memcpy(&v, data_ + pos_, sizeof(T));  // GGUF is little-endian, as is every host we build for
     pos_ += sizeof(T);
     return v;
   }
 
-  std::string_view read_string(const std::string& field, uint64_t max_len) {
+  // A u64 length and that many bytes; part_length names the length field in errors.
+  std::string_view read_string(const char* part, const char* part_length, uint64_t max_len) {
     const size_t at = pos_;
-    const uint64_t len = read<uint64_t>(field + " length");
+    const uint64_t len = read<uint64_t>(part_length);
     if (len > max_len) {
-      fail(field, at, "length " + std::to_string(len) + " exceeds the limit of " + std::to_string(max_len));
+      fail(part, at, "length " + std::to_string(len) + " exceeds the limit of " + std::to_string(max_len));
     }
-    need(len, field);
+    need(len, part);
     std::string_view s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
     pos_ += static_cast<size_t>(len);
     return s;
   }
-
-  void seek(size_t pos) { pos_ = pos; }
 
  private:
   const uint8_t* data_;
   size_t size_;
   size_t pos_ = 0;
   const std::string& name_;
+  std::string context_;
+  int64_t element_ = -1;
 };
 
-// Reads one scalar of type t into v (v.type must already be t).
-void read_scalar(Cursor& c, ValueType t, const std::string& field, Value& v) {
+constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
+
+// Reads one scalar of type t into v.
+void read_scalar(Cursor& c, ValueType t, Value& v) {
   switch (t) {
-    case ValueType::U8: v.u = c.read<uint8_t>(field); break;
-    case ValueType::I8: v.i = c.read<int8_t>(field); break;
-    case ValueType::U16: v.u = c.read<uint16_t>(field); break;
-    case ValueType::I16: v.i = c.read<int16_t>(field); break;
-    case ValueType::U32: v.u = c.read<uint32_t>(field); break;
-    case ValueType::I32: v.i = c.read<int32_t>(field); break;
-    case ValueType::F32: v.f = c.read<float>(field); break;
-    case ValueType::BOOL: v.i = c.read<uint8_t>(field) != 0 ? 1 : 0; break;  // any non-zero is true, as in ggml
-    case ValueType::U64: v.u = c.read<uint64_t>(field); break;
-    case ValueType::I64: v.i = c.read<int64_t>(field); break;
-    case ValueType::F64: v.f = c.read<double>(field); break;
+    case ValueType::U8: v.u = c.read<uint8_t>(""); break;
+    case ValueType::I8: v.i = c.read<int8_t>(""); break;
+    case ValueType::U16: v.u = c.read<uint16_t>(""); break;
+    case ValueType::I16: v.i = c.read<int16_t>(""); break;
+    case ValueType::U32: v.u = c.read<uint32_t>(""); break;
+    case ValueType::I32: v.i = c.read<int32_t>(""); break;
+    case ValueType::F32: v.f = c.read<float>(""); break;
+    case ValueType::BOOL: v.i = c.read<uint8_t>("") != 0 ? 1 : 0; break;  // any non-zero is true, as in ggml
+    case ValueType::U64: v.u = c.read<uint64_t>(""); break;
+    case ValueType::I64: v.i = c.read<int64_t>(""); break;
+    case ValueType::F64: v.f = c.read<double>(""); break;
     case ValueType::STRING: case ValueType::ARRAY: break;
   }
 }
@@ -133,28 +155,26 @@ bool is_unsigned(ValueType t) {
   return t == ValueType::U8 || t == ValueType::U16 || t == ValueType::U32 || t == ValueType::U64;
 }
 
-void read_array(Cursor& c, const std::string& field, Value& v) {
+void read_array(Cursor& c, Value& v) {
   const size_t type_at = c.pos();
-  const int32_t elem_id = c.read<int32_t>(field + " element type");
-  if (!valid_value_type(elem_id)) {
-    c.fail(field + " element type", type_at, "unknown value type " + std::to_string(elem_id));
-  }
+  const int32_t elem_id = c.read<int32_t>("element type");
+  if (!valid_value_type(elem_id)) c.fail("element type", type_at, "unknown value type " + std::to_string(elem_id));
   const ValueType elem = static_cast<ValueType>(elem_id);
-  if (elem == ValueType::ARRAY) c.fail(field + " element type", type_at, "arrays of arrays are not supported");
+  if (elem == ValueType::ARRAY) c.fail("element type", type_at, "arrays of arrays are not supported");
   v.elem_type = elem;
   const size_t count_at = c.pos();
-  const uint64_t count = c.read<uint64_t>(field + " count");
+  const uint64_t count = c.read<uint64_t>("count");
   const uint64_t min_elem = elem == ValueType::STRING ? 8 : scalar_size(elem);
   if (count > c.remaining() / min_elem) {
-    c.fail(field + " count", count_at, std::to_string(count) + " elements of " + value_type_name(elem) +
-                                           " cannot fit in the " + std::to_string(c.remaining()) +
-                                           " bytes left in the file");
+    c.fail("count", count_at, std::to_string(count) + " elements of " + value_type_name(elem) +
+                                  " cannot fit in the " + std::to_string(c.remaining()) + " bytes left in the file");
   }
   const size_t n = static_cast<size_t>(count);
   if (elem == ValueType::STRING) {
     v.strs.reserve(n);
     for (size_t k = 0; k < n; ++k) {
-      v.strs.push_back(c.read_string(field + "[" + std::to_string(k) + "]", std::numeric_limits<uint64_t>::max()));
+      c.set_element(static_cast<int64_t>(k));
+      v.strs.push_back(c.read_string("", "length", kNoLimit));
     }
     return;
   }
@@ -162,10 +182,14 @@ void read_array(Cursor& c, const std::string& field, Value& v) {
   v.nums.reserve(n);
   Value elem_value;
   for (size_t k = 0; k < n; ++k) {
-    read_scalar(c, elem, field, elem_value);
+    c.set_element(static_cast<int64_t>(k));
+    read_scalar(c, elem, elem_value);
     if (elem == ValueType::F32 || elem == ValueType::F64) {
-      v.ints.push_back(static_cast<int64_t>(elem_value.f));
-      v.nums.push_back(elem_value.f);
+      // Converting a NaN or out-of-range double to an integer is undefined behaviour; store 0.
+      const double f = elem_value.f;
+      const bool fits = f > -9.2e18 && f < 9.2e18;  // false for NaN
+      v.ints.push_back(fits ? static_cast<int64_t>(f) : 0);
+      v.nums.push_back(f);
     } else if (is_unsigned(elem)) {
       v.ints.push_back(static_cast<int64_t>(elem_value.u));
       v.nums.push_back(static_cast<double>(elem_value.u));
@@ -245,16 +269,14 @@ void File::parse_all() {
 
   const uint32_t magic = c.read<uint32_t>("magic");
   if (magic != kMagic) {
-    c.fail("magic", 0, "expected the bytes 'GGUF', found 0x" + [&] {
-      static const char* hex = "0123456789abcdef";
-      std::string s;
-      for (int k = 0; k < 4; ++k) {
-        const uint8_t b = static_cast<uint8_t>(magic >> (8 * k));
-        s += hex[b >> 4];
-        s += hex[b & 15];
-      }
-      return s;
-    }() + " (not a GGUF file)");
+    static const char* hex = "0123456789abcdef";
+    std::string found;
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t b = static_cast<uint8_t>(magic >> (8 * k));
+      found += hex[b >> 4];
+      found += hex[b & 15];
+    }
+    c.fail("magic", 0, "expected the bytes 'GGUF', found 0x" + found + " (not a GGUF file)");
   }
   const uint32_t version = c.read<uint32_t>("version");
   if (version == 1) c.fail("version", 4, "GGUF version 1 is no longer supported; convert the model again");
@@ -274,86 +296,79 @@ void File::parse_all() {
                                std::to_string(c.remaining()) + " bytes left in the file");
   }
 
+  uint64_t alignment = kDefaultAlignment;
   for (uint64_t k = 0; k < n_kv; ++k) {
     const size_t key_at = c.pos();
-    const std::string kv_field = "metadata key #" + std::to_string(k);
-    const std::string_view key = c.read_string(kv_field, kMaxKeyLength);
-    if (key.empty()) c.fail(kv_field, key_at, "empty key");
-    const std::string key_str(key);
-    const std::string field = "metadata " + quoted(key);
-    if (kv_.count(key_str)) c.fail(field, key_at, "duplicate key");
+    c.set_context("metadata key #" + std::to_string(k));
+    const std::string_view key = c.read_string("", "length", kMaxKeyLength);
+    if (key.empty()) c.fail("", key_at, "empty key");
+    std::string key_str(key);
+    c.set_context("metadata " + quoted(key));
+    if (kv_.count(key_str)) c.fail("", key_at, "duplicate key");
     const size_t type_at = c.pos();
-    const int32_t type_id = c.read<int32_t>(field + " value type");
-    if (!valid_value_type(type_id)) {
-      c.fail(field + " value type", type_at, "unknown value type " + std::to_string(type_id));
-    }
+    const int32_t type_id = c.read<int32_t>("value type");
+    if (!valid_value_type(type_id)) c.fail("value type", type_at, "unknown value type " + std::to_string(type_id));
     Value v;
     v.type = static_cast<ValueType>(type_id);
     if (v.type == ValueType::STRING) {
-      v.str = c.read_string(field, std::numeric_limits<uint64_t>::max());
+      v.str = c.read_string("", "length", kNoLimit);
     } else if (v.type == ValueType::ARRAY) {
-      read_array(c, field, v);
+      read_array(c, v);
     } else {
-      read_scalar(c, v.type, field, v);
+      read_scalar(c, v.type, v);
     }
-    kv_.emplace(key_str, std::move(v));
+    if (key_str == "general.alignment") {
+      if (v.type != ValueType::U32) {
+        c.fail("value type", type_at, std::string("must be u32, found ") + value_type_name(v.type));
+      }
+      if (!is_power_of_two(v.u)) c.fail("", type_at + 4, std::to_string(v.u) + " is not a power of two");
+      alignment = v.u;
+    }
+    kv_.emplace(std::move(key_str), std::move(v));
   }
 
-  uint64_t alignment = kDefaultAlignment;
-  if (const Value* a = find("general.alignment")) {
-    if (a->type != ValueType::U32) {
-      throw Error(path_ + ": invalid GGUF: metadata 'general.alignment' must be a u32, found " +
-                  value_type_name(a->type));
-    }
-    if (!is_power_of_two(a->u)) {
-      throw Error(path_ + ": invalid GGUF: metadata 'general.alignment' = " + std::to_string(a->u) +
-                  " is not a power of two");
-    }
-    alignment = a->u;
-  }
-
+  static const char* const kNeField[4] = {"ne[0]", "ne[1]", "ne[2]", "ne[3]"};
   tensors_.reserve(static_cast<size_t>(n_tensors));
   std::vector<size_t> offset_field_at;
   offset_field_at.reserve(static_cast<size_t>(n_tensors));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     const size_t name_at = c.pos();
-    const std::string info_field = "tensor info #" + std::to_string(k);
-    const std::string_view name = c.read_string(info_field + " name", kMaxTensorNameLength);
-    if (name.empty()) c.fail(info_field + " name", name_at, "empty tensor name");
+    c.set_context("tensor info #" + std::to_string(k));
+    const std::string_view name = c.read_string("name", "name length", kMaxTensorNameLength);
+    if (name.empty()) c.fail("name", name_at, "empty tensor name");
     TensorInfo t;
     t.name = std::string(name);
-    const std::string field = "tensor " + quoted(name);
-    if (tensor_index_.count(t.name)) c.fail(field, name_at, "duplicate tensor name");
+    c.set_context("tensor " + quoted(name));
+    if (tensor_index_.count(t.name)) c.fail("", name_at, "duplicate tensor name");
 
     const size_t dims_at = c.pos();
-    const uint32_t n_dims = c.read<uint32_t>(field + " n_dims");
-    if (n_dims < 1 || n_dims > 4) c.fail(field + " n_dims", dims_at, std::to_string(n_dims) + " is not in 1..4");
+    const uint32_t n_dims = c.read<uint32_t>("n_dims");
+    if (n_dims < 1 || n_dims > 4) c.fail("n_dims", dims_at, std::to_string(n_dims) + " is not in 1..4");
     t.n_dims = static_cast<int>(n_dims);
     uint64_t n_elems = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const size_t ne_at = c.pos();
-      const std::string ne_field = field + " ne[" + std::to_string(d) + "]";
-      const int64_t ne = c.read<int64_t>(ne_field);
-      if (ne < 0) c.fail(ne_field, ne_at, "negative dimension " + std::to_string(ne));
+      const int64_t ne = c.read<int64_t>(kNeField[d]);
+      if (ne < 0) c.fail(kNeField[d], ne_at, "negative dimension " + std::to_string(ne));
       if (ne != 0 && n_elems > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / static_cast<uint64_t>(ne)) {
-        c.fail(ne_field, ne_at, "element count overflows 64 bits");
+        c.fail(kNeField[d], ne_at, "element count overflows 64 bits");
       }
       n_elems *= static_cast<uint64_t>(ne);
       t.ne[d] = ne;
     }
 
     const size_t type_at = c.pos();
-    const int32_t type_id = c.read<int32_t>(field + " type");
+    const int32_t type_id = c.read<int32_t>("type");
     int block_elems = 0;
     size_t block_bytes = 0;
     if (!quant::type_geometry(type_id, &block_elems, &block_bytes)) {
-      c.fail(field + " type", type_at, "unknown tensor type id " + std::to_string(type_id) +
-                                           " (the file needs a newer reader, or is damaged)");
+      c.fail("type", type_at, "unknown tensor type id " + std::to_string(type_id) +
+                                  " (the file needs a newer reader, or is damaged)");
     }
     t.type = static_cast<quant::GgmlType>(type_id);
     if (t.ne[0] % block_elems != 0) {
-      c.fail(field + " ne[0]", dims_at + 4, std::to_string(t.ne[0]) + " is not a multiple of the " +
-                                                quant::type_name(t.type) + " block size " + std::to_string(block_elems));
+      c.fail("ne[0]", dims_at + 4, std::to_string(t.ne[0]) + " is not a multiple of the " +
+                                       quant::type_name(t.type) + " block size " + std::to_string(block_elems));
     }
     // nbytes = blocks per row * block bytes * rows; every factor is bounded, but the product may not be.
     const uint64_t blocks_per_row = static_cast<uint64_t>(t.ne[0] / block_elems);
@@ -361,16 +376,15 @@ void File::parse_all() {
     constexpr uint64_t kMaxBytes = std::numeric_limits<size_t>::max();
     if (blocks_per_row > kMaxBytes / block_bytes ||
         (rows != 0 && blocks_per_row * block_bytes > kMaxBytes / rows)) {
-      c.fail(field, name_at, "data size overflows");
+      c.fail("", name_at, "data size overflows");
     }
-    const uint64_t row_bytes = blocks_per_row * block_bytes;
-    t.nbytes = static_cast<size_t>(row_bytes * rows);
+    t.nbytes = static_cast<size_t>(blocks_per_row * block_bytes * rows);
 
     const size_t offset_at = c.pos();
-    t.offset = c.read<uint64_t>(field + " offset");
+    t.offset = c.read<uint64_t>("offset");
     if (t.offset % alignment != 0) {
-      c.fail(field + " offset", offset_at, std::to_string(t.offset) + " is not a multiple of the alignment " +
-                                               std::to_string(alignment));
+      c.fail("offset", offset_at, std::to_string(t.offset) + " is not a multiple of the alignment " +
+                                      std::to_string(alignment));
     }
     tensor_index_.emplace(t.name, tensors_.size());
     tensors_.push_back(std::move(t));
@@ -380,6 +394,7 @@ void File::parse_all() {
   // The data section starts at the next multiple of the alignment after the tensor infos.
   const uint64_t info_end = c.pos();
   const uint64_t padding = (alignment - info_end % alignment) % alignment;
+  c.set_context("");
   if (n_tensors > 0 && padding > size_ - info_end) {
     c.fail("data section", info_end, "padding to the alignment " + std::to_string(alignment) +
                                          " runs past the end of the file (size " + std::to_string(size_) + ")");
@@ -389,9 +404,11 @@ void File::parse_all() {
     TensorInfo& t = tensors_[k];
     const uint64_t available = size_ - data_start;
     if (t.offset > available || t.nbytes > available - t.offset) {
-      c.fail("tensor " + quoted(t.name) + " offset", offset_field_at[k],
-             "data [" + std::to_string(data_start + t.offset) + ", " + std::to_string(data_start + t.offset) +
-                 " + " + std::to_string(t.nbytes) + ") past end of file (size " + std::to_string(size_) + ")");
+      c.set_context("tensor " + quoted(t.name));
+      c.fail("offset", offset_field_at[k],
+             std::to_string(t.nbytes) + " bytes of data at offset " + std::to_string(t.offset) +
+                 " of the data section (which starts at byte " + std::to_string(data_start) +
+                 ") run past end of file (size " + std::to_string(size_) + ")");
     }
     t.data = base_ + data_start + t.offset;
   }

@@ -1,7 +1,7 @@
 // GGUF v2/v3 reader: the file is memory-mapped, every header field, string length, array count, tensor
 // dim, type and offset is checked against the file size before use; any violation throws hcattn::Error
-// naming the field and its byte offset ("tensor 'blk.3.attn_q.weight' offset at byte 1234: data
-// [off, off + n) past end of file (size N)").
+// naming the field and its byte offset ("tensor 'blk.3.attn_q.weight' offset at byte 1234: 4096 bytes
+// of data at offset 8192 of the data section (which starts at byte 2048) run past end of file (size N)").
 // Tensor types: a file loads when every tensor type id is known (FORMATS.md §1.4), even types the
 // engine cannot compute with (IQ*, Q2_K, Q3_K, ...), so that tools can list such files; unknown ids
 // are a load error. The model loader calls TensorInfo::require_supported() on each tensor it uses.
@@ -33,7 +33,8 @@ struct Value {
   uint64_t u = 0;                       // unsigned integer types
   double f = 0;                         // F32 / F64
   std::string_view str;                 // STRING (points into the mapping)
-  // ARRAY: elements; for string arrays strs is filled, for numeric arrays nums (as double) and ints.
+  // ARRAY: elements; for string arrays strs is filled, for numeric arrays nums (as double) and ints
+  // (floats truncated toward zero, 0 when outside the int64 range; u64 above INT64_MAX wraps).
   std::vector<std::string_view> strs;
   std::vector<int64_t> ints;
   std::vector<double> nums;
