@@ -1,7 +1,7 @@
-// npm run fuzz -- TARGET [SECONDS]
+// npm run fuzz -- TARGET [SECONDS] [--runs=N]
 // Builds the libFuzzer + AddressSanitizer target native/fuzz/fuzz_TARGET.cpp with clang in build/fuzz,
 // writes seed inputs (tiny valid files, generated here so nothing binary is committed), runs the
-// fuzzer for SECONDS (default 60) at low priority, prints the execution count and exits non-zero on
+// fuzzer for SECONDS (default 60; with --runs=N, until N executions or SECONDS) at low priority, prints the execution count and exits non-zero on
 // a crash, leak, timeout or sanitizer report. Installs nothing: it says what to install when clang or
 // libFuzzer is missing. The engine test suite imports probeToolchain() and runFuzzer() from here.
 import { spawn, spawnSync } from "node:child_process";
@@ -198,7 +198,7 @@ function writeSeeds(target) {
 
 // Builds and runs the fuzzer; resolves to { ok, execs, execsPerSecond, seconds, exitCode, artifacts,
 // tail }. `log` receives progress lines.
-export async function runFuzzer({ target, seconds, log = console.log }) {
+export async function runFuzzer({ target, seconds, runs = 0, log = console.log }) {
   if (!fuzzTargets.includes(target)) {
     throw new Error(`unknown fuzz target '${target}' (known: ${fuzzTargets.join(", ")})`);
   }
@@ -210,7 +210,7 @@ export async function runFuzzer({ target, seconds, log = console.log }) {
   fs.mkdirSync(artifactDir, { recursive: true });
   const before = new Set(fs.readdirSync(artifactDir));
   const args = [
-    `-max_total_time=${seconds}`, "-timeout=10", "-rss_limit_mb=2048", "-max_len=4096",
+    `-max_total_time=${seconds}`, ...(runs > 0 ? [`-runs=${runs}`] : []), "-timeout=10", "-rss_limit_mb=2048", "-max_len=4096",
     "-print_final_stats=1", `-dict=${dict}`, `-artifact_prefix=${artifactDir}${path.sep}`,
     corpusDir, seedDir,
   ];
@@ -258,14 +258,16 @@ export async function runFuzzer({ target, seconds, log = console.log }) {
 }
 
 async function main(argv) {
-  const [target, secondsArg] = argv;
+  const runsArg = argv.find((a) => a.startsWith("--runs="));
+  const [target, secondsArg] = argv.filter((a) => a !== runsArg);
   if (!target || !fuzzTargets.includes(target)) {
-    console.error(`usage: npm run fuzz -- TARGET [SECONDS]   (targets: ${fuzzTargets.join(", ")})`);
+    console.error(`usage: npm run fuzz -- TARGET [SECONDS] [--runs=N]   (targets: ${fuzzTargets.join(", ")})`);
     return 2;
   }
   const seconds = secondsArg === undefined ? 60 : Number(secondsArg);
-  if (!Number.isInteger(seconds) || seconds < 1) {
-    console.error(`SECONDS must be a positive whole number, got '${secondsArg}'`);
+  const runs = runsArg === undefined ? 0 : Number(runsArg.slice("--runs=".length));
+  if (!Number.isInteger(seconds) || seconds < 1 || !Number.isInteger(runs) || runs < 0) {
+    console.error(`SECONDS and --runs must be positive whole numbers, got '${secondsArg}' and '${runsArg}'`);
     return 2;
   }
   const missing = probeToolchain();
@@ -273,7 +275,7 @@ async function main(argv) {
     console.error(`fuzz: ${missing}`);
     return 1;
   }
-  const r = await runFuzzer({ target, seconds });
+  const r = await runFuzzer({ target, seconds, runs });
   console.log(
     `fuzz_${target}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${r.execsPerSecond}/s), ` +
       `peak RSS ${r.peakRssMb} MB, exit code ${r.exitCode}`,
