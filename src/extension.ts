@@ -30,7 +30,7 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
   const log = vscode.window.createOutputChannel("Repo Llama Engine", { log: true });
   const status = new EngineStatusItem();
   const index = new WorkspaceIndex(log);
-  const model = new ModelSetting();
+  const model = new ModelSetting(log);
   const viewState = (): ViewState => ({ index: index.state, model: model.current });
   const view = new ChatViewProvider(context.extensionUri, viewState);
   context.subscriptions.push(log, status, index, model);
@@ -58,6 +58,6 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
 
   log.info("Engine not started: this build has no engine yet.");
   void index.start();
-  status.show(stoppedEngineReport(await model.refresh()));
+  await model.refresh(); // fires onDidChange, which fills the status item and the view
   return { indexSummary: () => index.summary() };
 }

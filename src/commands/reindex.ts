@@ -122,7 +122,8 @@ export class WorkspaceIndex implements vscode.Disposable {
         const subscription = token.onCancellationRequested(() => {
           run.cancelled = true;
         });
-        await run.outcome;
+        // This run's own end, not `outcome`: a newer run shows its own notification, with its own Cancel.
+        await run.result.catch(() => undefined);
         subscription.dispose();
       },
     );
