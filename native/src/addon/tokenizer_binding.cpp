@@ -102,7 +102,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   static Napi::Function Define(Napi::Env env, TokenizerClassData* data) {
     return DefineClass(env, "Tokenizer",
                        {
-                           StaticMethod<&TokenizerWrap::Load>("load"),
+                           StaticMethod<&TokenizerWrap::Load>("load", napi_default, data),
                            StaticMethod<&TokenizerWrap::ApplyChatTemplate>("applyChatTemplate"),
                            InstanceMethod<&TokenizerWrap::Encode>("encode"),
                            InstanceMethod<&TokenizerWrap::EncodeAsync>("encodeAsync"),
