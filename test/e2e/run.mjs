@@ -5,7 +5,7 @@
 // Screenshots go to test-results/. Needs: npm run build, scripts/setup-e2e.sh and chromium (.ci/run does all).
 // Env: REPO_LLAMA_E2E_TIMEOUT_S (default 90) bounds each check.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,8 @@ import { REPO } from "../vscode/lib/compile.mjs";
 const EXTENSION_ID = "repo-llama.repo-llama";
 const RESULTS = join(REPO, "test-results");
 const CHECK_TIMEOUT_MS = Number(process.env.REPO_LLAMA_E2E_TIMEOUT_S || 90) * 1000;
+// Waits inside a check end before the check's own limit, so that a failure can say what was shown instead.
+const WAIT_MS = CHECK_TIMEOUT_MS * 0.8;
 const started = Date.now();
 const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
 const log = (message) => console.log(`[${seconds().padStart(5)} s] ${message}`);
@@ -50,6 +52,8 @@ async function screenshot(name) {
 }
 
 mkdirSync(RESULTS, { recursive: true });
+// Screenshots of an earlier run would be mistaken for this one's.
+for (const file of readdirSync(RESULTS)) if (file.startsWith("e2e-")) rmSync(join(RESULTS, file));
 try {
   checkTools();
 } catch (error) {
@@ -144,17 +148,18 @@ async function runChecks() {
     // Away from the activity bar, so that its hover label does not cover the view in the screenshots.
     await page.mouse.move(900, 450);
     const summary = view.locator("#index-summary");
-    await summary.filter({ hasText: totals }).waitFor({ timeout: CHECK_TIMEOUT_MS });
-    const text = (await summary.innerText()).replace(/\s+/g, " ").trim();
+    const shown = await summary.filter({ hasText: totals }).waitFor({ timeout: WAIT_MS }).then(() => true, () => false);
+    const text = await textOf(summary);
     log(`#index-summary: "${text}"`);
-    if (!text.startsWith(totals)) throw new Error(`#index-summary is "${text}", expected it to start with "${totals}"`);
+    if (!shown || !text.startsWith(totals)) throw new Error(`#index-summary shows "${text}", expected "${totals} …"`);
     if (!text.includes(formatSkipped(expected.skipped))) throw new Error(`#index-summary does not list the skips: "${text}"`);
   });
 
   await check("the view shows the no-model message with a Select Model button", async () => {
     const noModel = view.locator("#no-model");
-    await noModel.filter({ hasText: NO_MODEL_MESSAGE }).waitFor({ state: "visible", timeout: CHECK_TIMEOUT_MS });
-    await view.locator("#no-model #select-model").waitFor({ state: "visible", timeout: CHECK_TIMEOUT_MS });
+    const shown = await noModel.filter({ hasText: NO_MODEL_MESSAGE }).waitFor({ state: "visible", timeout: WAIT_MS }).then(() => true, () => false);
+    if (!shown) throw new Error(`#no-model is not visible with the no-model message; it shows "${await textOf(noModel)}"`);
+    await view.locator("#no-model #select-model").waitFor({ state: "visible", timeout: 5000 });
     await screenshot("2-view");
   });
 
@@ -171,6 +176,12 @@ async function runChecks() {
     await page.waitForTimeout(500);
     await screenshot("3-explain");
   });
+}
+
+/** An element's text with white space collapsed, or a note that it is not there. */
+async function textOf(locator) {
+  const text = await locator.innerText({ timeout: 5000 }).catch(() => undefined);
+  return text === undefined ? "(not found)" : text.replace(/\s+/g, " ").trim();
 }
 
 /** F1, type the command's full title, wait for it in the list and run it. */
