@@ -61,11 +61,12 @@ __m256i shift_right_16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvt
 
 // ---- Weight codes of 32 consecutive elements as unsigned bytes, in element order. ----
 
-// Q4_0 block: the stored nibbles (value = (code - 8) * d).
+// Q4_0 block: the stored nibbles (value = (code - 8) * d). The 16 bytes go to both halves; the upper
+// half is shifted right by 4 (in 64-bit lanes: the bits that cross into the neighbouring byte land
+// in its high nibble, which the mask clears).
 __m256i codes_q4_0(const uint8_t* blk) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+  return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
 // Q8_0 block: code + 128.
@@ -100,29 +101,61 @@ __m256i codes_q6_k(const uint8_t* ql, const uint8_t* qh, int c) {
 
 // ---- Decode: one token, rows streamed once. ----
 
-template <GgmlType kType>
-void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+// The half scales of 8 consecutive Q4_0 blocks (18 bytes apart, so 16-bit words 0, 9, ..., 63 of the
+// 128 bytes that start at the first block) times the activation scales.
+__m256 q4_0_scales8(const uint8_t* blk, const float* act_scale) {
+  const __m512i lo = _mm512_loadu_si512(blk), hi = _mm512_loadu_si512(blk + 64);
+  const __m512i words = _mm512_permutex2var_epi16(lo, _mm512_setr_epi32(9 << 16, (27 << 16) | 18, (45 << 16) | 36, (63 << 16) | 54,
+                                                                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), hi);
+  return _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(words)), _mm256_loadu_ps(act_scale));
+}
+
+// R rows at once, so that each activation load (and its L1 residency: a 14336-wide activation row
+// with its block data is half of L1) serves several weight rows.
+template <GgmlType kType, int R>
+void gemv_legacy_rows(const WeightView& w, const PackedActs& a, int64_t r, float* y) {
   constexpr size_t kBlockBytes = kType == GgmlType::Q4_0 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
   const int64_t nb = w.cols / quant::QK;
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = base + r * w.row_bytes;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* blk = row + b * kBlockBytes;
-      const __m256i codes = kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk);
-      const __m256i act = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.rows + b * sizeof(quant::BlockQ8_0) + 2));
-      // Lane 0 starts at -offset * sum(act), which turns the unsigned-code dot into the signed one.
-      const __m256i dot = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(a.block_bias[b])), codes, act);
-      const __m256 scale = _mm256_set1_ps(half_to_float(blk) * a.block_scale[b]);
-      if (b & 1) {
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc1);
-      } else {
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc0);
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+  __m256 acc[R];
+  for (int k = 0; k < R; ++k) acc[k] = _mm256_setzero_ps();
+  auto block = [&](int64_t b, int k, __m256 scale) {
+    const __m256i act = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.rows + b * sizeof(quant::BlockQ8_0) + 2));
+    // Lane 0 starts at -offset * sum(act), which turns the unsigned-code dot into the signed one.
+    const __m256i bias = _mm256_zextsi128_si256(_mm_cvtsi32_si128(a.block_bias[b]));
+    const uint8_t* blk = row + k * w.row_bytes + b * kBlockBytes;
+    const __m256i codes = kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk);
+    const __m256i dot = _mm256_dpbusd_epi32(bias, codes, act);
+    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[k]);
+  };
+  int64_t b = 0;
+  if (kType == GgmlType::Q4_0) {
+    // Scales eight blocks at a time (one permute instead of eight scalar half conversions).
+    for (; b + 8 <= nb; b += 8) {
+      __m256 scales[R];
+      for (int k = 0; k < R; ++k) scales[k] = q4_0_scales8(row + k * w.row_bytes + b * kBlockBytes, a.block_scale + b);
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+#pragma GCC unroll 4
+        for (int k = 0; k < R; ++k) block(b + j, k, _mm256_permutexvar_ps(_mm256_set1_epi32(j), scales[k]));
       }
     }
-    y[r] = hsum(_mm256_add_ps(acc0, acc1));
   }
+  for (; b < nb; ++b) {
+#pragma GCC unroll 4
+    for (int k = 0; k < R; ++k) {
+      block(b, k, _mm256_set1_ps(half_to_float(row + k * w.row_bytes + b * kBlockBytes) * a.block_scale[b]));
+    }
+  }
+  for (int k = 0; k < R; ++k) y[r + k] = hsum(acc[k]);
+}
+
+template <GgmlType kType>
+void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  constexpr int kRows = 4;
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) gemv_legacy_rows<kType, kRows>(w, a, r, y);
+  for (; r < r1; ++r) gemv_legacy_rows<kType, 1>(w, a, r, y);
 }
 
 template <bool kFifthBit>
