@@ -1,4 +1,248 @@
+// AVX2 + FMA + F16C kernels, for CPUs without AVX-512.
+//
+// One loop shape serves decode and prefill: the rows of a chunk are taken 16 at a time (their weights,
+// ~40 KB for Q4_0 at 4096 columns, stay in L2), and for each group of up to 4 tokens every row's
+// blocks are widened once and multiplied with all 4 tokens' Q8 activations. Integer products use
+// vpmaddubsw (unsigned x signed bytes to 16-bit pair sums) and vpmaddwd (to 32 bits, applying an
+// integer sub-block scale where the format has one); scales are applied in float per block.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
 #include "cpu/matmul_kernels.h"
+
 namespace hcattn::cpu {
-RowsKernel rows_kernel_avx2(quant::GgmlType) { return nullptr; }
+
+using quant::GgmlType;
+
+namespace {
+
+constexpr int kRowChunk = 16;
+constexpr int kTokenTile = 4;
+
+uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+__m256i shift_right_16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
+
+// Sum of 32 products of unsigned codes (each < 128, so the 16-bit pair sums cannot saturate) and
+// signed activation bytes, in 8 int32 lanes, each pair sum multiplied by the 16-bit `scale` lanes.
+__m256i dot_u8_s8(__m256i codes, __m256i act, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, act), scale16);
+}
+
+// ---- Q4_0 / Q8_0 with Q8_0 activations ----
+
+template <GgmlType kType, int T>
+void row_legacy(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nb, float* y, int64_t ldy) {
+  constexpr size_t kBlockBytes = kType == GgmlType::Q4_0 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * kBlockBytes;
+    const float dw = half_to_float(blk);
+    __m256i codes, sign_src;
+    if (kType == GgmlType::Q4_0) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+      codes = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+                               _mm256_set1_epi8(0x0F));
+      sign_src = codes;
+    } else {
+      // Signed weights: |w| times the activation with w's sign moved onto it.
+      sign_src = load256(blk + 2);
+      codes = _mm256_sign_epi8(sign_src, sign_src);
+    }
+    for (int t = 0; t < T; ++t) {
+      const int64_t tb = (t0 + t) * nb + b;
+      const __m256i q8 = load256(a.rows + (t0 + t) * a.row_bytes + b * sizeof(quant::BlockQ8_0) + 2);
+      __m256i dot;
+      if (kType == GgmlType::Q4_0) {
+        // Codes are offset by 8; the bias restores the signed sum exactly.
+        dot = _mm256_add_epi32(dot_u8_s8(codes, q8, ones), _mm256_setr_epi32(a.block_bias[tb], 0, 0, 0, 0, 0, 0, 0));
+      } else {
+        dot = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, _mm256_sign_epi8(q8, sign_src)), ones);
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a.block_scale[tb]), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]);
+}
+
+// ---- K-quants with Q8_K activations ----
+
+template <bool kFifthBit, int T>
+void row_k4_k5(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, float* y, int64_t ldy) {
+  constexpr size_t kBlockBytes = kFifthBit ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
+  __m256 acc[T];
+  float mins[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    mins[t] = 0.0f;
+  }
+  for (int64_t s = 0; s < nsb; ++s) {
+    const uint8_t* blk = row + s * kBlockBytes;
+    const uint8_t* qs = kFifthBit ? blk + 48 : blk + 16;
+    int sc[8], mn[8];
+    unpack_k4_scales(blk + 4, sc, mn);
+    const quant::BlockQ8_K* act[T];
+    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const quant::BlockQ8_K*>(a.rows + (t0 + t) * a.row_bytes) + s;
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    const __m256i high = kFifthBit ? load256(blk + 16) : _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      __m256i codes = _mm256_and_si256(shift_right_16(load256(qs + 32 * (j / 2)), 4 * (j & 1)), _mm256_set1_epi8(0x0F));
+      if (kFifthBit) {
+        const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << j));
+        codes = _mm256_or_si256(codes, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, bit), bit),
+                                                        _mm256_set1_epi8(16)));
+      }
+      const __m256i scale = _mm256_set1_epi16(static_cast<int16_t>(sc[j]));
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], dot_u8_s8(codes, load256(act[t]->qs + 32 * j), scale));
+    }
+    const float d = half_to_float(blk), dmin = half_to_float(blk + 2);
+    for (int t = 0; t < T; ++t) {
+      int imin = 0;
+      for (int j = 0; j < 8; ++j) imin += mn[j] * (act[t]->bsums[2 * j] + act[t]->bsums[2 * j + 1]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * act[t]->d), acc[t]);
+      mins[t] += dmin * act[t]->d * static_cast<float>(imin);
+    }
+  }
+  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]) - mins[t];
+}
+
+template <int T>
+void row_q6_k(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, float* y, int64_t ldy) {
+  __m256 acc[T];
+  float bias[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    bias[t] = 0.0f;
+  }
+  for (int64_t s = 0; s < nsb; ++s) {
+    const auto* blk = reinterpret_cast<const quant::BlockQ6_K*>(row) + s;
+    const quant::BlockQ8_K* act[T];
+    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const quant::BlockQ8_K*>(a.rows + (t0 + t) * a.row_bytes) + s;
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) {
+      // Elements 32c..32c+31 as code + 32 = low4 | high2 << 4 (FORMATS.md §2.3).
+      const int half = c / 4, g = c % 4;
+      const __m256i low4 = _mm256_and_si256(shift_right_16(load256(blk->ql + 64 * half + (g & 1) * 32), g < 2 ? 0 : 4),
+                                            _mm256_set1_epi8(0x0F));
+      const __m256i high2 = _mm256_and_si256(shift_right_16(load256(blk->qh + 32 * half), 2 * g), _mm256_set1_epi8(3));
+      const __m256i codes = _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
+      // The first 16 elements use scale 2c, the next 16 scale 2c+1.
+      const __m256i scale = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(blk->scales[2 * c])),
+                                                    _mm_set1_epi16(blk->scales[2 * c + 1]), 1);
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], dot_u8_s8(codes, load256(act[t]->qs + 32 * c), scale));
+    }
+    const float d = _cvtsh_ss(blk->d);
+    for (int t = 0; t < T; ++t) {
+      int ibias = 0;
+      for (int k = 0; k < 16; ++k) ibias += blk->scales[k] * act[t]->bsums[k];
+      const float dt = d * act[t]->d;
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(dt), acc[t]);
+      bias[t] += dt * static_cast<float>(32 * ibias);
+    }
+  }
+  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]) - bias[t];
+}
+
+// ---- F32 / F16 / BF16 with activations of the same type ----
+
+struct LoadF32 {
+  static __m256 load(const uint8_t* p, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + i); }
+  static float scalar(const uint8_t* p, int64_t i) { return reinterpret_cast<const float*>(p)[i]; }
+};
+struct LoadF16 {
+  static __m256 load(const uint8_t* p, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
+  }
+  static float scalar(const uint8_t* p, int64_t i) { return _cvtsh_ss(load_u16(p + 2 * i)); }
+};
+struct LoadBF16 {
+  static __m256 load(const uint8_t* p, int64_t i) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static float scalar(const uint8_t* p, int64_t i) { return quant::bf16_to_fp32(load_u16(p + 2 * i)); }
+};
+
+template <class L, int T>
+void row_float(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t cols, float* y, int64_t ldy) {
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const uint8_t* act[T];
+  for (int t = 0; t < T; ++t) act[t] = a.rows + (t0 + t) * a.row_bytes;
+  int64_t i = 0;
+  for (; i + 8 <= cols; i += 8) {
+    const __m256 wv = L::load(row, i);
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_fmadd_ps(wv, L::load(act[t], i), acc[t]);
+  }
+  for (int t = 0; t < T; ++t) {
+    float sum = hsum(acc[t]);
+    for (int64_t k = i; k < cols; ++k) sum += L::scalar(row, k) * L::scalar(act[t], k);
+    y[t * ldy] = sum;
+  }
+}
+
+// ---- The shared loop: row chunks of 16, token tiles of up to 4. ----
+
+using RowFn = void (*)(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t n, float* y, int64_t ldy);
+
+template <RowFn k1, RowFn k2, RowFn k3, RowFn k4, int kElemsPerUnit>
+void rows_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  const RowFn by_tokens[] = {k1, k2, k3, k4};
+  const int64_t units = w.cols / kElemsPerUnit;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
+    const int64_t rc_end = std::min(r1, rc + kRowChunk);
+    for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokenTile) {
+      const RowFn fn = by_tokens[std::min<int64_t>(kTokenTile, a.n_tokens - t0) - 1];
+      for (int64_t r = rc; r < rc_end; ++r) fn(base + r * w.row_bytes, a, t0, units, y + t0 * w.rows + r, w.rows);
+    }
+  }
+}
+
+template <GgmlType kType>
+constexpr RowsKernel legacy_kernel =
+    rows_kernel<row_legacy<kType, 1>, row_legacy<kType, 2>, row_legacy<kType, 3>, row_legacy<kType, 4>, quant::QK>;
+template <bool kFifthBit>
+constexpr RowsKernel k4_k5_kernel = rows_kernel<row_k4_k5<kFifthBit, 1>, row_k4_k5<kFifthBit, 2>,
+                                                row_k4_k5<kFifthBit, 3>, row_k4_k5<kFifthBit, 4>, quant::QK_K>;
+template <class L>
+constexpr RowsKernel float_kernel = rows_kernel<row_float<L, 1>, row_float<L, 2>, row_float<L, 3>, row_float<L, 4>, 1>;
+
+}  // namespace
+
+RowsKernel rows_kernel_avx2(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return float_kernel<LoadF32>;
+    case GgmlType::F16: return float_kernel<LoadF16>;
+    case GgmlType::BF16: return float_kernel<LoadBF16>;
+    case GgmlType::Q4_0: return legacy_kernel<GgmlType::Q4_0>;
+    case GgmlType::Q8_0: return legacy_kernel<GgmlType::Q8_0>;
+    case GgmlType::Q4_K: return k4_k5_kernel<false>;
+    case GgmlType::Q5_K: return k4_k5_kernel<true>;
+    case GgmlType::Q6_K: return rows_kernel<row_q6_k<1>, row_q6_k<2>, row_q6_k<3>, row_q6_k<4>, quant::QK_K>;
+    default: return nullptr;
+  }
+}
+
 }  // namespace hcattn::cpu
