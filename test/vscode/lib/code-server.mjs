@@ -8,8 +8,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-export const TOOLS = process.env.REPO_LLAMA_TOOLS || join(homedir(), ".cache", "repo-llama-tools");
-export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TOOLS = process.env.REPO_LLAMA_TOOLS || join(homedir(), ".cache", "repo-llama-tools");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const NODE24_BIN_DIR = join(TOOLS, "node24", "bin");
 const NODE24 = join(NODE24_BIN_DIR, "node");
 const CODE_SERVER_ENTRY = join(TOOLS, "code-server", "node_modules", "code-server", "out", "node", "entry.js");
@@ -45,7 +45,7 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-export const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A profile for one run: user data, extensions and code-server's XDG folders under `dir` (unless given), so that
