@@ -6,17 +6,19 @@
 import { createHash } from "node:crypto";
 import type { Segment } from "./types";
 
-export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+export function sha256Hex(text: string | Buffer): string {
+  return createHash("sha256").update(text).digest("hex");
 }
 
 export function buildSegments(parts: readonly { id: string; text: string }[]): Segment[] {
   const segments: Segment[] = [];
   let chainHash = "";
   for (const { id, text } of parts) {
-    const hash = sha256Hex(text);
+    // Encoded once: the hash and the estimate both need the UTF-8 bytes.
+    const bytes = Buffer.from(text, "utf8");
+    const hash = sha256Hex(bytes);
     chainHash = sha256Hex(chainHash + hash);
-    segments.push({ id, text, hash, chainHash, estimatedTokens: estimateTokens(text) });
+    segments.push({ id, text, hash, chainHash, estimatedTokens: estimateTokensOfBytes(bytes.length) });
   }
   return segments;
 }
@@ -29,5 +31,9 @@ const BYTES_PER_TOKEN = 3.6;
  * JavaScript and C++ sources it was 0.8–1.2 times the true count (C++ dense with symbols is lowest).
  */
 export function estimateTokens(text: string): number {
-  return Math.ceil(Buffer.byteLength(text, "utf8") / BYTES_PER_TOKEN);
+  return estimateTokensOfBytes(Buffer.byteLength(text, "utf8"));
+}
+
+function estimateTokensOfBytes(byteLength: number): number {
+  return Math.ceil(byteLength / BYTES_PER_TOKEN);
 }

@@ -4,6 +4,7 @@
 // once and each file costs one open, one fstat and one read. File system calls are synchronous, which is the
 // fastest way through many small files, and the walk yields to the event loop every few milliseconds so
 // that an extension host stays responsive and cancellation is seen.
+import { isUtf8 } from "node:buffer";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { holdsToken, looksBinary, looksMinified, mayHoldToken, skipReasonByName } from "./fileKinds";
@@ -76,7 +77,6 @@ class Walk {
   private readonly exclude: GlobSet;
   private readonly include: GlobSet;
   private readonly maxBytes: number;
-  private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   private lastYield = performance.now();
 
   constructor(private readonly options: IndexOptions) {
@@ -219,12 +219,8 @@ class Walk {
       if (stats.size > this.maxBytes) return this.skip("tooLarge");
       const content = readAll(fd, stats.size);
       if (looksBinary(content)) return this.skip("binary");
-      let text: string;
-      try {
-        text = this.decoder.decode(content);
-      } catch {
-        return this.skip("binary"); // not valid UTF-8
-      }
+      if (!isUtf8(content)) return this.skip("binary");
+      const text = content.toString("utf8", hasByteOrderMark(content) ? 3 : 0);
       if (mayHoldToken(name) && holdsToken(text)) return this.skip("secret");
       if (looksMinified(content)) return this.skip("minified");
       this.files.push({ path: relative, bytes: content.length, mtimeMs: stats.mtimeMs, text });
@@ -246,6 +242,10 @@ class Walk {
     this.lastYield = performance.now();
     if (this.options.isCancelled?.()) throw new IndexCancelled();
   }
+}
+
+function hasByteOrderMark(content: Buffer): boolean {
+  return content.length >= 3 && content[0] === 0xef && content[1] === 0xbb && content[2] === 0xbf;
 }
 
 /** Reads up to `size` bytes; a file that shrank while being read gives what was there. */
