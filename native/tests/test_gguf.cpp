@@ -3,9 +3,9 @@
 // dims, bad offsets, unknown types, duplicates) is rejected with an error that names the field.
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
