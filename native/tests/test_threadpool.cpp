@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -17,6 +18,14 @@
 using hcattn::cpu::ThreadPool;
 
 namespace {
+
+// The 1-minute load average, or 0 where /proc is not available.
+double load_average() {
+  std::ifstream f("/proc/loadavg");
+  double load = 0;
+  f >> load;
+  return load;
+}
 
 void check_cover(ThreadPool& pool, int64_t n, int64_t grain) {
   std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
@@ -106,7 +115,15 @@ int main() {
     const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / calls;
     std::printf("dispatch: %.2f us per parallel_for with 2 threads\n", us);
     CHECK(sum.load() == 64LL * calls);
-    CHECK(us < 500.0);  // generous: on a shared, overloaded machine the worker gets descheduled
+    // A latency bound only means something when the pool's threads get cores: with more runnable
+    // threads than cores every dispatch waits for the scheduler.
+    const double load = load_average();
+    if (load < 0.75 * std::thread::hardware_concurrency()) {
+      CHECK(us < 50.0);
+    } else {
+      std::printf("dispatch latency bound not checked: load average %.1f on %u cores\n", load,
+                  std::thread::hardware_concurrency());
+    }
   }
   // After sleeping (past the spin window) the workers still wake for new work.
   {

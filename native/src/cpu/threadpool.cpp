@@ -27,6 +27,9 @@ namespace {
 // the core): long enough to bridge the gap between the matmuls of one layer, short enough not to burn
 // a core when the engine waits for the user.
 constexpr int kSpinIterations = 20000;
+// The caller waits for chunks about as long as its own, so it polls briefly and then yields: on an
+// oversubscribed machine the worker it waits for may need this very core.
+constexpr int kCallerSpinIterations = 2000;
 
 // The pool a thread belongs to while it runs a chunk, and its thread index there: a nested
 // parallel_for on the same pool runs inline (under the same index, so per-thread scratch buffers
@@ -118,7 +121,7 @@ struct ThreadPool::Impl {
     while (pending.load(std::memory_order_acquire) != 0) {
       // On an oversubscribed machine the worker may be descheduled; yield instead of burning the
       // time slice it needs.
-      if (++spins < kSpinIterations) {
+      if (++spins < kCallerSpinIterations) {
         HCATTN_PAUSE();
       } else {
         std::this_thread::yield();
