@@ -156,6 +156,32 @@ test("adversarial strings match llama.cpp, with and without special tokens", () 
   assert.equal(problems.length, 0, problems.join("\n"));
 });
 
+// "\n  C's" splits by C's class: a letter gives " C" + "'s", punctuation or an unassigned code point gives
+// " C'" + "s", a number gives " " + "C" + "'s" — so a class that differs from llama.cpp's changes the ids.
+const classProbe = (cp) => "\n  " + String.fromCodePoint(cp) + "'s";
+
+test("every code point of planes 0-3 and 14 is classified as llama.cpp does", () => {
+  const ranges = [[0, 0xd7ff], [0xe000, 0x3ffff], [0xe0000, 0xe0fff]];
+  const problems = [];
+  const CHUNK = 4096;
+  for (const [first, last] of ranges) {
+    for (let start = first; start <= last; start += CHUNK) {
+      const end = Math.min(last, start + CHUNK - 1);
+      let text = "";
+      for (let cp = start; cp <= end; cp++) text += classProbe(cp);
+      if (firstDifference(ours.encode(text, false, false), oracle.tokenize(text, false)) === -1) continue;
+      for (let cp = start; cp <= end && problems.length < 20; cp++) {
+        const mine = ours.encode(classProbe(cp), false, false);
+        const theirs = oracle.tokenize(classProbe(cp), false);
+        if (firstDifference(mine, theirs) !== -1) {
+          problems.push(`U+${cp.toString(16).toUpperCase()}: ours ${Array.from(mine)}, llama.cpp ${Array.from(theirs)}`);
+        }
+      }
+    }
+  }
+  assert.equal(problems.length, 0, `code points classified differently (first 20):\n${problems.join("\n")}`);
+});
+
 test("special tokens: plain text without parsing, one id with it", () => {
   assert.deepEqual(Array.from(ours.encode("<|eot_id|>", false, true)), [128009]);
   const plain = Array.from(ours.encode("<|eot_id|>", false, false));
