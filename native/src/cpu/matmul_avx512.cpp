@@ -158,34 +158,65 @@ void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
   for (; r < r1; ++r) gemv_legacy_rows<kType, 1>(w, a, r, y);
 }
 
+// The 6-bit scales and mins of a Q4_K / Q5_K super-block rearranged (FORMATS.md §2.3) so that bytes
+// 0-7 are sc0..sc7 and bytes 8-15 are mn0..mn7: a dozen word operations instead of sixteen byte
+// extractions.
+__m128i k4_scales_mins(const uint8_t* s) {
+  constexpr uint32_t kLow6 = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, s, 12);
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // mn4..7
+  const uint32_t mins_low = u[1] & kLow6;                         // mn0..3
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);           // sc4..7
+  u[0] &= kLow6;                                                  // sc0..3
+  u[2] = mins_low;
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+}
+
 template <bool kFifthBit>
 void gemv_k4_k5(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
   constexpr size_t kBlockBytes = kFifthBit ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
   const int64_t nsb = w.cols / quant::QK_K;
   const auto* base = static_cast<const uint8_t*>(w.data);
   const auto* act = reinterpret_cast<const quant::BlockQ8_K*>(a.rows);
+  // Each min twice, to pair with the two 16-element sums of its 32-element sub-block.
+  const __m128i dup_mins = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = base + r * w.row_bytes;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m256 acc = _mm256_setzero_ps(), mins_acc = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; ++s) {
       const uint8_t* blk = row + s * kBlockBytes;
       const uint8_t* qs = kFifthBit ? blk + 48 : blk + 16;
-      int sc[8], mn[8];
-      unpack_k4_scales(blk + 4, sc, mn);
+      const __m128i scales_mins = k4_scales_mins(blk + 4);
+      const __m256i sc = _mm256_cvtepu8_epi32(scales_mins);
+      // mins: lane j = mn_j * (bsums[2j] + bsums[2j+1]), scaled by dmin * d_act.
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales_mins, dup_mins));
+      const __m256i mins = _mm256_madd_epi16(mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].bsums)));
+      mins_acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(half_to_float(blk + 2) * act[s].d), mins_acc);
+      const __m256i high = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)) : _mm256_setzero_si256();
       __m256i isum = _mm256_setzero_si256();
-      int imin = 0;
-      for (int j = 0; j < 8; ++j) {
-        const __m256i codes = kFifthBit ? codes_q5_k(blk + 16, qs, j) : codes_q4_k(qs, j);
-        const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].qs + 32 * j));
-        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes, q8);
-        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dot, _mm256_set1_epi32(sc[j])));
-        imin += mn[j] * (act[s].bsums[2 * j] + act[s].bsums[2 * j + 1]);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        // Sub-blocks 2i (low nibbles) and 2i+1 (high nibbles) share 32 bytes of qs.
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * i));
+        __m256i lo = _mm256_and_si256(v, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        if (kFifthBit) {
+          const __mmask32 lo_set = _mm256_test_epi8_mask(high, _mm256_set1_epi8(static_cast<char>(1 << (2 * i))));
+          const __mmask32 hi_set = _mm256_test_epi8_mask(high, _mm256_set1_epi8(static_cast<char>(2 << (2 * i))));
+          lo = _mm256_mask_add_epi8(lo, lo_set, lo, _mm256_set1_epi8(16));
+          hi = _mm256_mask_add_epi8(hi, hi_set, hi, _mm256_set1_epi8(16));
+        }
+        const __m256i q8lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].qs + 64 * i));
+        const __m256i q8hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].qs + 64 * i + 32));
+        const __m256i dlo = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, q8lo);
+        const __m256i dhi = _mm256_dpbusd_epi32(_mm256_setzero_si256(), hi, q8hi);
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dlo, _mm256_permutexvar_epi32(_mm256_set1_epi32(2 * i), sc)));
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dhi, _mm256_permutexvar_epi32(_mm256_set1_epi32(2 * i + 1), sc)));
       }
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(half_to_float(blk) * act[s].d), acc);
-      mins += half_to_float(blk + 2) * act[s].d * static_cast<float>(imin);
     }
-    y[r] = hsum(acc) - mins;
+    y[r] = hsum(acc) - hsum(mins_acc);
   }
 }
 
