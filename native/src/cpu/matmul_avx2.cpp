@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "cpu/matmul_kernels.h"
 
@@ -220,9 +221,137 @@ void rows_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
   }
 }
 
+// ---- Prefill of Q4_0 / Q8_0: panels of 8 rows, one row per 32-bit lane ----
+//
+// As in the AVX-512 kernels: a panel register holds the same 4 consecutive codes of 8 rows, and one
+// activation dword of a token is broadcast against it. Q4_0 codes (0..15) keep vpmaddubsw's pair
+// sums below 3810, so the 8 groups of a block are summed in 16 bits before one vpmaddwd; Q8_0 uses
+// |w| and the activation with w's sign and widens every group.
+
+constexpr int kPanel8 = 8;
+// Per 32-element block: codes [8 groups][8 rows] (Q8_0: |w|, then w itself [8][8]), 8 float scales.
 template <GgmlType kType>
-constexpr RowsKernel legacy_kernel =
-    rows_kernel<row_legacy<kType, 1>, row_legacy<kType, 2>, row_legacy<kType, 3>, row_legacy<kType, 4>, quant::QK>;
+constexpr size_t kPanel8Block = (kType == GgmlType::Q4_0 ? 1 : 2) * 8 * kPanel8 * 4 + kPanel8 * 4;
+
+template <GgmlType kType>
+void unpack_panel8(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
+  constexpr size_t kBlockBytes = kType == GgmlType::Q4_0 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+  constexpr size_t kCodes = 8 * kPanel8 * 4;
+  const int64_t nb = w.cols / quant::QK;
+  const auto* base = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* p = panel + b * kPanel8Block<kType>;
+    auto* codes = reinterpret_cast<uint32_t*>(p);
+    auto* signs = reinterpret_cast<uint32_t*>(p + kCodes);
+    auto* scales = reinterpret_cast<float*>(p + kPanel8Block<kType> - kPanel8 * 4);
+    for (int k = 0; k < kPanel8; ++k) {
+      alignas(32) uint32_t c[8] = {}, sg[8] = {};
+      scales[k] = 0.0f;
+      if (k < nr) {
+        const uint8_t* blk = base + k * w.row_bytes + b * kBlockBytes;
+        scales[k] = half_to_float(blk);
+        if (kType == GgmlType::Q4_0) {
+          const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+          const __m256i v = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+                                             _mm256_set1_epi8(0x0F));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(c), v);
+        } else {
+          const __m256i v = load256(blk + 2);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(c), _mm256_sign_epi8(v, v));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(sg), v);
+        }
+      }
+      for (int g = 0; g < 8; ++g) {
+        codes[g * kPanel8 + k] = c[g];
+        if (kType == GgmlType::Q8_0) signs[g * kPanel8 + k] = sg[g];
+      }
+    }
+  }
+}
+
+template <GgmlType kType, int T>
+void panel8_tile(const uint8_t* panel, int64_t nb, const PackedActs& a, int64_t t0, float* y, int64_t ldy, int nr) {
+  constexpr size_t kCodes = 8 * kPanel8 * 4;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const uint8_t* act = a.rows + t0 * a.row_bytes + 2;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = panel + b * kPanel8Block<kType>;
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      const __m256i codes = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32 * g));
+      for (int t = 0; t < T; ++t) {
+        int32_t q4;
+        std::memcpy(&q4, act + t * a.row_bytes + b * sizeof(quant::BlockQ8_0) + 4 * g, 4);
+        const __m256i q8 = _mm256_set1_epi32(q4);
+        if (kType == GgmlType::Q4_0) {
+          isum[t] = _mm256_add_epi16(isum[t], _mm256_maddubs_epi16(codes, q8));
+        } else {
+          const __m256i signs = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + kCodes + 32 * g));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(_mm256_maddubs_epi16(codes, _mm256_sign_epi8(q8, signs)), ones));
+        }
+      }
+    }
+    const __m256 wscale = _mm256_load_ps(reinterpret_cast<const float*>(p + kPanel8Block<kType> - kPanel8 * 4));
+    for (int t = 0; t < T; ++t) {
+      const int64_t tb = (t0 + t) * nb + b;
+      __m256i dot = isum[t];
+      if (kType == GgmlType::Q4_0) {
+        dot = _mm256_add_epi32(_mm256_madd_epi16(dot, ones), _mm256_set1_epi32(a.block_bias[tb]));
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(wscale, _mm256_set1_ps(a.block_scale[tb])), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc[t]);
+    for (int k = 0; k < nr; ++k) y[(t0 + t) * ldy + k] = out[k];
+  }
+}
+
+// Per-thread panel storage, 32-byte aligned for the aligned loads above.
+uint8_t* panel8_storage(size_t bytes) {
+  struct alignas(32) Line {
+    uint8_t bytes[32];
+  };
+  thread_local std::vector<Line> storage;
+  const size_t n = (bytes + 31) / 32;
+  if (storage.size() < n) storage.resize(n);
+  return storage.data()->bytes;
+}
+
+template <GgmlType kType>
+void gemm_panel8(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  constexpr int kTokens = 4;
+  const int64_t nb = w.cols / quant::QK;
+  uint8_t* panel = panel8_storage(nb * kPanel8Block<kType>);
+  for (int64_t r = r0; r < r1; r += kPanel8) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanel8, r1 - r));
+    unpack_panel8<kType>(w, r, nr, panel);
+    int64_t t0 = 0;
+    for (; t0 + kTokens <= a.n_tokens; t0 += kTokens) panel8_tile<kType, kTokens>(panel, nb, a, t0, y + r, w.rows, nr);
+    switch (a.n_tokens - t0) {
+      case 1: panel8_tile<kType, 1>(panel, nb, a, t0, y + r, w.rows, nr); break;
+      case 2: panel8_tile<kType, 2>(panel, nb, a, t0, y + r, w.rows, nr); break;
+      case 3: panel8_tile<kType, 3>(panel, nb, a, t0, y + r, w.rows, nr); break;
+      default: break;
+    }
+  }
+}
+
+template <GgmlType kType>
+void legacy_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  // Below a few tokens, widening a panel costs more than it saves.
+  if (a.n_tokens < 4) {
+    rows_kernel<row_legacy<kType, 1>, row_legacy<kType, 2>, row_legacy<kType, 3>, row_legacy<kType, 4>, quant::QK>(
+        w, a, r0, r1, y);
+  } else {
+    gemm_panel8<kType>(w, a, r0, r1, y);
+  }
+}
+
 template <bool kFifthBit>
 constexpr RowsKernel k4_k5_kernel = rows_kernel<row_k4_k5<kFifthBit, 1>, row_k4_k5<kFifthBit, 2>,
                                                 row_k4_k5<kFifthBit, 3>, row_k4_k5<kFifthBit, 4>, quant::QK_K>;
