@@ -113,6 +113,13 @@ export function holdsToken(text: string): boolean {
   return registryToken.test(text);
 }
 
+const privateKeyBlock = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----/;
+
+/** A PEM or OpenSSH private key in a file whose name gave nothing away (or a link named innocently). */
+export function holdsPrivateKey(text: string): boolean {
+  return text.includes("PRIVATE KEY") && privateKeyBlock.test(text);
+}
+
 export function looksBinary(content: Buffer): boolean {
   return content.subarray(0, BINARY_SNIFF_BYTES).includes(0);
 }

@@ -51,6 +51,7 @@ export interface IndexStats {
   files: number;
   bytes: number;
   estimatedTokens: number;
+  /** Entries left out, by reason. A folder left out whole (ignored, or a symlink loop) counts once. */
   skipped: Partial<Record<SkipReason, number>>;
   ms: number;
 }

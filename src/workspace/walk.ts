@@ -7,7 +7,7 @@
 import { isUtf8 } from "node:buffer";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { holdsToken, looksBinary, looksMinified, mayHoldToken, skipReasonByName } from "./fileKinds";
+import { holdsPrivateKey, holdsToken, looksBinary, looksMinified, mayHoldToken, skipReasonByName } from "./fileKinds";
 import { GlobSet } from "./glob";
 import { IgnoreStack } from "./ignoreRules";
 import { compareCodeUnits } from "./order";
@@ -221,7 +221,7 @@ class Walk {
       if (looksBinary(content)) return this.skip("binary");
       if (!isUtf8(content)) return this.skip("binary");
       const text = content.toString("utf8", hasByteOrderMark(content) ? 3 : 0);
-      if (mayHoldToken(name) && holdsToken(text)) return this.skip("secret");
+      if ((mayHoldToken(name) && holdsToken(text)) || holdsPrivateKey(text)) return this.skip("secret");
       if (looksMinified(content)) return this.skip("minified");
       this.files.push({ path: relative, bytes: content.length, mtimeMs: stats.mtimeMs, text });
     } catch {

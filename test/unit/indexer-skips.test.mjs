@@ -62,10 +62,13 @@ test("secret-looking files", async () => {
     ".npmrc": "//registry.npmjs.org/:_authToken=npm_abc\n",
     "sub/.npmrc": "save-exact=true\n",
     ".netrc": "machine example.com password x\n",
+    "deploy/config": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    "notes/gpg.txt": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nx\n",
+    "docs/keys.md": "Never commit a file that starts with BEGIN PRIVATE KEY.\n",
   });
   const result = await indexer.indexWorkspace(root, options());
-  assert.deepEqual(indexedPaths(result), [".env.example", "src/credentials.ts", "sub/.npmrc"]);
-  assert.deepEqual(result.stats.skipped, { secret: 12 });
+  assert.deepEqual(indexedPaths(result), [".env.example", "docs/keys.md", "src/credentials.ts", "sub/.npmrc"]);
+  assert.deepEqual(result.stats.skipped, { secret: 14 });
   assert.ok(!result.segments.some((s) => s.text.includes("npm_abc")));
 });
 
