@@ -218,8 +218,7 @@ class Walk {
       // The size is checked before reading, so a file of gigabytes costs one fstat.
       if (stats.size > this.maxBytes) return this.skip("tooLarge");
       const content = readAll(fd, stats.size);
-      if (looksBinary(content)) return this.skip("binary");
-      if (!isUtf8(content)) return this.skip("binary");
+      if (looksBinary(content) || !isUtf8(content)) return this.skip("binary");
       const text = content.toString("utf8", hasByteOrderMark(content) ? 3 : 0);
       if ((mayHoldToken(name) && holdsToken(text)) || holdsPrivateKey(text)) return this.skip("secret");
       if (looksMinified(content)) return this.skip("minified");

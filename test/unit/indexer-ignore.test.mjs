@@ -138,3 +138,34 @@ test("names with gitignore special characters are re-included literally", async 
   assert.deepEqual(indexedPaths(result), [".gitignore", ".repollamaignore", "out [1]!#/a.txt"]);
   assert.deepEqual(result.stats.skipped, { ignored: 1 });
 });
+
+test("a file cannot be re-included when its folder is excluded (as in git)", async () => {
+  const root = makeTree({
+    ".gitignore": "logs/\n!logs/keep.txt\ncache/*\n!cache/keep.txt\n",
+    "logs/keep.txt": "x\n",
+    "cache/keep.txt": "cache/* excludes the contents, not the folder, so this one comes back\n",
+    "cache/drop.txt": "x\n",
+  });
+  const result = await indexer.indexWorkspace(root, options());
+  assert.deepEqual(indexedPaths(result), [".gitignore", "cache/keep.txt"]);
+  assert.deepEqual(result.stats.skipped, { ignored: 2 });
+});
+
+test("glob syntax: **, *, ?, {a,b} and [classes]", async () => {
+  const root = makeTree({
+    "a.log": "x\n",
+    "deep/er/b.tmp": "x\n",
+    "src/x/test/t.ts": "x\n",
+    "src/x/main.ts": "x\n",
+    "file1.txt": "x\n",
+    "file10.txt": "x\n",
+    "a.md": "x\n",
+    "c.md": "x\n",
+  });
+  const result = await indexer.indexWorkspace(
+    root,
+    options({ exclude: ["**/*.{log,tmp}", "src/**/test/**", "file?.txt", "[ab].md"] }),
+  );
+  assert.deepEqual(indexedPaths(result), ["c.md", "file10.txt", "src/x/main.ts"]);
+  assert.deepEqual(result.stats.skipped, { ignored: 5 });
+});
