@@ -1,0 +1,178 @@
+#include "kv/codebook.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "common/error.h"
+#include "kv/nearest.h"
+
+namespace hcattn::kv {
+
+namespace {
+
+float squared_distance(const float* a, const float* b, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) {
+    const float t = a[i] - b[i];
+    s += t * t;
+  }
+  return s;
+}
+
+// Transposes a (c, sub) codebook to (sub, c) and computes its squared norms, the form assign_nearest reads.
+struct PreparedBook {
+  std::vector<float> transposed, norms;
+  PreparedBook(const float* book, int c, int sub) : transposed(static_cast<size_t>(sub) * c), norms(c, 0.0f) {
+    for (int k = 0; k < c; ++k)
+      for (int j = 0; j < sub; ++j) {
+        const float v = book[static_cast<int64_t>(k) * sub + j];
+        transposed[static_cast<size_t>(j) * c + k] = v;
+        norms[k] += v * v;
+      }
+  }
+};
+
+// k-means on `n` points of `sub` dims (row-major), c centroids into out (c, sub).
+void kmeans(const std::vector<float>& pts, int64_t n, int sub, int c, std::mt19937_64& rng, int iters, float* out) {
+  // k-means++ seeding: each next centroid drawn with probability proportional to its squared distance to
+  // the nearest centroid chosen so far. Duplicate points (d = 0 everywhere) fall back to uniform picks.
+  std::vector<float> best_d(n, std::numeric_limits<float>::infinity());
+  std::uniform_int_distribution<int64_t> pick(0, n - 1);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::copy_n(&pts[pick(rng) * sub], sub, out);
+  for (int k = 1; k < c; ++k) {
+    const float* prev = out + static_cast<int64_t>(k - 1) * sub;
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      best_d[i] = std::min(best_d[i], squared_distance(&pts[i * sub], prev, sub));
+      total += best_d[i];
+    }
+    int64_t chosen = pick(rng);
+    if (total > 0) {
+      double r = unit(rng) * total;
+      for (int64_t i = 0; i < n; ++i) {
+        r -= best_d[i];
+        if (r <= 0) {
+          chosen = i;
+          break;
+        }
+      }
+    }
+    std::copy_n(&pts[chosen * sub], sub, out + static_cast<int64_t>(k) * sub);
+  }
+  // Lloyd rounds; an empty cluster is re-seeded at the point farthest from its centroid so no code is wasted.
+  std::vector<int32_t> assign(n);
+  std::vector<double> sums(static_cast<size_t>(c) * sub);
+  std::vector<int64_t> counts(c);
+  for (int it = 0; it < iters; ++it) {
+    const PreparedBook prepared(out, c, sub);
+    assign_nearest(pts.data(), n, sub, sub, prepared.transposed.data(), prepared.norms.data(), c, assign.data());
+    std::fill(sums.begin(), sums.end(), 0.0);
+    std::fill(counts.begin(), counts.end(), 0);
+    int64_t far_i = 0;
+    float far_d = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      const float* x = &pts[i * sub];
+      const int k = assign[i];
+      ++counts[k];
+      for (int j = 0; j < sub; ++j) sums[static_cast<size_t>(k) * sub + j] += x[j];
+      const float d = squared_distance(x, out + static_cast<int64_t>(k) * sub, sub);
+      if (d > far_d) {
+        far_d = d;
+        far_i = i;
+      }
+    }
+    for (int k = 0; k < c; ++k) {
+      float* ck = out + static_cast<int64_t>(k) * sub;
+      if (counts[k] == 0) {
+        std::copy_n(&pts[far_i * sub], sub, ck);
+        continue;
+      }
+      for (int j = 0; j < sub; ++j) ck[j] = static_cast<float>(sums[static_cast<size_t>(k) * sub + j] / counts[k]);
+    }
+  }
+}
+
+}  // namespace
+
+KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups, int c, uint64_t seed, int iters,
+                               int64_t max_train) {
+  if (dim <= 0 || groups <= 0 || dim % groups != 0)
+    throw Error("key codebook: head dim " + std::to_string(dim) + " is not divisible into " +
+                std::to_string(groups) + " groups");
+  if (c < 1 || c > 65536) throw Error("key codebook: centroid count must be in [1, 65536], got " + std::to_string(c));
+  if (n < 1) throw Error("key codebook: no calibration keys");
+  KeyCodebook cb;
+  cb.dim = dim;
+  cb.groups = groups;
+  cb.centroids_per_group = c;
+  const int sub = dim / groups;
+  cb.centroids.assign(static_cast<size_t>(groups) * c * sub, 0.0f);
+
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> rows(static_cast<size_t>(std::min(n, max_train)));
+  if (n <= max_train) {
+    for (int64_t i = 0; i < n; ++i) rows[i] = i;
+  } else {
+    std::uniform_int_distribution<int64_t> pick(0, n - 1);
+    for (auto& r : rows) r = pick(rng);
+  }
+  const int64_t m = static_cast<int64_t>(rows.size());
+  // With fewer points than centroids, the extra centroids repeat points (k-means++ picks them again);
+  // encoding stays exact for the training keys.
+  std::vector<float> pts(static_cast<size_t>(m) * sub);
+  for (int grp = 0; grp < groups; ++grp) {
+    for (int64_t i = 0; i < m; ++i)
+      std::copy_n(keys + rows[i] * dim + static_cast<int64_t>(grp) * sub, sub, &pts[i * sub]);
+    kmeans(pts, m, sub, c, rng, iters, &cb.centroids[static_cast<size_t>(grp) * c * sub]);
+  }
+  return cb;
+}
+
+void KeyCodebook::encode(const float* key, uint16_t* codes) const { encode_many(key, 1, codes); }
+
+void KeyCodebook::encode_many(const float* keys, int64_t n, uint16_t* codes) const {
+  const int s = sub();
+  std::vector<int32_t> nearest(n);
+  for (int grp = 0; grp < groups; ++grp) {
+    const PreparedBook prepared(&centroids[static_cast<size_t>(grp) * centroids_per_group * s], centroids_per_group, s);
+    assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, prepared.transposed.data(), prepared.norms.data(),
+                   centroids_per_group, nearest.data());
+    for (int64_t i = 0; i < n; ++i) codes[i * groups + grp] = static_cast<uint16_t>(nearest[i]);
+  }
+}
+
+void KeyCodebook::decode(const uint16_t* codes, float* key) const {
+  const int s = sub();
+  for (int grp = 0; grp < groups; ++grp) {
+    const float* ck = &centroids[(static_cast<size_t>(grp) * centroids_per_group + codes[grp]) * s];
+    std::copy_n(ck, s, key + static_cast<int64_t>(grp) * s);
+  }
+}
+
+void KeyCodebook::build_lut(const float* q, float* lut) const {
+  const int s = sub();
+  for (int grp = 0; grp < groups; ++grp) {
+    const float* qg = q + static_cast<int64_t>(grp) * s;
+    const float* book = &centroids[static_cast<size_t>(grp) * centroids_per_group * s];
+    float* row = lut + static_cast<int64_t>(grp) * centroids_per_group;
+    for (int k = 0; k < centroids_per_group; ++k) {
+      float dot = 0;
+      for (int j = 0; j < s; ++j) dot += qg[j] * book[static_cast<int64_t>(k) * s + j];
+      row[k] = dot;
+    }
+  }
+}
+
+void score_codes(const float* lut, const uint16_t* codes, int64_t n, int groups, int c, float* scores) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint16_t* cj = codes + j * groups;
+    float s = 0;
+    for (int grp = 0; grp < groups; ++grp) s += lut[static_cast<int64_t>(grp) * c + cj[grp]];
+    scores[j] = s;
+  }
+}
+
+}  // namespace hcattn::kv

@@ -1,0 +1,158 @@
+#include "kv/selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "quant/types.h"
+
+namespace hcattn::kv {
+
+namespace {
+
+// Orders tokens by score descending, then position ascending: the order that defines the top-p prefix.
+struct ByScore {
+  const float* s;
+  bool operator()(int32_t a, int32_t b) const { return s[a] > s[b] || (s[a] == s[b] && a < b); }
+};
+
+// Adds sinks and recent tokens to the top-p part, sorts positions, and computes renormalised weights.
+void finish(const float* scores, int64_t n, const SelectParams& p, float max_score, double total,
+            std::vector<int32_t>& chosen, Selection& out) {
+  if (p.k_max > 0 && static_cast<int64_t>(chosen.size()) > p.k_max) {
+    std::nth_element(chosen.begin(), chosen.begin() + p.k_max, chosen.end(), ByScore{scores});
+    chosen.resize(p.k_max);
+  }
+  const int64_t sinks = std::min(p.sinks, n);
+  const int64_t recent_from = std::max<int64_t>(sinks, n - std::max<int64_t>(p.recent, 0));
+  for (int64_t i = 0; i < sinks; ++i) chosen.push_back(static_cast<int32_t>(i));
+  for (int64_t i = recent_from; i < n; ++i) chosen.push_back(static_cast<int32_t>(i));
+  std::sort(chosen.begin(), chosen.end());
+  chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+
+  out.index = std::move(chosen);
+  out.weight.resize(out.index.size());
+  double sum = 0;
+  for (size_t i = 0; i < out.index.size(); ++i) {
+    const double e = std::exp(static_cast<double>(scores[out.index[i]]) - max_score);
+    out.weight[i] = static_cast<float>(e);
+    sum += e;
+  }
+  for (float& w : out.weight) w = static_cast<float>(w / sum);
+  out.kept_mass = total > 0 ? sum / total : 1.0;
+}
+
+}  // namespace
+
+void select_tokens_reference(const float* scores, int64_t n, const SelectParams& p, Selection& out) {
+  out = Selection{};
+  if (n <= 0) return;
+  const float m = *std::max_element(scores, scores + n);
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), ByScore{scores});
+  double total = 0;
+  for (int64_t j = 0; j < n; ++j) total += std::exp(static_cast<double>(scores[j]) - m);
+  const double target = p.top_p * total;
+  double cum = 0;
+  std::vector<int32_t> chosen;
+  size_t taken = 0;
+  for (; taken < order.size() && cum < target; ++taken) {
+    chosen.push_back(order[taken]);
+    cum += std::exp(static_cast<double>(scores[order[taken]]) - m);
+  }
+  if (!chosen.empty() && p.margin > 0) {
+    const float cut = scores[chosen.back()] - p.margin;
+    for (; taken < order.size() && scores[order[taken]] >= cut; ++taken) chosen.push_back(order[taken]);
+  }
+  finish(scores, n, p, m, total, chosen, out);
+}
+
+void select_tokens(const float* scores, int64_t n, const SelectParams& p, Selection& out) {
+  out = Selection{};
+  if (n <= 0) return;
+  const float m = *std::max_element(scores, scores + n);
+
+  // Histogram of scores over [m - kRange, m]: a token below that range weighs less than e^-kRange of the
+  // top one, so all of them together cannot decide a top_p < 1 cut unless there are ~e^kRange of them;
+  // they form one last bin that is searched like the others.
+  constexpr double kRange = 40.0;
+  constexpr int kBins = 4096;
+  std::vector<double> bin_mass(kBins + 1, 0.0);
+  std::vector<int64_t> bin_count(kBins + 1, 0);
+  std::vector<uint16_t> bin_of(n);
+  double total = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = static_cast<double>(m) - scores[j];
+    const int b = d >= kRange ? kBins : static_cast<int>(d * (kBins / kRange));
+    const double e = std::exp(-d);
+    bin_of[j] = static_cast<uint16_t>(b);
+    bin_mass[b] += e;
+    ++bin_count[b];
+    total += e;
+  }
+  const double target = p.top_p * total;
+
+  // Walk bins from the top until the next one would reach the target: that bin holds the boundary.
+  double cum = 0;
+  int boundary = 0;
+  for (; boundary < kBins; ++boundary) {
+    if (cum + bin_mass[boundary] >= target) break;
+    cum += bin_mass[boundary];
+  }
+  if (target <= 0) boundary = -1;  // top_p <= 0: nothing beyond sinks and recent
+
+  std::vector<int32_t> chosen;
+  std::vector<int32_t> edge;
+  for (int64_t j = 0; j < n; ++j) {
+    if (bin_of[j] < boundary) chosen.push_back(static_cast<int32_t>(j));
+    else if (bin_of[j] == boundary) edge.push_back(static_cast<int32_t>(j));
+  }
+  // Inside the boundary bin, take tokens in score order until the mass reaches the target.
+  std::sort(edge.begin(), edge.end(), ByScore{scores});
+  size_t taken = 0;
+  for (; taken < edge.size() && cum < target; ++taken) {
+    chosen.push_back(edge[taken]);
+    cum += std::exp(static_cast<double>(scores[edge[taken]]) - m);
+  }
+  if (!chosen.empty() && p.margin > 0) {
+    // The rest of the boundary bin and everything below it down to the cut; chosen.back() is the last
+    // prefix token only when the boundary bin contributed one, so take the minimum over the prefix.
+    float lowest = scores[chosen.front()];
+    for (int32_t j : chosen) lowest = std::min(lowest, scores[j]);
+    const float cut = lowest - p.margin;
+    for (; taken < edge.size(); ++taken)
+      if (scores[edge[taken]] >= cut) chosen.push_back(edge[taken]);
+    for (int64_t j = 0; j < n; ++j)
+      if (bin_of[j] > boundary && scores[j] >= cut) chosen.push_back(static_cast<int32_t>(j));
+  }
+  finish(scores, n, p, m, total, chosen, out);
+}
+
+void rescore_exact_f16(Selection& sel, const float* q, const uint16_t* keys, int64_t stride, int d, float scale) {
+  if (sel.index.empty()) return;
+  std::vector<double> s(sel.index.size());
+  double m = -std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < sel.index.size(); ++i) {
+    const uint16_t* k = keys + static_cast<int64_t>(sel.index[i]) * stride;
+    float dot = 0;
+    for (int c = 0; c < d; ++c) dot += q[c] * quant::fp16_to_fp32(k[c]);
+    s[i] = static_cast<double>(dot) * scale;
+    m = std::max(m, s[i]);
+  }
+  double sum = 0;
+  for (double& x : s) sum += (x = std::exp(x - m));
+  for (size_t i = 0; i < s.size(); ++i) sel.weight[i] = static_cast<float>(s[i] / sum);
+}
+
+void attend_values_f16(const Selection& sel, const uint16_t* values, int64_t stride, int d, float* out) {
+  std::fill(out, out + d, 0.0f);
+  for (size_t i = 0; i < sel.index.size(); ++i) {
+    const uint16_t* v = values + static_cast<int64_t>(sel.index[i]) * stride;
+    const float w = sel.weight[i];
+    for (int c = 0; c < d; ++c) out[c] += w * quant::fp16_to_fp32(v[c]);
+  }
+}
+
+}  // namespace hcattn::kv
