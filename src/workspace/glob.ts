@@ -6,7 +6,7 @@
 export class GlobSet {
   private readonly regexes: RegExp[];
 
-  constructor(readonly patterns: readonly string[]) {
+  constructor(patterns: readonly string[]) {
     this.regexes = patterns.map((p) => p.trim()).filter((p) => p.length > 0).map(globToRegExp);
   }
 
