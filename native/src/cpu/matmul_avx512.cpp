@@ -1,15 +1,16 @@
 // AVX-512 (F, BW, VL, DQ, VNNI) kernels.
 //
-// Decode (one token) is bound by memory bandwidth: each weight row is streamed once, its codes are
-// widened to unsigned bytes in a 256-bit register and multiplied with the Q8 activations by one
-// vpdpbusd per 32 elements; the block scales are applied in float.
+// Decode (one token) is bound by memory bandwidth: each weight row is streamed once (Q4_0 / Q8_0: four
+// rows side by side, sharing the activation loads), its codes are widened to unsigned bytes in a
+// 256-bit register and multiplied with the Q8 activations by one vpdpbusd per 32 elements; the block
+// scales are applied in float.
 //
 // Prefill (several tokens) is bound by arithmetic: 16 weight rows at a time are unpacked once into a
 // "panel" where one 512-bit register holds the same 4 consecutive codes of all 16 rows. A vpdpbusd of
 // such a register with 4 activation bytes of one token broadcast to all lanes advances 16 dot
 // products at once, and the panel is reused by every token, so unpacking costs nothing per token.
-// Per 32-element block and token the 16 integer sums need one convert and one FMA, against 8
-// vpdpbusd: the multiply unit stays busy.
+// Per 32-element block and token the 16 integer sums need one convert, one multiply (weight scales
+// times the activation scale) and one FMA, against 8 vpdpbusd: the integer unit stays busy.
 //
 // The dpbusd instruction multiplies unsigned by signed bytes, so weight codes are made unsigned by an
 // offset (Q4_0: the stored nibble, offset 8; Q8_0: code + 128; Q6_K: code + 32) and the offset times

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -23,13 +24,15 @@ namespace hcattn::cpu {
 
 namespace {
 
-// About 50-100 microseconds of polling before a worker sleeps (a pause is ~10-140 cycles depending on
-// the core): long enough to bridge the gap between the matmuls of one layer, short enough not to burn
-// a core when the engine waits for the user.
-constexpr int kSpinIterations = 20000;
+// How long an idle worker polls before it sleeps: long enough to bridge the gaps between the matmuls
+// of a layer (a decode step runs a few hundred parallel_for calls), short enough not to burn a core
+// while the engine waits for the user. Measured in time, because a pause instruction lasts from ~10
+// to ~140 cycles depending on the core.
+constexpr auto kSpinTime = std::chrono::microseconds(100);
 // The caller waits for chunks about as long as its own, so it polls briefly and then yields: on an
 // oversubscribed machine the worker it waits for may need this very core.
 constexpr int kCallerSpinIterations = 2000;
+constexpr int kSpinChecksPerClockRead = 64;
 
 // The pool a thread belongs to while it runs a chunk, and its thread index there: a nested
 // parallel_for on the same pool runs inline (under the same index, so per-thread scratch buffers
@@ -86,9 +89,11 @@ struct ThreadPool::Impl {
     uint64_t seen = 0;
     for (;;) {
       uint64_t now = generation.load(std::memory_order_acquire);
-      for (int spin = 0; now == seen && spin < kSpinIterations; ++spin) {
+      const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+      for (int spin = 1; now == seen; ++spin) {
         HCATTN_PAUSE();
         now = generation.load(std::memory_order_acquire);
+        if (spin % kSpinChecksPerClockRead == 0 && std::chrono::steady_clock::now() > deadline) break;
       }
       if (now == seen) {
         std::unique_lock<std::mutex> lock(sleep_mutex);
