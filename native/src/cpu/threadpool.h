@@ -16,7 +16,10 @@ class ThreadPool {
 
   int size() const;
   // Runs fn(begin, end, thread_index) over disjoint chunks covering [0, n); returns when all are done.
-  // Chunks are aligned to `grain` elements (except the last).
+  // Chunks are aligned to `grain` elements (except the last). thread_index is distinct among the
+  // chunks of one call (0 = the calling thread). An exception thrown by fn is rethrown here after all
+  // chunks finish; a parallel_for called from inside fn on the same pool runs inline. Calls from
+  // several threads at once are serialised.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
