@@ -33,6 +33,7 @@ namespace hcattn::addon {
 
 namespace {
 
+// Reaches the methods that create objects through their per-method data pointer (info.Data()).
 struct ClassData {
   Napi::FunctionReference model_ctor;
   Napi::FunctionReference context_ctor;
@@ -408,13 +409,12 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                            InstanceMethod<&ContextWrap::Generate>("generate"),
                            InstanceMethod<&ContextWrap::Cancel>("cancel"),
                            InstanceMethod<&ContextWrap::Truncate>("truncate"),
-                           InstanceMethod<&ContextWrap::Fork>("fork"),
+                           InstanceMethod<&ContextWrap::Fork>("fork", napi_default, data),
                            InstanceMethod<&ContextWrap::Dispose>("dispose"),
                            InstanceAccessor<&ContextWrap::NPast>("nPast"),
                            InstanceAccessor<&ContextWrap::NCtx>("nCtx"),
                            InstanceAccessor<&ContextWrap::Tokens>("tokens"),
-                       },
-                       data);
+                       });
   }
 
   explicit ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
@@ -522,15 +522,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Function Define(Napi::Env env, ClassData* data) {
     return DefineClass(env, "Model",
                        {
-                           StaticMethod<&ModelWrap::Load>("load"),
+                           StaticMethod<&ModelWrap::Load>("load", napi_default, data),
                            InstanceAccessor<&ModelWrap::Info>("info"),
                            InstanceMethod<&ModelWrap::Tokenize>("tokenize"),
                            InstanceMethod<&ModelWrap::Detokenize>("detokenize"),
                            InstanceMethod<&ModelWrap::TokenToPiece>("tokenToPiece"),
                            InstanceMethod<&ModelWrap::IsEndOfGeneration>("isEndOfGeneration"),
-                           InstanceMethod<&ModelWrap::CreateContext>("createContext"),
-                       },
-                       data);
+                           InstanceMethod<&ModelWrap::CreateContext>("createContext", napi_default, data),
+                       });
   }
 
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {

@@ -1,0 +1,139 @@
+// Our engine against llama.cpp on the same fixture files: natural-log probabilities of every vocabulary
+// entry at every position, and greedy continuations. llama.cpp runs with an F32 KV cache and flash
+// attention off (FORMATS.md §6.4); so does our engine (its reference full KV cache).
+//   F32 weights: max |Δ logprob| ≤ 1e-4 everywhere, and 64 greedy tokens identical.
+//   F16 / Q8_0 / Q4_0 / Q4_K / Q6_K weights: max |Δ| ≤ 2e-2 and the same argmax at ≥ 99% of positions.
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { ensureFixtures, loadEngine, randomTokens } from "./oracle-fixtures.mjs";
+import { llamaCppGreedy, llamaCppLogprobs, loadLlamaCppModel } from "./oracle-llamacpp.mjs";
+
+const THREADS = 2;
+const F32_FILES = ["tiny-f32", "tiny-rope-freqs-f32", "stories260K"];
+const QUANT_FILES = ["tiny-hd128-f16", "tiny-hd128-q8_0", "tiny-hd128-q4_0", "tiny-hd128-q4_k", "tiny-hd128-q6_k"];
+const POSITIONS = 48;
+
+// Text for the 128k-vocabulary fixtures, tokenized by llama.cpp so that this test does not depend on ours.
+const CODE = `export function clamp(value: number, low: number, high: number): number {
+  // Keep the value inside [low, high]; NaN stays NaN.
+  return Math.min(high, Math.max(low, value));
+}
+
+/** The mean of the finite values, or undefined for none. 平均値 ✓ */
+export const mean = (xs: readonly number[]) => {
+  const ok = xs.filter(Number.isFinite);
+  return ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : undefined;
+};
+`;
+
+let engine;
+let paths;
+
+before(() => {
+  engine = loadEngine();
+  paths = ensureFixtures([...F32_FILES, ...QUANT_FILES]);
+});
+
+async function promptFor(name, llamaModel, nVocab) {
+  if (nVocab < 1000) return [1, ...randomTokens(POSITIONS - 1, nVocab, 7)];  // placeholder vocabulary
+  const ids = [llamaModel.tokens.bos, ...llamaModel.tokenize(CODE)];
+  assert.ok(ids.length >= POSITIONS, `${name}: prompt has only ${ids.length} tokens`);
+  return ids.slice(0, POSITIONS);
+}
+
+/** Compares both engines on one file; returns {maxDelta, argmaxAgreement, positions}. */
+async function compareLogprobs(name) {
+  const llamaModel = await loadLlamaCppModel(paths[name]);
+  const ours = await engine.Model.load(paths[name], { threads: THREADS });
+  try {
+    const nVocab = ours.info.nVocab;
+    const tokens = await promptFor(name, llamaModel, nVocab);
+    const theirs = await llamaCppLogprobs(llamaModel, tokens, { threads: THREADS });
+    assert.equal(theirs.nVocab, nVocab, `${name}: vocabulary sizes differ`);
+    const ctx = ours.createContext({ nCtx: tokens.length, kvType: "f32" });
+    const mine = await ctx.evalLogits(tokens, 1, { full: true });
+    ctx.dispose();
+    let maxDelta = 0;
+    let worst = null;
+    let agree = 0;
+    for (let pos = 0; pos < tokens.length; pos++) {
+      let bestOurs = 0;
+      let bestTheirs = 0;
+      for (let id = 0; id < nVocab; id++) {
+        const a = mine.logprobs[pos * nVocab + id];
+        const b = theirs.logprobs[pos * nVocab + id];
+        if (a > mine.logprobs[pos * nVocab + bestOurs]) bestOurs = id;
+        if (b > theirs.logprobs[pos * nVocab + bestTheirs]) bestTheirs = id;
+        // Below e^-69 llama.cpp's float32 probabilities are subnormal or zero: only require both tiny.
+        if (b < -69) {
+          assert.ok(a < -60, `${name} pos ${pos} id ${id}: llama.cpp log p ${b}, ours ${a}`);
+          continue;
+        }
+        const d = Math.abs(a - b);
+        if (d > maxDelta) {
+          maxDelta = d;
+          worst = { pos, id, ours: a, theirs: b };
+        }
+      }
+      if (bestOurs === bestTheirs) agree++;
+    }
+    const result = { maxDelta, argmaxAgreement: agree / tokens.length, positions: tokens.length, worst };
+    console.log(
+      `${name}: ${tokens.length} positions × ${nVocab} tokens, max |Δ logprob| = ${maxDelta.toExponential(3)}, ` +
+        `argmax agreement ${(100 * result.argmaxAgreement).toFixed(1)}%` +
+        (worst ? ` (worst at pos ${worst.pos}, id ${worst.id}: ours ${worst.ours.toFixed(6)}, llama.cpp ${worst.theirs.toFixed(6)})` : ""),
+    );
+    return result;
+  } finally {
+    await llamaModel.dispose();
+  }
+}
+
+describe("log-probabilities at every position, full vocabulary, against llama.cpp", () => {
+  for (const name of F32_FILES) {
+    test(`${name}: max |Δ| ≤ 1e-4`, async () => {
+      const r = await compareLogprobs(name);
+      assert.ok(r.maxDelta <= 1e-4, `${name}: max |Δ logprob| ${r.maxDelta} > 1e-4 (${JSON.stringify(r.worst)})`);
+      assert.equal(r.argmaxAgreement, 1);
+    });
+  }
+  for (const name of QUANT_FILES) {
+    test(`${name}: max |Δ| ≤ 2e-2, same argmax at ≥ 99% of positions`, async () => {
+      const r = await compareLogprobs(name);
+      assert.ok(r.maxDelta <= 2e-2, `${name}: max |Δ logprob| ${r.maxDelta} > 2e-2 (${JSON.stringify(r.worst)})`);
+      assert.ok(r.argmaxAgreement >= 0.99, `${name}: argmax agrees at only ${(100 * r.argmaxAgreement).toFixed(1)}%`);
+    });
+  }
+});
+
+describe("64 greedy tokens identical to llama.cpp", () => {
+  for (const name of F32_FILES) {
+    test(name, async () => {
+      const llamaModel = await loadLlamaCppModel(paths[name]);
+      const ours = await engine.Model.load(paths[name], { threads: THREADS });
+      try {
+        const prompt = (await promptFor(name, llamaModel, ours.info.nVocab)).slice(0, 12);
+        const theirs = await llamaCppGreedy(llamaModel, prompt, 64, { threads: THREADS });
+        const ctx = ours.createContext({ nCtx: prompt.length + 65, kvType: "f32" });
+        await ctx.prefill(prompt);
+        const streamed = [];
+        const r = await ctx.generate({ maxTokens: 64, sampling: { temperature: 0 } }, (_text, id) => streamed.push(id));
+        ctx.dispose();
+        const mine = Array.from(r.tokens);
+        assert.deepEqual(streamed, mine, "streamed ids equal the returned ones");
+        if (r.stopReason === "eog") {
+          // We stop at an end-of-generation token; llama.cpp's raw evaluation continues past it.
+          assert.ok(ours.isEndOfGeneration(theirs[mine.length]), `${name}: we stopped, llama.cpp went on with ${theirs[mine.length]}`);
+          assert.deepEqual(mine, theirs.slice(0, mine.length));
+        } else {
+          assert.equal(mine.length, 64);
+          assert.deepEqual(mine, theirs);
+        }
+        console.log(`${name}: ${mine.length} greedy tokens identical (stop: ${r.stopReason})`);
+      } finally {
+        await llamaModel.dispose();
+      }
+    });
+  }
+});
+
