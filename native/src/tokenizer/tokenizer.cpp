@@ -15,6 +15,7 @@
 #include <array>
 #include <cctype>
 #include <map>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -217,6 +218,14 @@ class BpeTokenizer final : public Tokenizer {
   std::array<bool, 256> special_first_byte_{};
 
   std::vector<std::string> pieces_;  // token_to_piece(id, special=true)
+
+  // BPE results shared by all calls: a repository's files repeat the same identifiers, and BPE is the
+  // expensive path. Guarded by a mutex (encode runs on several threads at once) and bounded in size.
+  static constexpr size_t kSharedCacheMaxIds = size_t(1) << 23;
+  mutable std::mutex shared_mutex_;
+  mutable BytesMap shared_index_;
+  mutable std::vector<std::pair<uint32_t, uint32_t>> shared_entries_;  // (offset, count) into shared_ids_
+  mutable std::vector<Token> shared_ids_;
   std::set<Token> eog_;
   Token bos_ = kNoToken;
   Token eos_ = kNoToken;
@@ -617,7 +626,26 @@ void BpeTokenizer::encode_word(std::string_view word, EncodeState& st, std::vect
     return;
   }
   st.word_ids.clear();
-  bpe(word, st, st.word_ids);
+  bool shared_hit = false;
+  {
+    std::lock_guard<std::mutex> lock(shared_mutex_);
+    const int32_t entry = shared_index_.find(word);
+    if (entry != BytesMap::kAbsent) {
+      const auto [offset, count] = shared_entries_[entry];
+      st.word_ids.assign(shared_ids_.begin() + offset, shared_ids_.begin() + offset + count);
+      shared_hit = true;
+    }
+  }
+  if (!shared_hit) {
+    bpe(word, st, st.word_ids);
+    std::lock_guard<std::mutex> lock(shared_mutex_);
+    if (shared_ids_.size() + st.word_ids.size() <= kSharedCacheMaxIds &&
+        shared_index_.insert(word, static_cast<int32_t>(shared_entries_.size())) ==
+            static_cast<int32_t>(shared_entries_.size())) {
+      shared_entries_.emplace_back(static_cast<uint32_t>(shared_ids_.size()), static_cast<uint32_t>(st.word_ids.size()));
+      shared_ids_.insert(shared_ids_.end(), st.word_ids.begin(), st.word_ids.end());
+    }
+  }
   st.cache.insert(word, static_cast<int32_t>(st.cache_entries.size()));
   st.cache_entries.emplace_back(static_cast<uint32_t>(st.cache_ids.size()), static_cast<uint32_t>(st.word_ids.size()));
   st.cache_ids.insert(st.cache_ids.end(), st.word_ids.begin(), st.word_ids.end());
