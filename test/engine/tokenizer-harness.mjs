@@ -1,34 +1,23 @@
 // Shared pieces of the tokenizer oracle test and benchmark: finding our addon and the fixture GGUF,
 // opening llama.cpp (node-llama-cpp, vocabulary only) on the same file, the corpus of installed package
 // files, and mismatch reports. Only exports; importing it runs nothing.
-import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureFixtures, loadEngine } from "./oracle-fixtures.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-/** Our addon: $HCATTN_ADDON, else the shared cmake-js build output. */
-export function loadAddon() {
-  const path = resolve(process.env.HCATTN_ADDON ?? join(ROOT, "build", "native", "Release", "hcattn.node"));
-  if (!existsSync(path)) {
-    throw new Error(`native addon not found at ${path}: build it with "npx cmake-js compile -d native --out build/native" (or set HCATTN_ADDON)`);
-  }
-  return createRequire(import.meta.url)(path);
-}
+/** Our addon, found the way every engine test finds it ($HCATTN_ADDON, dist/, the cmake-js build). */
+export { loadEngine as loadAddon };
 
 /**
- * A GGUF with the real Llama-3 vocabulary: $HCATTN_TOKENIZER_GGUF, else tiny-f32.gguf written (or kept,
- * when up to date) by the fixture generator into build/test-data.
+ * A GGUF with the real Llama-3 vocabulary: $HCATTN_TOKENIZER_GGUF (e.g. llama.cpp's own
+ * ggml-vocab-llama-bpe.gguf), else the fixture tiny-f32.gguf, written or kept up to date in the shared
+ * fixture directory by the fixture generator.
  */
 export function tokenizerGguf() {
-  if (process.env.HCATTN_TOKENIZER_GGUF) return process.env.HCATTN_TOKENIZER_GGUF;
-  const generator = join(ROOT, "dist", "fixtures.js");
-  if (!existsSync(generator)) throw new Error(`${generator} is missing: run "npm run build" first (it bundles the fixture generator)`);
-  const dir = join(ROOT, "build", "test-data");
-  execFileSync(process.execPath, [generator, dir, "--only", "tiny-f32"], { stdio: ["ignore", "ignore", "inherit"] });
-  return join(dir, "tiny-f32.gguf");
+  return process.env.HCATTN_TOKENIZER_GGUF ?? ensureFixtures(["tiny-f32"])["tiny-f32"];
 }
 
 /** llama.cpp's tokenizer on the same file (vocabulary only, no weights loaded). */
@@ -37,6 +26,8 @@ export async function openOracle(ggufPath) {
   const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: ggufPath, vocabOnly: true });
   return {
+    bos: model.tokens.bos,
+    eos: model.tokens.eos,
     tokenize: (text, special) => Int32Array.from(model.tokenize(text, special)),
     detokenize: (ids, special) => model.detokenize(Array.from(ids), special),
     async dispose() {

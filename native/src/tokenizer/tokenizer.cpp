@@ -226,6 +226,7 @@ class BpeTokenizer final : public Tokenizer {
   mutable BytesMap shared_index_;
   mutable std::vector<std::pair<uint32_t, uint32_t>> shared_entries_;  // (offset, count) into shared_ids_
   mutable std::vector<Token> shared_ids_;
+
   std::set<Token> eog_;
   Token bos_ = kNoToken;
   Token eos_ = kNoToken;
