@@ -1,0 +1,254 @@
+// The repository context of one loaded model and the questions asked against it.
+//
+// Invariants:
+// - `placed` lists the segments whose tokens are in `ctx`, in order, with their token ranges; the context
+//   holds exactly placed[last].end tokens between operations (nothing else: no question is left behind).
+// - A segment is placed only when its tokens are complete, so a cancelled prefill leaves the context cut
+//   at a segment boundary and everything before it is reused by the next context/open.
+// - A question never modifies the repository prefix: its turn is appended after the prefix and removed with
+//   truncate(prefix), which keeps the prefix's KV entries exact. This is a fork without a copy (the
+//   engine's fork() copies the whole KV capacity, which would double the memory of a large context).
+// - One operation at a time runs on the context (the engine computes one thing at a time anyway): a
+//   question asked during a prefill waits for it.
+import { ResponseError } from "vscode-jsonrpc";
+import type { Context, Model } from "../engine/addon";
+import {
+  type AskParams,
+  type AskResult,
+  type ChatMessage,
+  EngineErrorCodes,
+  type OpenParams,
+  type OpenResult,
+  type SegmentRef,
+  type StopReason,
+} from "../engine/protocol";
+
+interface Placed {
+  id: string;
+  chainHash: string;
+  start: number;
+  end: number;
+}
+
+/** What the caller of a long operation hears about: progress and cancellation. */
+export interface OperationHooks {
+  isCancelled(): boolean;
+  onCancel(listener: () => void): { dispose(): void };
+}
+
+export interface OpenHooks extends OperationHooks {
+  progress(doneTokens: number, totalTokens: number, tokensPerSecond: number): void;
+}
+
+export interface AskHooks extends OperationHooks {
+  token(text: string): void;
+}
+
+/** Segments whose text holds the prompt's own special tokens; file contents never do. */
+const PROMPT_FRAME_SEGMENTS = new Set(["head", "tail"]);
+
+export class ContextSession {
+  private placed: Placed[] = [];
+  /** Token ids of the current segments by content hash, so that an edit re-tokenizes only what changed. */
+  private tokenCache = new Map<string, Int32Array>();
+  private queue: Promise<unknown> = Promise.resolve();
+  lastPrefillTokensPerSecond = 0;
+  lastDecodeTokensPerSecond = 0;
+
+  constructor(
+    private readonly model: Model,
+    private readonly ctx: Context,
+  ) {}
+
+  get tokens(): number {
+    return this.placed.length ? this.placed[this.placed.length - 1].end : 0;
+  }
+
+  get capacity(): number {
+    return this.ctx.nCtx;
+  }
+
+  /** The id of the context as it is now: its last chain hash fixes every byte of the prompt. */
+  get contextId(): string {
+    return this.placed.length ? this.placed[this.placed.length - 1].chainHash : "";
+  }
+
+  open(params: OpenParams, hooks: OpenHooks): Promise<OpenResult> {
+    return this.exclusive(() => this.openNow(params, hooks));
+  }
+
+  ask(params: AskParams, hooks: AskHooks): Promise<AskResult> {
+    const received = performance.now();
+    return this.exclusive(() => this.askNow(params, hooks, received));
+  }
+
+  dispose(): void {
+    this.ctx.cancel();
+    void this.queue.finally(() => this.ctx.dispose());
+  }
+
+  private exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async openNow(params: OpenParams, hooks: OpenHooks): Promise<OpenResult> {
+    const { segments } = params;
+    if (segments.length === 0) {
+      throw new ResponseError(EngineErrorCodes.unsupported, "context/open needs at least one segment (the prompt head).");
+    }
+    const ids = await this.tokenizeSegments(segments);
+
+    let kept = 0;
+    while (kept < this.placed.length && kept < segments.length && this.placed[kept].chainHash === segments[kept].chainHash) kept++;
+    this.placed.length = kept;
+    const reusedTokens = this.tokens;
+    if (this.ctx.nPast !== reusedTokens) this.ctx.truncate(reusedTokens);
+
+    const totalTokens = reusedTokens + ids.slice(kept).reduce((sum, t) => sum + t.length, 0);
+    if (totalTokens > this.ctx.nCtx) {
+      throw new ResponseError(
+        EngineErrorCodes.doesNotFit,
+        `The workspace is ${totalTokens.toLocaleString("en-US")} tokens but the context holds ${this.ctx.nCtx.toLocaleString("en-US")}. ` +
+          "Exclude folders with repoLlama.index.exclude or .repollamaignore, or raise repoLlama.contextBudgetTokens if memory allows.",
+      );
+    }
+
+    const pending = new Int32Array(totalTokens - reusedTokens);
+    const planned: Placed[] = [];
+    let at = reusedTokens;
+    for (let i = kept; i < segments.length; i++) {
+      pending.set(ids[i], at - reusedTokens);
+      planned.push({ id: segments[i].id, chainHash: segments[i].chainHash, start: at, end: at + ids[i].length });
+      at += ids[i].length;
+    }
+
+    const contextId = segments[segments.length - 1].chainHash;
+    let prefillSeconds = 0;
+    let tokensPerSecond = 0;
+    if (pending.length > 0) {
+      if (hooks.isCancelled()) throw this.cancelledOpen(0, pending.length);
+      hooks.progress(reusedTokens, totalTokens, 0);
+      const subscription = hooks.onCancel(() => this.ctx.cancel());
+      try {
+        const result = await this.ctx.prefill(pending, (p) => hooks.progress(reusedTokens + p.done, totalTokens, p.tokensPerSecond));
+        prefillSeconds = result.seconds;
+        tokensPerSecond = result.tokensPerSecond;
+      } finally {
+        subscription.dispose();
+        // Place what is complete, whether the prefill ran to the end, was cancelled or failed.
+        const reached = this.ctx.nPast;
+        this.placed.push(...planned.filter((p) => p.end <= reached));
+        if (reached !== this.tokens) this.ctx.truncate(this.tokens);
+      }
+      if (this.tokens < totalTokens) throw this.cancelledOpen(this.tokens - reusedTokens, pending.length);
+      this.lastPrefillTokensPerSecond = tokensPerSecond;
+    }
+    return {
+      contextId,
+      tokens: totalTokens,
+      reusedTokens,
+      source: pending.length === 0 ? "memory" : "prefill",
+      reusedSegments: kept,
+      prefillSeconds,
+      tokensPerSecond,
+    };
+  }
+
+  private cancelledOpen(done: number, total: number): ResponseError<void> {
+    return new ResponseError(
+      EngineErrorCodes.cancelled,
+      `Prefill cancelled after ${done.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} tokens; ` +
+        "the finished files are kept and reused when the context is opened again.",
+    );
+  }
+
+  private async tokenizeSegments(segments: SegmentRef[]): Promise<Int32Array[]> {
+    const next = new Map<string, Int32Array>();
+    const ids: Int32Array[] = [];
+    for (const segment of segments) {
+      // Prompt-frame segments and files with the same text would tokenize differently: key by both.
+      const special = PROMPT_FRAME_SEGMENTS.has(segment.id);
+      const key = `${special ? "s" : "t"}:${segment.hash}`;
+      let tokens = next.get(key) ?? this.tokenCache.get(key);
+      // A file's text is data: "<|eot_id|>" inside a file must not end the user turn.
+      tokens ??= await this.model.tokenize(segment.text, false, special);
+      next.set(key, tokens);
+      ids.push(tokens);
+    }
+    this.tokenCache = next;
+    return ids;
+  }
+
+  private async askNow(params: AskParams, hooks: AskHooks, received: number): Promise<AskResult> {
+    if (params.contextId !== this.contextId || this.contextId === "") {
+      throw new ResponseError(
+        EngineErrorCodes.unknownContext,
+        "The repository context changed since this question was prepared (or was never opened); open it again with context/open.",
+      );
+    }
+    const prefix = this.tokens;
+    const stats = { reusedTokens: prefix, questionTokens: 0, generatedTokens: 0, timeToFirstTokenMs: 0, tokensPerSecond: 0 };
+    const cancelled = (text: string): AskResult => ({ text, stopReason: "cancelled", stats });
+    if (hooks.isCancelled()) return cancelled("");
+
+    const turn = await this.conversationTokens(params.messages);
+    stats.questionTokens = turn.length;
+    if (prefix + turn.length >= this.ctx.nCtx) {
+      throw new ResponseError(
+        EngineErrorCodes.doesNotFit,
+        `The conversation (${turn.length} tokens) does not fit after the repository (${prefix} of ${this.ctx.nCtx} tokens). Start a new chat.`,
+      );
+    }
+    const subscription = hooks.onCancel(() => this.ctx.cancel());
+    try {
+      const prefilled = await this.ctx.prefill(turn);
+      // The engine clears its cancel flag when an operation starts: a cancel between the two calls is seen here.
+      if (prefilled.cancelled || hooks.isCancelled()) return cancelled("");
+      let first = true;
+      const result = await this.ctx.generate(
+        {
+          maxTokens: params.maxTokens,
+          sampling: { temperature: 0, ...params.sampling },
+        },
+        (text) => {
+          if (first) {
+            stats.timeToFirstTokenMs = performance.now() - received;
+            first = false;
+          }
+          if (text) hooks.token(text);
+        },
+      );
+      stats.generatedTokens = result.stats.generatedTokens;
+      stats.tokensPerSecond = result.stats.tokensPerSecond;
+      if (result.stats.generatedTokens > 1) this.lastDecodeTokensPerSecond = result.stats.tokensPerSecond;
+      const stopReason: StopReason = hooks.isCancelled() ? "cancelled" : result.stopReason;
+      return { text: result.text, stopReason, stats };
+    } finally {
+      subscription.dispose();
+      this.ctx.truncate(prefix);
+    }
+  }
+
+  /** The conversation as Llama-3 turns after the repository, ending with the assistant header to answer after. */
+  private async conversationTokens(messages: ChatMessage[]): Promise<Int32Array> {
+    if (messages.length === 0 || messages[messages.length - 1].role !== "user") {
+      throw new ResponseError(EngineErrorCodes.unsupported, "chat/ask needs a conversation that ends with the user's question.");
+    }
+    const parts: Int32Array[] = [];
+    for (const message of messages) {
+      parts.push(await this.model.tokenize(`<|start_header_id|>${message.role}<|end_header_id|>\n\n`, false, true));
+      parts.push(await this.model.tokenize(message.content, false, false));
+      parts.push(await this.model.tokenize("<|eot_id|>", false, true));
+    }
+    parts.push(await this.model.tokenize("<|start_header_id|>assistant<|end_header_id|>\n\n", false, true));
+    const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
