@@ -157,6 +157,42 @@ test("adversarial strings match llama.cpp, with and without special tokens", () 
   assert.equal(problems.length, 0, problems.join("\n"));
 });
 
+// Pieces that meet the pre-tokenizer's rules at their edges: contraction suffixes in both cases, the
+// typographic apostrophe, CR/LF mixes, other whitespace, digits of several scripts, marks, CJK, emoji
+// with ZWJ and variation selectors, special-token fragments.
+const FUZZ_ALPHABET = [
+  " ", "  ", "\n", "\r", "\r\n", "\t", "\u00a0", "\u3000", "\u2028", "\u0085", "'", "’", "s", "S", "t", "T",
+  "re", "RE", "ve", "ll", "LL", "d", "m", "M", "x", "Hello", "world", "_", "-", ".", ",", "!", "?", "(", ")",
+  "{", "}", "<", ">", "|", "/", "\\", "\"", "`", "=", "0", "1", "12", "123", "4567", "½", "٣", "Ⅻ", "²",
+  "é", "e\u0301", "\u0301", "中", "文字", "日本", "😀", "👨‍👩‍👧", "\u200d", "\ufe0f", "🇺🇸", "א", "ب",
+  "<|eot_id|>", "<|", "|>", "eot_id", "<|begin_of_text|>", "\u{10FFFD}", "\ufeff", "\u0000", "\u007f",
+];
+
+test("seeded random strings over the pre-tokenizer's edge cases match llama.cpp", () => {
+  let seed = 0x9e3779b9;
+  const next = (n) => {
+    seed ^= seed << 13;
+    seed >>>= 0;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    seed >>>= 0;
+    return seed % n;
+  };
+  const problems = [];
+  for (let i = 0; i < 3000 && problems.length < 5; i++) {
+    let s = "";
+    const parts = 1 + next(24);
+    for (let k = 0; k < parts; k++) s += FUZZ_ALPHABET[next(FUZZ_ALPHABET.length)];
+    const special = (i & 1) === 1;
+    const mine = ours.encode(s, false, special);
+    const theirs = oracle.tokenize(s, special);
+    if (firstDifference(mine, theirs) !== -1) {
+      problems.push(describeMismatch(`random string ${JSON.stringify(s)}${special ? " (special)" : ""}`, mine, theirs, oracle.detokenize));
+    }
+  }
+  assert.equal(problems.length, 0, problems.join("\n"));
+});
+
 // "\n  C's" splits by C's class: a letter gives " C" + "'s", punctuation or an unassigned code point gives
 // " C'" + "s", a number gives " " + "C" + "'s" — so a class that differs from llama.cpp's changes the ids.
 const classProbe = (cp) => "\n  " + String.fromCodePoint(cp) + "'s";
