@@ -94,6 +94,29 @@ void row_legacy(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nb,
   for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]);
 }
 
+// ---- K-quant codes of 32 consecutive elements as unsigned bytes, in element order ----
+
+// Q4_K / Q5_K sub-block j: nibble (j odd: high) of qs[32*(j/2) + l], plus 16 where bit j of qh[l] is
+// set (Q5_K's fifth bits; nullptr for Q4_K).
+__m256i codes_k4_k5(const uint8_t* qs, const uint8_t* qh, int j) {
+  __m256i codes = _mm256_and_si256(shift_right_16(load256(qs + 32 * (j / 2)), 4 * (j & 1)), _mm256_set1_epi8(0x0F));
+  if (qh) {
+    const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << j));
+    codes = _mm256_or_si256(codes, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(load256(qh), bit), bit),
+                                                    _mm256_set1_epi8(16)));
+  }
+  return codes;
+}
+
+// Q6_K elements 32c..32c+31 as code + 32 = low4 | high2 << 4 (FORMATS.md §2.3).
+__m256i codes_q6_k(const quant::BlockQ6_K* blk, int c) {
+  const int half = c / 4, g = c % 4;
+  const __m256i low4 = _mm256_and_si256(shift_right_16(load256(blk->ql + 64 * half + (g & 1) * 32), g < 2 ? 0 : 4),
+                                        _mm256_set1_epi8(0x0F));
+  const __m256i high2 = _mm256_and_si256(shift_right_16(load256(blk->qh + 32 * half), 2 * g), _mm256_set1_epi8(3));
+  return _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
+}
+
 // ---- K-quants with Q8_K activations ----
 
 template <bool kFifthBit, int T>
@@ -115,14 +138,8 @@ void row_k4_k5(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb,
     for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const quant::BlockQ8_K*>(a.rows + (t0 + t) * a.row_bytes) + s;
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
-    const __m256i high = kFifthBit ? load256(blk + 16) : _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
-      __m256i codes = _mm256_and_si256(shift_right_16(load256(qs + 32 * (j / 2)), 4 * (j & 1)), _mm256_set1_epi8(0x0F));
-      if (kFifthBit) {
-        const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << j));
-        codes = _mm256_or_si256(codes, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, bit), bit),
-                                                        _mm256_set1_epi8(16)));
-      }
+      const __m256i codes = codes_k4_k5(qs, kFifthBit ? blk + 16 : nullptr, j);
       const __m256i scale = _mm256_set1_epi16(static_cast<int16_t>(sc[j]));
       for (int t = 0; t < T; ++t) isum[t] = _mm256_add_epi32(isum[t], dot_u8_s8(codes, load256(act[t]->qs + 32 * j), scale));
     }
@@ -153,12 +170,7 @@ void row_q6_k(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, 
     __m256i isum[T];
     for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
     for (int c = 0; c < 8; ++c) {
-      // Elements 32c..32c+31 as code + 32 = low4 | high2 << 4 (FORMATS.md §2.3).
-      const int half = c / 4, g = c % 4;
-      const __m256i low4 = _mm256_and_si256(shift_right_16(load256(blk->ql + 64 * half + (g & 1) * 32), g < 2 ? 0 : 4),
-                                            _mm256_set1_epi8(0x0F));
-      const __m256i high2 = _mm256_and_si256(shift_right_16(load256(blk->qh + 32 * half), 2 * g), _mm256_set1_epi8(3));
-      const __m256i codes = _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
+      const __m256i codes = codes_q6_k(blk, c);
       // The first 16 elements use scale 2c, the next 16 scale 2c+1.
       const __m256i scale = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(blk->scales[2 * c])),
                                                     _mm_set1_epi16(blk->scales[2 * c + 1]), 1);
@@ -352,20 +364,161 @@ void gemm_panel8(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
   }
 }
 
+// ---- Prefill of K-quants: panels of 8 rows ----
+//
+// Per super-block: codes [8 chunks][8 groups][8 rows]; per sub-block an (sc, sc) int16 pair per row
+// (Q4_K/Q5_K: 8 sub-blocks of 32, Q6_K: 16 of 16); bias multipliers [8][8 rows] as int16 pairs that
+// pair with the activation bsums (Q4_K/Q5_K: (mn_j, mn_j), Q6_K: (sc_2i, sc_2i+1)); float d[8] and
+// m[8] with sum = d * isum + m * ibias (m = -dmin, or -32 d for Q6_K). vpmaddubsw pair sums are added
+// in 16 bits for as many groups as cannot overflow: 8 for Q4_K (codes < 16), 4 for Q5_K (< 32), 2 for
+// Q6_K (< 64), then widened by vpmaddwd with the sub-block scale.
+constexpr size_t kK8Codes = 8 * 8 * kPanel8 * 4;
+constexpr size_t kK8Scales = kK8Codes;
+constexpr size_t kK8Bias = kK8Scales + 16 * kPanel8 * 4;
+constexpr size_t kK8D = kK8Bias + 8 * kPanel8 * 4;
+constexpr size_t kK8M = kK8D + kPanel8 * 4;
+constexpr size_t kK8Block = kK8M + kPanel8 * 4;
+
+uint32_t int16_pair(int lo, int hi) {
+  return static_cast<uint16_t>(static_cast<int16_t>(lo)) | (static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(hi))) << 16);
+}
+
 template <GgmlType kType>
-void legacy_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
-  // Below a few tokens, widening a panel costs more than it saves.
-  if (a.n_tokens < 4) {
-    rows_kernel<row_legacy<kType, 1>, row_legacy<kType, 2>, row_legacy<kType, 3>, row_legacy<kType, 4>, quant::QK>(
-        w, a, r0, r1, y);
-  } else {
-    gemm_panel8<kType>(w, a, r0, r1, y);
+void unpack_k_panel8(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
+  constexpr size_t kBlockBytes = kType == GgmlType::Q4_K ? sizeof(quant::BlockQ4_K)
+                                 : kType == GgmlType::Q5_K ? sizeof(quant::BlockQ5_K)
+                                                           : sizeof(quant::BlockQ6_K);
+  const int64_t nsb = w.cols / quant::QK_K;
+  const auto* base = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
+  for (int64_t s = 0; s < nsb; ++s) {
+    uint8_t* p = panel + s * kK8Block;
+    auto* codes = reinterpret_cast<uint32_t*>(p);
+    auto* scales = reinterpret_cast<uint32_t*>(p + kK8Scales);
+    auto* bias = reinterpret_cast<uint32_t*>(p + kK8Bias);
+    auto* d = reinterpret_cast<float*>(p + kK8D);
+    auto* m = reinterpret_cast<float*>(p + kK8M);
+    for (int k = 0; k < kPanel8; ++k) {
+      alignas(32) uint32_t c[8];
+      const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
+      for (int ch = 0; ch < 8; ++ch) {
+        __m256i v = _mm256_setzero_si256();
+        if (k < nr) {
+          v = kType == GgmlType::Q6_K ? codes_q6_k(reinterpret_cast<const quant::BlockQ6_K*>(blk), ch)
+                                      : codes_k4_k5(kType == GgmlType::Q5_K ? blk + 48 : blk + 16,
+                                                    kType == GgmlType::Q5_K ? blk + 16 : nullptr, ch);
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(c), v);
+        for (int g = 0; g < 8; ++g) codes[(ch * 8 + g) * kPanel8 + k] = c[g];
+      }
+      for (int j = 0; j < 16; ++j) scales[j * kPanel8 + k] = 0;
+      for (int i = 0; i < 8; ++i) bias[i * kPanel8 + k] = 0;
+      d[k] = m[k] = 0.0f;
+      if (k >= nr) continue;
+      if (kType == GgmlType::Q6_K) {
+        const auto* q6 = reinterpret_cast<const quant::BlockQ6_K*>(blk);
+        for (int j = 0; j < 16; ++j) scales[j * kPanel8 + k] = int16_pair(q6->scales[j], q6->scales[j]);
+        for (int i = 0; i < 8; ++i) bias[i * kPanel8 + k] = int16_pair(q6->scales[2 * i], q6->scales[2 * i + 1]);
+        d[k] = _cvtsh_ss(q6->d);
+        m[k] = -32.0f * d[k];
+      } else {
+        int sc[8], mn[8];
+        unpack_k4_scales(blk + 4, sc, mn);
+        for (int j = 0; j < 8; ++j) scales[j * kPanel8 + k] = int16_pair(sc[j], sc[j]);
+        for (int i = 0; i < 8; ++i) bias[i * kPanel8 + k] = int16_pair(mn[i], mn[i]);
+        d[k] = half_to_float(blk);
+        m[k] = -half_to_float(blk + 2);
+      }
+    }
   }
 }
 
+template <GgmlType kType, int T>
+void k_panel8_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, float* y, int64_t ldy, int nr) {
+  constexpr int kGroups16 = kType == GgmlType::Q4_K ? 8 : kType == GgmlType::Q5_K ? 4 : 2;
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < nsb; ++s) {
+    const uint8_t* p = panel + s * kK8Block;
+    const quant::BlockQ8_K* act[T];
+    for (int t = 0; t < T; ++t) act[t] = reinterpret_cast<const quant::BlockQ8_K*>(a.rows + (t0 + t) * a.row_bytes) + s;
+    __m256i isum[T];
+    for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) {
+      for (int g0 = 0; g0 < 8; g0 += kGroups16) {
+        const int sub = kType == GgmlType::Q6_K ? 2 * c + g0 / 4 : c;
+        const __m256i scale = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + kK8Scales + sub * 32));
+        for (int t = 0; t < T; ++t) {
+          __m256i s16 = _mm256_setzero_si256();
+          for (int g = g0; g < g0 + kGroups16; ++g) {
+            const __m256i codes = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + (c * 8 + g) * 32));
+            int32_t q4;
+            std::memcpy(&q4, act[t]->qs + 32 * c + 4 * g, 4);
+            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(codes, _mm256_set1_epi32(q4)));
+          }
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, scale));
+        }
+      }
+    }
+    const __m256 d = _mm256_load_ps(reinterpret_cast<const float*>(p + kK8D));
+    const __m256 m = _mm256_load_ps(reinterpret_cast<const float*>(p + kK8M));
+    for (int t = 0; t < T; ++t) {
+      __m256i ibias = _mm256_setzero_si256();
+      for (int i = 0; i < 8; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, act[t]->bsums + 2 * i, 4);
+        const __m256i mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + kK8Bias + i * 32));
+        ibias = _mm256_add_epi32(ibias, _mm256_madd_epi16(mult, _mm256_set1_epi32(pair)));
+      }
+      const __m256 sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), d, _mm256_mul_ps(_mm256_cvtepi32_ps(ibias), m));
+      acc[t] = _mm256_fmadd_ps(sum, _mm256_set1_ps(act[t]->d), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc[t]);
+    for (int k = 0; k < nr; ++k) y[(t0 + t) * ldy + k] = out[k];
+  }
+}
+
+template <GgmlType kType>
+void gemm_k_panel8(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  constexpr int kTokens = 4;
+  const int64_t nsb = w.cols / quant::QK_K;
+  uint8_t* panel = panel8_storage(nsb * kK8Block);
+  for (int64_t r = r0; r < r1; r += kPanel8) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanel8, r1 - r));
+    unpack_k_panel8<kType>(w, r, nr, panel);
+    int64_t t0 = 0;
+    for (; t0 + kTokens <= a.n_tokens; t0 += kTokens) k_panel8_tile<kType, kTokens>(panel, nsb, a, t0, y + r, w.rows, nr);
+    switch (a.n_tokens - t0) {
+      case 1: k_panel8_tile<kType, 1>(panel, nsb, a, t0, y + r, w.rows, nr); break;
+      case 2: k_panel8_tile<kType, 2>(panel, nsb, a, t0, y + r, w.rows, nr); break;
+      case 3: k_panel8_tile<kType, 3>(panel, nsb, a, t0, y + r, w.rows, nr); break;
+      default: break;
+    }
+  }
+}
+
+// Below a few tokens, widening a panel costs more than it saves: the rows are streamed instead.
+template <RowsKernel kRows, RowsKernel kPanels>
+void rows_or_panels(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
+  if (a.n_tokens < 4) {
+    kRows(w, a, r0, r1, y);
+  } else {
+    kPanels(w, a, r0, r1, y);
+  }
+}
+
+template <GgmlType kType>
+constexpr RowsKernel legacy_kernel = rows_or_panels<
+    rows_kernel<row_legacy<kType, 1>, row_legacy<kType, 2>, row_legacy<kType, 3>, row_legacy<kType, 4>, quant::QK>,
+    gemm_panel8<kType>>;
 template <bool kFifthBit>
-constexpr RowsKernel k4_k5_kernel = rows_kernel<row_k4_k5<kFifthBit, 1>, row_k4_k5<kFifthBit, 2>,
-                                                row_k4_k5<kFifthBit, 3>, row_k4_k5<kFifthBit, 4>, quant::QK_K>;
+constexpr RowsKernel k4_k5_kernel = rows_or_panels<
+    rows_kernel<row_k4_k5<kFifthBit, 1>, row_k4_k5<kFifthBit, 2>, row_k4_k5<kFifthBit, 3>, row_k4_k5<kFifthBit, 4>, quant::QK_K>,
+    gemm_k_panel8<kFifthBit ? GgmlType::Q5_K : GgmlType::Q4_K>>;
+constexpr RowsKernel q6_k_kernel = rows_or_panels<
+    rows_kernel<row_q6_k<1>, row_q6_k<2>, row_q6_k<3>, row_q6_k<4>, quant::QK_K>, gemm_k_panel8<GgmlType::Q6_K>>;
 template <class L>
 constexpr RowsKernel float_kernel = rows_kernel<row_float<L, 1>, row_float<L, 2>, row_float<L, 3>, row_float<L, 4>, 1>;
 
@@ -380,7 +533,7 @@ RowsKernel rows_kernel_avx2(GgmlType t) {
     case GgmlType::Q8_0: return legacy_kernel<GgmlType::Q8_0>;
     case GgmlType::Q4_K: return k4_k5_kernel<false>;
     case GgmlType::Q5_K: return k4_k5_kernel<true>;
-    case GgmlType::Q6_K: return rows_kernel<row_q6_k<1>, row_q6_k<2>, row_q6_k<3>, row_q6_k<4>, quant::QK_K>;
+    case GgmlType::Q6_K: return q6_k_kernel;
     default: return nullptr;
   }
 }
