@@ -22,6 +22,7 @@ struct WeightView {
 
 // y[t * w.rows + r] = dot(row r of w, x[t * w.cols ...]) for t in [0, n_tokens).
 // n_tokens == 1 is the decode GEMV; larger n_tokens is the prefill GEMM (weights read once per tile).
+// x and y must not overlap. Throws hcattn::Error for an unsupported type or an inconsistent view.
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
 // Straightforward reference of the same product (dequantize, quantize the activations the same way,
