@@ -195,7 +195,6 @@ class BpeTokenizer final : public Tokenizer {
   };
 
   uint32_t intern_symbol(std::string_view raw, BytesMap& interned, std::vector<std::string>& raw_of);
-  Token text_to_token(std::string_view text) const { return text_to_id_.find(text); }
   void partition_specials(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
   void encode_fragment(std::string_view text, EncodeState& st, std::vector<Token>& out) const;
   void encode_word(std::string_view word, EncodeState& st, std::vector<Token>& out) const;
@@ -205,8 +204,7 @@ class BpeTokenizer final : public Tokenizer {
 
   std::vector<std::string> texts_;  // as stored in the file
   std::vector<uint8_t> attrs_;
-  BytesMap text_to_id_;    // stored text → id
-  BytesMap raw_to_id_;     // raw bytes → id, for every entry whose text is a mapped byte string
+  BytesMap raw_to_id_;  // raw bytes → id, for every entry whose text is a mapped byte string
 
   std::vector<SymbolInfo> symbols_;  // by interned symbol id
   std::vector<Token> fallback_ids_;
@@ -242,7 +240,7 @@ uint32_t BpeTokenizer::intern_symbol(std::string_view raw, BytesMap& interned, s
 }
 
 BpeTokenizer::BpeTokenizer(const TokenizerVocab& v)
-    : text_to_id_(v.tokens.size()), raw_to_id_(v.tokens.size()), merges_(v.merges.size()) {
+    : raw_to_id_(v.tokens.size()), merges_(v.merges.size()) {
   if (v.model != "gpt2") {
     throw Error("tokenizer.ggml.model is '" + v.model +
                 "': only 'gpt2' (byte-level BPE, as in Llama 3) is supported; use a Llama-3 GGUF");
@@ -260,13 +258,16 @@ BpeTokenizer::BpeTokenizer(const TokenizerVocab& v)
   const ByteMap& bm = byte_map();
   const auto n = static_cast<Token>(v.tokens.size());
 
+  // Stored text → id; only needed while loading (texts named by llama.cpp's rules, byte fallbacks).
+  BytesMap text_to_id(v.tokens.size());
+  auto text_to_token = [&](std::string_view text) { return text_to_id.find(text); };
   texts_.resize(n);
   attrs_.resize(n);
   std::string raw;
   for (Token id = 0; id < n; ++id) {
     std::string text = v.tokens[id];
     if (text.empty()) text = "[EMPTY_" + std::to_string(id) + "]";  // llama.cpp's placeholder
-    const Token first = text_to_id_.insert(text, id);
+    const Token first = text_to_id.insert(text, id);
     if (first != id) {
       throw Error("tokenizer.ggml.tokens: tokens " + std::to_string(first) + " and " + std::to_string(id) +
                   " have the same text; the vocabulary is broken");
