@@ -1,0 +1,274 @@
+#include "kv/hc_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "common/error.h"
+#include "kv/codebook.h"
+#include "quant/types.h"
+
+namespace hcattn::kv {
+
+KeyBudget parse_key_budget(const std::string& text) {
+  if (text == "50%") return KeyBudget::Half;
+  if (text == "25%") return KeyBudget::Quarter;
+  if (text == "12.5%") return KeyBudget::Eighth;
+  throw Error("unknown KV budget '" + text + "': use full, 50%, 25% or 12.5%");
+}
+
+const char* key_budget_name(KeyBudget b) {
+  switch (b) {
+    case KeyBudget::Half: return "50%";
+    case KeyBudget::Quarter: return "25%";
+    default: return "12.5%";
+  }
+}
+
+namespace {
+
+// Grows a buffer so that `n` elements fit, doubling so that appends stay amortised O(1).
+template <typename T>
+void ensure(std::vector<T>& v, size_t n) {
+  if (v.size() >= n) return;
+  if (v.capacity() < n) v.reserve(std::max(n, v.capacity() * 2));
+  v.resize(n);
+}
+
+// One (layer, KV head): its tiers and codebook.
+struct HeadStore {
+  std::vector<uint16_t> keys;    // (n, d) f16: fast tier at 50%, host tier (re-scoring) otherwise
+  std::vector<uint16_t> values;  // (n, d) f16, host tier
+  std::vector<uint16_t> codes;   // (n, g), fast tier at 25% / 12.5%
+  KeyCodebook codebook;          // empty until calibrated
+};
+
+class Cache final : public HcKvCache {
+ public:
+  Cache(const model::KvShape& shape, int capacity, const HcConfig& config)
+      : shape_(shape), capacity_(capacity), cfg_(config),
+        heads_(static_cast<size_t>(shape.n_layer) * shape.n_head_kv), calibrated_(shape.n_layer, false) {
+    const int d = shape.head_dim;
+    groups_ = cfg_.budget == KeyBudget::Quarter ? d / 2 : cfg_.budget == KeyBudget::Eighth ? d / 4 : 0;
+    if (groups_ == 0 && cfg_.budget != KeyBudget::Half)
+      throw Error("head dim " + std::to_string(d) + " is too small for the " + key_budget_name(cfg_.budget) + " KV budget");
+    if (cfg_.centroids < 1 || cfg_.centroids > 65536)
+      throw Error("KV codebook size must be in [1, 65536], got " + std::to_string(cfg_.centroids));
+  }
+
+  int capacity() const override { return capacity_; }
+  int stored_tokens() const override { return stored_; }
+  bool calibrated(int layer) const override { return calibrated_[layer]; }
+
+  TierBytes bytes() const override {
+    TierBytes b;
+    const bool keys_fast = cfg_.budget == KeyBudget::Half;
+    for (const HeadStore& h : heads_) {
+      const size_t key_bytes = h.keys.capacity() * sizeof(uint16_t);
+      (keys_fast ? b.fast : b.host) += key_bytes;
+      b.host += h.values.capacity() * sizeof(uint16_t);
+      b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float);
+    }
+    return b;
+  }
+
+  void store(int layer, int pos, int n_tokens, const float* k, const float* v) override {
+    if (pos < 0 || pos + n_tokens > capacity_)
+      throw Error("context is full: positions up to " + std::to_string(pos + n_tokens) + " do not fit in " +
+                  std::to_string(capacity_) + "; create the context with a larger nCtx");
+    const int d = shape_.head_dim;
+    const size_t row = static_cast<size_t>(shape_.n_head_kv) * d;
+    const size_t end = static_cast<size_t>(pos + n_tokens);
+    for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+      HeadStore& h = head(layer, kvh);
+      // Entries past `pos` belong to a truncated continuation: they are overwritten.
+      ensure(h.keys, end * d);
+      ensure(h.values, end * d);
+      for (int t = 0; t < n_tokens; ++t)
+        for (int i = 0; i < d; ++i) {
+          const size_t src = static_cast<size_t>(t) * row + static_cast<size_t>(kvh) * d + i;
+          const size_t dst = (static_cast<size_t>(pos) + t) * d + i;
+          h.keys[dst] = quant::fp32_to_fp16(k[src]);
+          h.values[dst] = quant::fp32_to_fp16(v[src]);
+        }
+      if (groups_ > 0) {
+        ensure(h.codes, end * groups_);
+        if (calibrated_[layer]) encode(h, pos, n_tokens);
+      }
+    }
+    if (layer == 0) stored_ = pos + n_tokens;
+    if (groups_ > 0 && !calibrated_[layer] && pos + n_tokens >= cfg_.calibration_tokens) calibrate(layer, pos + n_tokens);
+  }
+
+  void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) override {
+    const int hd = shape_.head_dim;
+    const int n_q = shape_.n_head * hd;
+    if (static_cast<int>(scratch_.size()) < pool.size()) scratch_.resize(pool.size());
+    pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head, 1, [&](int64_t begin, int64_t end, int thread) {
+      Scratch& s = scratch_[thread];
+      for (int64_t task = begin; task < end; ++task) {
+        const int t = static_cast<int>(task / shape_.n_head);
+        const int h = static_cast<int>(task % shape_.n_head);
+        const size_t off = static_cast<size_t>(t) * n_q + static_cast<size_t>(h) * hd;
+        attend_one(layer, h, pos + t, n_tokens > 1 ? pos : -1, q + off, out + off, s);
+      }
+    });
+  }
+
+  std::unique_ptr<model::KvCache> clone_prefix(int n) const override {
+    auto copy = std::make_unique<Cache>(shape_, capacity_, cfg_);
+    const int d = shape_.head_dim;
+    for (int layer = 0; layer < shape_.n_layer; ++layer) {
+      // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n): drop them.
+      const bool keep_books = calibrated_[layer] && n >= cfg_.calibration_tokens;
+      copy->calibrated_[layer] = keep_books;
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+        const HeadStore& src = head(layer, kvh);
+        HeadStore& dst = copy->head(layer, kvh);
+        dst.keys.assign(src.keys.begin(), src.keys.begin() + static_cast<size_t>(n) * d);
+        dst.values.assign(src.values.begin(), src.values.begin() + static_cast<size_t>(n) * d);
+        if (groups_ > 0) {
+          dst.codes.assign(src.codes.begin(), src.codes.begin() + static_cast<size_t>(n) * groups_);
+          if (keep_books) dst.codebook = src.codebook;
+        }
+      }
+    }
+    copy->stored_ = std::min(n, stored_);
+    return copy;
+  }
+
+ private:
+  struct Scratch {
+    std::vector<float> scores, lut, q;
+    Selection sel;
+  };
+
+  HeadStore& head(int layer, int kvh) { return heads_[static_cast<size_t>(layer) * shape_.n_head_kv + kvh]; }
+  const HeadStore& head(int layer, int kvh) const {
+    return heads_[static_cast<size_t>(layer) * shape_.n_head_kv + kvh];
+  }
+
+  void encode(HeadStore& h, int pos, int n_tokens) {
+    const int d = shape_.head_dim;
+    std::vector<float> keys(static_cast<size_t>(n_tokens) * d);
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[static_cast<size_t>(pos) * d + i]);
+    h.codebook.encode_many(keys.data(), n_tokens, &h.codes[static_cast<size_t>(pos) * groups_]);
+  }
+
+  void calibrate(int layer, int stored) {
+    const int d = shape_.head_dim;
+    const int n = cfg_.calibration_tokens;
+    for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+      HeadStore& h = head(layer, kvh);
+      std::vector<float> keys(static_cast<size_t>(n) * d);
+      for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[i]);
+      h.codebook = KeyCodebook::train(keys.data(), n, d, groups_, cfg_.centroids,
+                                      cfg_.seed + static_cast<uint64_t>(layer) * 1000 + kvh);
+      encode(h, 0, stored);
+    }
+    calibrated_[layer] = true;
+  }
+
+  float exact_score(const HeadStore& h, const float* q, int j) const {
+    const int d = shape_.head_dim;
+    const uint16_t* k = &h.keys[static_cast<size_t>(j) * d];
+    float s = 0;
+    for (int i = 0; i < d; ++i) s += q[i] * quant::fp16_to_fp32(k[i]);
+    return s * shape_.kq_scale;
+  }
+
+  // The query of head h at position p attends; chunk_start >= 0 when it belongs to a prefill chunk
+  // starting there (decode: -1).
+  void attend_one(int layer, int h, int p, int chunk_start, const float* q, float* out, Scratch& s) const {
+    const bool prefill = chunk_start >= 0;
+    const int d = shape_.head_dim;
+    const int kvh = h / (shape_.n_head / shape_.n_head_kv);
+    const HeadStore& hs = head(layer, kvh);
+    const int n = p + 1;
+    Selection& sel = s.sel;
+    sel.index.clear();
+    sel.weight.clear();
+
+    if (prefill && cfg_.star_block > 0) {
+      // Star attention: the sinks and this query's own aligned block, all exact.
+      const int block = p / cfg_.star_block * cfg_.star_block;
+      const int sinks = static_cast<int>(std::min<int64_t>(cfg_.select.sinks, block));
+      for (int j = 0; j < sinks; ++j) sel.index.push_back(j);
+      for (int j = block; j < n; ++j) sel.index.push_back(j);
+      weigh_exact(hs, q, sel);
+    } else if (groups_ == 0 || !calibrated_[layer]) {
+      // 50% budget (f16 keys in the fast tier) or not yet calibrated: exact scores for every key, then the
+      // same top-p selection over them.
+      s.scores.resize(n);
+      for (int j = 0; j < n; ++j) s.scores[j] = exact_score(hs, q, j);
+      if (groups_ == 0) {
+        select_tokens(s.scores.data(), n, cfg_.select, sel);
+      } else {
+        for (int j = 0; j < n; ++j) sel.index.push_back(j);
+        weigh(s.scores.data(), sel);
+      }
+    } else {
+      const int c = cfg_.centroids;
+      s.lut.resize(static_cast<size_t>(groups_) * c);
+      s.scores.resize(n);
+      hs.codebook.build_lut(q, s.lut.data());
+      score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, s.scores.data());
+      for (int j = 0; j < n; ++j) s.scores[j] *= shape_.kq_scale;
+      // Prefill queries keep their chunk's earlier tokens, like the recent window of decode.
+      SelectParams params = cfg_.select;
+      if (prefill) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
+      select_tokens(s.scores.data(), n, params, sel);
+      if (cfg_.rescore) {
+        weigh_exact(hs, q, sel);
+      } else {
+        // Approximate scores for the top-p part; the sinks and recent window are still scored exactly.
+        const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
+        for (size_t i = 0; i < sel.index.size(); ++i) {
+          const int j = sel.index[i];
+          if (j < cfg_.select.sinks || j >= recent_from) s.scores[j] = exact_score(hs, q, j);
+        }
+        weigh(s.scores.data(), sel);
+      }
+    }
+    // Weighted sum of the selected values (host tier).
+    std::fill(out, out + d, 0.0f);
+    for (size_t i = 0; i < sel.index.size(); ++i) {
+      const uint16_t* v = &hs.values[static_cast<size_t>(sel.index[i]) * d];
+      const float w = sel.weight[i];
+      for (int c = 0; c < d; ++c) out[c] += w * quant::fp16_to_fp32(v[c]);
+    }
+  }
+
+  // Softmax of scores[index] over the selected tokens.
+  static void weigh(const float* scores, Selection& sel) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int32_t j : sel.index) m = std::max(m, static_cast<double>(scores[j]));
+    sel.weight.resize(sel.index.size());
+    double sum = 0;
+    for (size_t i = 0; i < sel.index.size(); ++i) sum += (sel.weight[i] = static_cast<float>(std::exp(scores[sel.index[i]] - m)));
+    for (float& w : sel.weight) w = static_cast<float>(w / sum);
+  }
+
+  void weigh_exact(const HeadStore& hs, const float* q, Selection& sel) const {
+    sel.weight.resize(sel.index.size());
+    rescore_exact_f16(sel, q, hs.keys.data(), shape_.head_dim, shape_.head_dim, shape_.kq_scale);
+  }
+
+  model::KvShape shape_;
+  int capacity_;
+  HcConfig cfg_;
+  int groups_ = 0;
+  int stored_ = 0;
+  std::vector<HeadStore> heads_;
+  std::vector<bool> calibrated_;
+  std::vector<Scratch> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config) {
+  return std::make_unique<Cache>(shape, capacity, config);
+}
+
+}  // namespace hcattn::kv

@@ -1,0 +1,57 @@
+// The HCAttention KV cache behind the model's KvCache interface.
+//
+// Tiers, per layer and KV head:
+//   fast: key codes (g 16-bit codes per token; 25%: g = d/2, 12.5%: g = d/4), or f16 keys at 50%;
+//   host: f16 values, and f16 keys for exact re-scoring of the selected tokens (when rescore is on).
+// Decode: per query head, approximate scores from the codes (LUT), top-p selection with sinks and the
+// recent window kept, exact re-scoring of the selected keys, weighted sum of their values.
+// Prefill: queries of a chunk either use the same selection (star_block == 0) or the star-attention
+// rule: exact attention to the sinks and to their own aligned block of star_block positions.
+//
+// Invariants: positions are dense in [0, n); the codebooks of a layer are trained once, on exactly the
+// keys of positions [0, calibration_tokens) of that layer, so every cached value is a function of the
+// token prefix alone (a context truncated to a segment boundary and prefilled again equals a fresh
+// prefill). Before a layer is calibrated its queries attend to every key exactly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kv/selection.h"
+#include "model/kv_cache.h"
+
+namespace hcattn::kv {
+
+enum class KeyBudget { Half, Quarter, Eighth };  // fast tier relative to f16 K+V: 50%, 25%, 12.5%
+
+// "50%", "25%", "12.5%"; throws hcattn::Error for anything else.
+KeyBudget parse_key_budget(const std::string& text);
+const char* key_budget_name(KeyBudget b);
+
+struct HcConfig {
+  KeyBudget budget = KeyBudget::Quarter;
+  int centroids = 256;            // c per group codebook
+  SelectParams select{0.9f, 4, 64, 0, 0.0f};
+  bool rescore = true;            // exact scores for the selected tokens from host-tier f16 keys
+  int calibration_tokens = 1024;  // keys that train each layer's codebooks
+  int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
+  uint64_t seed = 1;
+};
+
+// Bytes actually allocated in each tier (capacity of the buffers, not a formula).
+struct TierBytes {
+  size_t fast = 0;
+  size_t host = 0;
+};
+
+class HcKvCache : public model::KvCache {
+ public:
+  virtual TierBytes bytes() const = 0;
+  virtual int stored_tokens() const = 0;  // highest position stored + 1 (layer 0)
+  virtual bool calibrated(int layer) const = 0;
+};
+
+std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config);
+
+}  // namespace hcattn::kv
