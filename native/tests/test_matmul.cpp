@@ -108,7 +108,9 @@ int64_t cols_for(GgmlType t) {
 void check_type(GgmlType t, cpu::ThreadPool& pool, std::mt19937& rng) {
   const int64_t cols = cols_for(t);
   const int64_t row_counts[] = {1, 17, 67};
-  const int64_t token_counts[] = {1, 3, 17, 64};
+  // 1: decode; 3 and 5: the per-token path below the panel threshold; 10, 17, 64: panels with
+  // full tiles and remainders of every kernel family.
+  const int64_t token_counts[] = {1, 3, 5, 10, 17, 64};
   std::normal_distribution<float> act(0.0f, 1.0f);
   for (int64_t rows : row_counts) {
     const std::vector<uint8_t> data = random_weights(t, rows, cols, rng);

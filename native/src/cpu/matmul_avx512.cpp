@@ -561,14 +561,26 @@ void gemm_k(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, fl
   }
 }
 
-// One token: stream the rows; more: panels.
-template <RowsKernel kGemv, RowsKernel kGemm>
+// Token t of the activations as a one-token view.
+PackedActs token_view(const PackedActs& a, int64_t t) {
+  PackedActs one = a;
+  one.n_tokens = 1;
+  one.rows = a.rows + t * a.row_bytes;
+  const int64_t blocks = a.cols / quant::QK;
+  if (a.block_scale) one.block_scale = a.block_scale + t * blocks;
+  if (a.block_bias) one.block_bias = a.block_bias + t * blocks;
+  return one;
+}
+
+// Few tokens: stream the rows once per token (widening a panel costs as much as ~4 tokens of Q4_0 /
+// Q8_0 work and ~8 of K-quant work, measured); more: panels.
+template <RowsKernel kGemv, RowsKernel kGemm, int kMinPanelTokens>
 void quant_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
-  if (a.n_tokens == 1) {
-    kGemv(w, a, r0, r1, y);
-  } else {
+  if (a.n_tokens >= kMinPanelTokens) {
     kGemm(w, a, r0, r1, y);
+    return;
   }
+  for (int64_t t = 0; t < a.n_tokens; ++t) kGemv(w, token_view(a, t), r0, r1, y + t * w.rows);
 }
 
 }  // namespace
@@ -578,11 +590,11 @@ RowsKernel rows_kernel_avx512(GgmlType t) {
     case GgmlType::F32: return float_kernel<LoadF32>;
     case GgmlType::F16: return float_kernel<LoadF16>;
     case GgmlType::BF16: return float_kernel<LoadBF16>;
-    case GgmlType::Q4_0: return quant_kernel<gemv_legacy<GgmlType::Q4_0>, gemm_legacy<GgmlType::Q4_0>>;
-    case GgmlType::Q8_0: return quant_kernel<gemv_legacy<GgmlType::Q8_0>, gemm_legacy<GgmlType::Q8_0>>;
-    case GgmlType::Q4_K: return quant_kernel<gemv_k4_k5<false>, gemm_k<GgmlType::Q4_K>>;
-    case GgmlType::Q5_K: return quant_kernel<gemv_k4_k5<true>, gemm_k<GgmlType::Q5_K>>;
-    case GgmlType::Q6_K: return quant_kernel<gemv_q6_k, gemm_k<GgmlType::Q6_K>>;
+    case GgmlType::Q4_0: return quant_kernel<gemv_legacy<GgmlType::Q4_0>, gemm_legacy<GgmlType::Q4_0>, 4>;
+    case GgmlType::Q8_0: return quant_kernel<gemv_legacy<GgmlType::Q8_0>, gemm_legacy<GgmlType::Q8_0>, 4>;
+    case GgmlType::Q4_K: return quant_kernel<gemv_k4_k5<false>, gemm_k<GgmlType::Q4_K>, 8>;
+    case GgmlType::Q5_K: return quant_kernel<gemv_k4_k5<true>, gemm_k<GgmlType::Q5_K>, 8>;
+    case GgmlType::Q6_K: return quant_kernel<gemv_q6_k, gemm_k<GgmlType::Q6_K>, 8>;
     default: return nullptr;
   }
 }
