@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "cpu/matmul.h"
 #include "model/kv_cache.h"
 #include "quant/types.h"
 
@@ -13,19 +14,8 @@ namespace hcattn::model {
 
 namespace {
 
-inline float load(float v) { return v; }
-inline float load(uint16_t v) { return quant::fp16_to_fp32(v); }
 inline void save(float* dst, float v) { *dst = v; }
 inline void save(uint16_t* dst, float v) { *dst = quant::fp32_to_fp16(v); }
-// What a value becomes when llama.cpp converts it to the cache's dot type (identity for F32).
-template <typename T>
-inline float round_as(float v) {
-  if constexpr (std::is_same_v<T, uint16_t>) {
-    return quant::fp16_to_fp32(quant::fp32_to_fp16(v));
-  } else {
-    return v;
-  }
-}
 
 template <typename T>
 class FullKvCache final : public KvCache {
@@ -45,80 +35,109 @@ class FullKvCache final : public KvCache {
                   std::to_string(capacity_) + "; create the context with a larger nCtx");
     }
     T* kd = key_row(layer, pos);
-    T* vd = value_row(layer, pos);
-    const size_t n = static_cast<size_t>(n_tokens) * row_;
-    for (size_t i = 0; i < n; ++i) {
-      save(kd + i, k[i]);
-      save(vd + i, v[i]);
+    for (size_t i = 0; i < static_cast<size_t>(n_tokens) * row_; ++i) save(kd + i, k[i]);
+    for (int t = 0; t < n_tokens; ++t) {
+      for (size_t c = 0; c < row_; ++c) save(value_channel(layer, c) + pos + t, v[t * row_ + c]);
     }
   }
 
+  // Per KV head g, the G = n_head / n_head_kv query heads that share it are multiplied together:
+  //   S = K_g · Q_g      (n_keys scores for each of the tq·G query rows; one matmul over the cache rows)
+  //   P = softmax(S · kq_scale + causal mask)
+  //   O = V_gᵀ · P       (head_dim outputs per query row; V is stored transposed for this)
+  // Both products go through cpu::matmul with the cache as the weight, so an F16 cache rounds Q and P
+  // to F16 exactly where llama.cpp does.
   void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) override {
     const int hd = shape_.head_dim;
     const int group = shape_.n_head / shape_.n_head_kv;
-    const int n_q = shape_.n_head * hd;
-    if (static_cast<int>(scratch_.size()) < pool.size()) scratch_.resize(pool.size());
-    // One task per (token, head): scores over positions [0, pos + t], softmax, weighted sum of values.
-    pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head, 1, [&](int64_t begin, int64_t end, int thread) {
-      std::vector<float>& scores = scratch_[thread];
-      scores.resize(capacity_ + static_cast<size_t>(hd));
-      float* qh = scores.data() + capacity_;
-      for (int64_t task = begin; task < end; ++task) {
-        const int t = static_cast<int>(task / shape_.n_head);
-        const int h = static_cast<int>(task % shape_.n_head);
-        const int kvh = h / group;
-        const int n_keys = pos + t + 1;
-        for (int i = 0; i < hd; ++i) qh[i] = round_as<T>(q[static_cast<size_t>(t) * n_q + static_cast<size_t>(h) * hd + i]);
-        attend_one(layer, kvh, n_keys, qh, scores.data(), out + static_cast<size_t>(t) * n_q + static_cast<size_t>(h) * hd);
+    const size_t n_q = static_cast<size_t>(shape_.n_head) * hd;
+    const int n_keys_max = pos + n_tokens;
+    // Query tokens per pass, so that the score matrix stays near 8M floats even for long contexts.
+    const int tq = std::max(1, std::min(n_tokens, static_cast<int>((8 << 20) / (static_cast<int64_t>(group) * n_keys_max))));
+    for (int g = 0; g < shape_.n_head_kv; ++g) {
+      for (int t0 = 0; t0 < n_tokens; t0 += tq) {
+        const int nt = std::min(tq, n_tokens - t0);
+        const int n_keys = pos + t0 + nt;  // the last query of this pass sees every key up to itself
+        const int rows = nt * group;
+        qg_.resize(static_cast<size_t>(rows) * hd);
+        for (int t = 0; t < nt; ++t) {
+          for (int h = 0; h < group; ++h) {
+            const float* src = q + (t0 + t) * n_q + static_cast<size_t>(g * group + h) * hd;
+            std::copy(src, src + hd, qg_.data() + static_cast<size_t>(t * group + h) * hd);
+          }
+        }
+        scores_.resize(static_cast<size_t>(rows) * n_keys);
+        cpu::WeightView kv;
+        kv.type = storage_type();
+        kv.data = key_row(layer, 0) + static_cast<size_t>(g) * hd;
+        kv.rows = n_keys;
+        kv.cols = hd;
+        kv.row_bytes = row_ * sizeof(T);
+        cpu::matmul(kv, qg_.data(), rows, scores_.data(), pool);
+        pool.parallel_for(rows, 1, [&](int64_t begin, int64_t end, int) {
+          for (int64_t r = begin; r < end; ++r) {
+            const int visible = pos + t0 + static_cast<int>(r / group) + 1;
+            softmax_row(scores_.data() + r * n_keys, visible, n_keys);
+          }
+        });
+        head_out_.resize(static_cast<size_t>(rows) * hd);
+        cpu::WeightView vt;
+        vt.type = storage_type();
+        vt.data = value_channel(layer, static_cast<size_t>(g) * hd);
+        vt.rows = hd;
+        vt.cols = n_keys;
+        vt.row_bytes = static_cast<size_t>(capacity_) * sizeof(T);
+        cpu::matmul(vt, scores_.data(), rows, head_out_.data(), pool);
+        for (int t = 0; t < nt; ++t) {
+          for (int h = 0; h < group; ++h) {
+            const float* src = head_out_.data() + static_cast<size_t>(t * group + h) * hd;
+            std::copy(src, src + hd, out + (t0 + t) * n_q + static_cast<size_t>(g * group + h) * hd);
+          }
+        }
       }
-    });
+    }
   }
 
   std::unique_ptr<KvCache> clone_prefix(int n) const override {
     auto copy = std::make_unique<FullKvCache<T>>(shape_, capacity_);
-    const size_t bytes = static_cast<size_t>(n) * row_ * sizeof(T);
     for (int l = 0; l < shape_.n_layer; ++l) {
-      std::memcpy(copy->key_row(l, 0), key_row(l, 0), bytes);
-      std::memcpy(copy->value_row(l, 0), value_row(l, 0), bytes);
+      std::memcpy(copy->key_row(l, 0), key_row(l, 0), static_cast<size_t>(n) * row_ * sizeof(T));
+      for (size_t c = 0; c < row_; ++c) std::memcpy(copy->value_channel(l, c), value_channel(l, c), n * sizeof(T));
     }
     return copy;
   }
 
  private:
-  // scores: n_keys floats of scratch; q: the (already rounded) query of one head.
-  void attend_one(int layer, int kvh, int n_keys, const float* q, float* scores, float* out) const {
-    const int hd = shape_.head_dim;
-    const size_t head_off = static_cast<size_t>(kvh) * hd;
+  static quant::GgmlType storage_type() {
+    return std::is_same_v<T, uint16_t> ? quant::GgmlType::F16 : quant::GgmlType::F32;
+  }
+
+  // In place: scores of one query row → probabilities; keys at or past `visible` get 0 (causal mask).
+  // As ggml's soft_max: scale, max, exp in float, the sum accumulated in double, one float reciprocal.
+  void softmax_row(float* s, int visible, int n_keys) const {
     float max_w = -std::numeric_limits<float>::infinity();
-    for (int j = 0; j < n_keys; ++j) {
-      const T* k = key_row(layer, j) + head_off;
-      float s = 0.0f;
-      for (int i = 0; i < hd; ++i) s += q[i] * load(k[i]);
-      scores[j] = s * shape_.kq_scale;
-      max_w = std::max(max_w, scores[j]);
+    for (int j = 0; j < visible; ++j) {
+      s[j] *= shape_.kq_scale;
+      max_w = std::max(max_w, s[j]);
     }
-    // Softmax as ggml's soft_max: exp in float, the sum accumulated in double, one float reciprocal.
     double sum = 0.0;
-    for (int j = 0; j < n_keys; ++j) {
-      scores[j] = std::exp(scores[j] - max_w);
-      sum += scores[j];
+    for (int j = 0; j < visible; ++j) {
+      s[j] = std::exp(s[j] - max_w);
+      sum += s[j];
     }
     const float inv = static_cast<float>(1.0 / sum);
-    for (int i = 0; i < hd; ++i) out[i] = 0.0f;
-    for (int j = 0; j < n_keys; ++j) {
-      const float p = round_as<T>(scores[j] * inv);
-      const T* v = value_row(layer, j) + head_off;
-      for (int i = 0; i < hd; ++i) out[i] += p * load(v[i]);
-    }
+    for (int j = 0; j < visible; ++j) s[j] *= inv;
+    for (int j = visible; j < n_keys; ++j) s[j] = 0.0f;
   }
 
   T* key_row(int layer, int pos) { return keys_.get() + (static_cast<size_t>(layer) * capacity_ + pos) * row_; }
   const T* key_row(int layer, int pos) const {
     return keys_.get() + (static_cast<size_t>(layer) * capacity_ + pos) * row_;
   }
-  T* value_row(int layer, int pos) { return values_.get() + (static_cast<size_t>(layer) * capacity_ + pos) * row_; }
-  const T* value_row(int layer, int pos) const {
-    return values_.get() + (static_cast<size_t>(layer) * capacity_ + pos) * row_;
+  // Values are stored transposed: channel c of layer l holds positions [0, capacity) contiguously.
+  T* value_channel(int layer, size_t c) { return values_.get() + (static_cast<size_t>(layer) * row_ + c) * capacity_; }
+  const T* value_channel(int layer, size_t c) const {
+    return values_.get() + (static_cast<size_t>(layer) * row_ + c) * capacity_;
   }
 
   KvShape shape_;
@@ -126,8 +145,10 @@ class FullKvCache final : public KvCache {
   size_t row_;                  // n_head_kv * head_dim
   // Left uninitialized so that memory is only touched (and counted) as positions fill.
   std::unique_ptr<T[]> keys_;    // (n_layer, capacity, n_head_kv * head_dim), post-RoPE
-  std::unique_ptr<T[]> values_;  // (n_layer, capacity, n_head_kv * head_dim)
-  std::vector<std::vector<float>> scratch_;  // per pool thread: scores (capacity) + query (head_dim)
+  std::unique_ptr<T[]> values_;  // (n_layer, n_head_kv * head_dim, capacity): transposed
+  std::vector<float> qg_;        // (tq * G, head_dim) queries of one KV head's group
+  std::vector<float> scores_;    // (tq * G, n_keys) scores, then probabilities
+  std::vector<float> head_out_;  // (tq * G, head_dim)
 };
 
 }  // namespace
