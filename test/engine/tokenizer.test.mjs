@@ -272,6 +272,7 @@ test("decode and tokenToPiece match llama.cpp's detokenizer", () => {
     for (const special of [false, true]) {
       const ids = ours.encode(s, false, true);
       assert.equal(ours.decode(ids, special), oracle.detokenize(ids, special), `decode of ${JSON.stringify(s.slice(0, 40))}`);
+      assert.equal(ours.decode(Uint32Array.from(ids), special), ours.decode(Array.from(ids), special));
     }
   }
   // Every token's piece, where llama.cpp's whole-sequence clean-up cannot change a single piece.

@@ -55,6 +55,15 @@ std::vector<Token> ids_argument(const Napi::Value& v) {
     ids.assign(a.Data(), a.Data() + a.ElementLength());
     return ids;
   }
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
+    const Napi::Uint32Array a = v.As<Napi::Uint32Array>();
+    ids.reserve(a.ElementLength());
+    for (size_t i = 0; i < a.ElementLength(); ++i) {
+      // Ids past INT32_MAX become negative and are then rejected as outside the vocabulary.
+      ids.push_back(static_cast<Token>(a[i]));
+    }
+    return ids;
+  }
   if (v.IsArray()) {
     const Napi::Array a = v.As<Napi::Array>();
     ids.reserve(a.Length());
@@ -65,7 +74,7 @@ std::vector<Token> ids_argument(const Napi::Value& v) {
     }
     return ids;
   }
-  throw Napi::TypeError::New(v.Env(), "token ids must be an Int32Array or an array of numbers");
+  throw Napi::TypeError::New(v.Env(), "token ids must be an Int32Array, a Uint32Array or an array of numbers");
 }
 
 bool bool_argument(const Napi::CallbackInfo& info, size_t i, bool fallback) {
