@@ -1,4 +1,5 @@
 // hcattn-cli: the engine without Node, for native tests and GPU-machine benchmarks.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_kernels.h"
 #include "hcattn/engine.h"
 
 namespace {
@@ -199,6 +201,36 @@ int cmd_generate(const Args& a) {
   return 0;
 }
 
+// Load time, prefill and decode speed on a synthetic prompt (ordinary token ids), as JSON.
+int cmd_bench(const Args& a) {
+  const int n_prompt = static_cast<int>(a.number("--prompt-tokens", 512));
+  const int n_decode = static_cast<int>(a.number("--decode", 16));
+  if (n_prompt < 1 || n_decode < 1) throw UsageError("--prompt-tokens and --decode must be at least 1");
+  auto t0 = std::chrono::steady_clock::now();
+  const auto m = load_model(a);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<hcattn::Token> prompt;
+  uint32_t s = 12345;
+  for (int i = 0; i < n_prompt; ++i) {
+    s = s * 1103515245u + 12345u;
+    prompt.push_back(static_cast<hcattn::Token>(s % static_cast<uint32_t>(m->info().n_vocab / 2)));
+  }
+  auto ctx = m->create_context(context_options(a, prompt.size() + n_decode + 1));
+  t0 = std::chrono::steady_clock::now();
+  ctx->prefill(prompt);
+  const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  hcattn::GenerateOptions g;
+  g.max_tokens = n_decode + 1;  // n_decode forward steps: the last sampled token is not evaluated
+  g.sampling.temperature = 0;
+  const hcattn::GenerateResult r = ctx->generate(g);
+  const int steps = std::max(1, static_cast<int>(r.tokens.size()) - 1);
+  std::printf("{\"model\":%s,\"threads\":%d,\"loadSeconds\":%.3f,\"promptTokens\":%d,\"prefillTokPerS\":%.3f,"
+              "\"decodeSteps\":%d,\"decodeTokPerS\":%.3f}\n",
+              json_string(m->info().name).c_str(), m->threads(), load_s, n_prompt, n_prompt / prefill_s, steps,
+              steps / r.stats.seconds);
+  return 0;
+}
+
 void usage() {
   std::fprintf(stderr,
                "usage: hcattn-cli <command> [options]\n"
@@ -210,6 +242,10 @@ void usage() {
                "                                        one JSON line per position: {\"pos\", \"top\": [[id, logprob]]}\n"
                "  generate --model M --prompt P [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
                "                                        streams the continuation to stdout\n"
+               "  bench --model M [--prompt-tokens N] [--decode N]\n"
+               "                                        load time, prefill and decode tokens/s as JSON\n"
+               "  bench-kernels [--json] [--threads N] [--types T,..] [--levels L,..] [--tokens N] [--repeats N]\n"
+               "                                        matmul kernel micro-benchmark on random in-memory weights\n"
                "  --version                             engine version\n"
                "common options: --threads N (0: all cores), --ctx N, --batch N\n");
 }
@@ -228,11 +264,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "info") return cmd_info();
+    if (cmd == "bench-kernels") return hcattn::cli::bench_kernels(argc - 1, argv + 1);
     const Args args(argc, argv, 2);
     if (cmd == "model-info") return cmd_model_info(args);
     if (cmd == "tokenize") return cmd_tokenize(args);
     if (cmd == "eval") return cmd_eval(args);
     if (cmd == "generate") return cmd_generate(args);
+    if (cmd == "bench") return cmd_bench(args);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "hcattn-cli %s: %s\n", cmd.c_str(), e.what());
     usage();
