@@ -137,3 +137,27 @@ describe("64 greedy tokens identical to llama.cpp", () => {
   }
 });
 
+
+describe("engine contexts through the addon", () => {
+  test("cancel() stops a running generation; a fork continues like the original; a busy context refuses", async () => {
+    const ours = await engine.Model.load(paths["tiny-f32"], { threads: THREADS });
+    const prompt = [128000, 791, 4062, 14198, 39935];
+    const ctx = ours.createContext({ nCtx: 1100 });
+    await ctx.prefill(prompt);
+    const copy = ctx.fork();
+    let seen = 0;
+    const r = await ctx.generate({ maxTokens: 1000, sampling: { temperature: 0 } }, () => {
+      if (++seen === 3) ctx.cancel();
+    });
+    assert.equal(r.stopReason, "cancelled");
+    // Tokens stream to JS asynchronously, so the engine may be a few tokens ahead when cancel() lands.
+    assert.ok(r.tokens.length >= 3 && r.tokens.length < 1000, `generated ${r.tokens.length} tokens after cancel at 3`);
+    const running = copy.generate({ maxTokens: 3, sampling: { temperature: 0 } });
+    assert.throws(() => copy.generate({ maxTokens: 1 }), /busy/);
+    const again = await running;
+    assert.deepEqual(Array.from(again.tokens), Array.from(r.tokens).slice(0, 3), "the fork continues like the original");
+    ctx.dispose();
+    copy.dispose();
+    assert.throws(() => ctx.nPast, /disposed/);
+  });
+});
