@@ -108,9 +108,9 @@ int64_t cols_for(GgmlType t) {
 void check_type(GgmlType t, cpu::ThreadPool& pool, std::mt19937& rng) {
   const int64_t cols = cols_for(t);
   const int64_t row_counts[] = {1, 17, 67};
-  // 1: decode; 3 and 5: the per-token path below the panel threshold; 10, 17, 64: panels with
-  // full tiles and remainders of every kernel family.
-  const int64_t token_counts[] = {1, 3, 5, 10, 17, 64};
+  // 1: decode; 2-11: the per-token path below the panel thresholds and every partial token tile of the
+  // panel kernels (tiles of 8 and 6 tokens on AVX-512, 4 on AVX2); 17, 64: many full tiles.
+  const int64_t token_counts[] = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 17, 64};
   std::normal_distribution<float> act(0.0f, 1.0f);
   for (int64_t rows : row_counts) {
     const std::vector<uint8_t> data = random_weights(t, rows, cols, rng);

@@ -15,10 +15,11 @@
 // offset (Q4_0: the stored nibble, offset 8; Q8_0: code + 128; Q6_K: code + 32) and the offset times
 // the activation sum is subtracted exactly in integers (PackedActs::block_bias, Q8_K bsums).
 
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own placeholder registers (GCC bug
-// 105593); the warning is about the headers, not this file.
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own placeholder registers (GCC bug
+// 105593, e.g. in _mm512_unpacklo_epi32); the warning is about the headers, not this file.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -333,11 +334,29 @@ uint8_t* panel_storage(size_t bytes) {
   return storage.data()->bytes;
 }
 
-// Scatters 32 codes of row k into the panel layout codes[g][k] (g = group of 4 elements).
-void put_codes(uint32_t* codes, int k, __m256i v) {
-  alignas(32) uint32_t tmp[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v);
-  for (int g = 0; g < 8; ++g) codes[g * kPanelRows + k] = tmp[g];
+// Writes the panel layout out[g] (g = group of 4 elements, 64 bytes each) whose lane k is dword g of
+// v[k]: a 16 x 8 transpose, done as two 8 x 8 transposes (rows 0-7 and 8-15), one per 256-bit half.
+void transpose_rows_to_panel(const __m256i v[kPanelRows], uint8_t* out) {
+  __m512i r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm512_inserti64x4(_mm512_zextsi256_si512(v[i]), v[i + 8], 1);
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[g] (g < 4), per 128-bit lane: group g (lanes 0, 2) or g + 4 (lanes 1, 3) of rows 0-3 (8-11);
+  // u[g + 4] the same for rows 4-7 (12-15).
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h + 0], t[4 * h + 2]);
+    u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h + 0], t[4 * h + 2]);
+    u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+    u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+  }
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+  const __m512i second = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int g = 0; g < 4; ++g) {
+    _mm512_store_si512(out + 64 * g, _mm512_permutex2var_epi64(u[g], first, u[g + 4]));
+    _mm512_store_si512(out + 64 * (g + 4), _mm512_permutex2var_epi64(u[g], second, u[g + 4]));
+  }
 }
 
 // Legacy panel, per 32-element block b: codes [8 groups][16 rows] (u8 x4), then 16 float scales.
@@ -349,18 +368,18 @@ void unpack_legacy_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel)
   const int64_t nb = w.cols / quant::QK;
   const auto* base = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
   for (int64_t b = 0; b < nb; ++b) {
-    auto* codes = reinterpret_cast<uint32_t*>(panel + b * kLegacyPanelBlock);
     auto* scales = reinterpret_cast<float*>(panel + b * kLegacyPanelBlock + 8 * kPanelRows * 4);
+    __m256i v[kPanelRows];
     for (int k = 0; k < kPanelRows; ++k) {
+      v[k] = _mm256_setzero_si256();
+      scales[k] = 0.0f;
       if (k < nr) {
         const uint8_t* blk = base + k * w.row_bytes + b * kBlockBytes;
-        put_codes(codes, k, kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk));
+        v[k] = kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk);
         scales[k] = half_to_float(blk);
-      } else {
-        put_codes(codes, k, _mm256_setzero_si256());
-        scales[k] = 0.0f;
       }
     }
+    transpose_rows_to_panel(v, panel + b * kLegacyPanelBlock);
   }
 }
 
@@ -442,23 +461,35 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
                                                            : sizeof(quant::BlockQ6_K);
   for (int64_t s = 0; s < nsb; ++s) {
     uint8_t* p = panel + s * kKPanelBlock;
-    auto* codes = reinterpret_cast<uint32_t*>(p);
     auto* scales = reinterpret_cast<int32_t*>(p + kKScales);
     auto* bias = reinterpret_cast<uint32_t*>(p + kKBias);
     auto* d = reinterpret_cast<float*>(p + kKD);
     auto* m = reinterpret_cast<float*>(p + kKM);
-    for (int k = 0; k < kPanelRows; ++k) {
-      if (k >= nr) {
-        for (int c = 0; c < 8; ++c) put_codes(codes + c * 8 * kPanelRows, k, _mm256_setzero_si256());
-        for (int j = 0; j < 16; ++j) scales[j * kPanelRows + k] = 0;
-        for (int i = 0; i < 8; ++i) bias[i * kPanelRows + k] = 0;
-        d[k] = m[k] = 0.0f;
-        continue;
+    for (int c = 0; c < 8; ++c) {
+      __m256i v[kPanelRows];
+      for (int k = 0; k < kPanelRows; ++k) {
+        v[k] = _mm256_setzero_si256();
+        if (k >= nr) continue;
+        const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
+        if (kType == GgmlType::Q6_K) {
+          const auto* q6 = reinterpret_cast<const quant::BlockQ6_K*>(blk);
+          v[k] = codes_q6_k(q6->ql, q6->qh, c);
+        } else if (kType == GgmlType::Q5_K) {
+          v[k] = codes_q5_k(blk + 16, blk + 48, c);
+        } else {
+          v[k] = codes_q4_k(blk + 16, c);
+        }
       }
+      transpose_rows_to_panel(v, p + c * 8 * kPanelRows * 4);
+    }
+    for (int k = 0; k < kPanelRows; ++k) {
+      for (int j = 0; j < 16; ++j) scales[j * kPanelRows + k] = 0;
+      for (int i = 0; i < 8; ++i) bias[i * kPanelRows + k] = 0;
+      d[k] = m[k] = 0.0f;
+      if (k >= nr) continue;
       const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
       if (kType == GgmlType::Q6_K) {
         const auto* q6 = reinterpret_cast<const quant::BlockQ6_K*>(blk);
-        for (int c = 0; c < 8; ++c) put_codes(codes + c * 8 * kPanelRows, k, codes_q6_k(q6->ql, q6->qh, c));
         for (int j = 0; j < 16; ++j) scales[j * kPanelRows + k] = q6->scales[j];
         for (int i = 0; i < 8; ++i) {
           bias[i * kPanelRows + k] = static_cast<uint16_t>(q6->scales[2 * i]) |
@@ -467,10 +498,6 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
         d[k] = _cvtsh_ss(q6->d);
         m[k] = -32.0f * d[k];
       } else {
-        const uint8_t* qs = kType == GgmlType::Q5_K ? blk + 48 : blk + 16;
-        for (int c = 0; c < 8; ++c) {
-          put_codes(codes + c * 8 * kPanelRows, k, kType == GgmlType::Q5_K ? codes_q5_k(blk + 16, qs, c) : codes_q4_k(qs, c));
-        }
         int sc[8], mn[8];
         unpack_k4_scales(blk + 4, sc, mn);
         for (int j = 0; j < 8; ++j) scales[j * kPanelRows + k] = sc[j];
@@ -572,8 +599,8 @@ PackedActs token_view(const PackedActs& a, int64_t t) {
   return one;
 }
 
-// Few tokens: stream the rows once per token (widening a panel costs as much as ~4 tokens of Q4_0 /
-// Q8_0 work and ~8 of K-quant work, measured); more: panels.
+// Few tokens: stream the rows once per token; from kMinPanelTokens on (measured: 3 for Q4_0 / Q8_0,
+// 5 for K-quants), widening the rows into panels once pays for itself.
 template <RowsKernel kGemv, RowsKernel kGemm, int kMinPanelTokens>
 void quant_kernel(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1, float* y) {
   if (a.n_tokens >= kMinPanelTokens) {
@@ -590,11 +617,11 @@ RowsKernel rows_kernel_avx512(GgmlType t) {
     case GgmlType::F32: return float_kernel<LoadF32>;
     case GgmlType::F16: return float_kernel<LoadF16>;
     case GgmlType::BF16: return float_kernel<LoadBF16>;
-    case GgmlType::Q4_0: return quant_kernel<gemv_legacy<GgmlType::Q4_0>, gemm_legacy<GgmlType::Q4_0>, 4>;
-    case GgmlType::Q8_0: return quant_kernel<gemv_legacy<GgmlType::Q8_0>, gemm_legacy<GgmlType::Q8_0>, 4>;
-    case GgmlType::Q4_K: return quant_kernel<gemv_k4_k5<false>, gemm_k<GgmlType::Q4_K>, 8>;
-    case GgmlType::Q5_K: return quant_kernel<gemv_k4_k5<true>, gemm_k<GgmlType::Q5_K>, 8>;
-    case GgmlType::Q6_K: return quant_kernel<gemv_q6_k, gemm_k<GgmlType::Q6_K>, 8>;
+    case GgmlType::Q4_0: return quant_kernel<gemv_legacy<GgmlType::Q4_0>, gemm_legacy<GgmlType::Q4_0>, 3>;
+    case GgmlType::Q8_0: return quant_kernel<gemv_legacy<GgmlType::Q8_0>, gemm_legacy<GgmlType::Q8_0>, 3>;
+    case GgmlType::Q4_K: return quant_kernel<gemv_k4_k5<false>, gemm_k<GgmlType::Q4_K>, 5>;
+    case GgmlType::Q5_K: return quant_kernel<gemv_k4_k5<true>, gemm_k<GgmlType::Q5_K>, 5>;
+    case GgmlType::Q6_K: return quant_kernel<gemv_q6_k, gemm_k<GgmlType::Q6_K>, 5>;
     default: return nullptr;
   }
 }
