@@ -15,6 +15,9 @@ import { getLlama, LlamaLogLevel, readGgufFileInfo } from "node-llama-cpp";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const bundlePath = join(root, "dist/fixtures.js");
 const fixtureDir = join(root, "build/test-data/fixtures");
+// One thread: on a busy 2-core machine llama.cpp's spinning worker threads make a 20-token run of a
+// 260K-parameter model take a minute instead of milliseconds.
+const ORACLE_THREADS = 1;
 
 /** dist/fixtures.js as esbuild.mjs builds it, rebuilt here when a source is newer (tests must not run stale code). */
 function loadGenerator() {
@@ -42,7 +45,7 @@ after(async () => {
 async function logprobsAt(modelPath, tokens) {
   const model = await llama.loadModel({ modelPath });
   try {
-    const context = await model.createContext({ contextSize: 256 });
+    const context = await model.createContext({ contextSize: 256, threads: ORACLE_THREADS });
     const out = await context.getSequence().controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true } }]));
     await context.dispose();
     return out.map((o) => {
@@ -64,7 +67,7 @@ function maxAbsDiff(a, b) {
 async function greedy(modelPath, promptTokens, maxTokens) {
   const model = await llama.loadModel({ modelPath });
   try {
-    const context = await model.createContext({ contextSize: 512 });
+    const context = await model.createContext({ contextSize: 512, threads: ORACLE_THREADS });
     const out = [];
     for await (const t of context.getSequence().evaluate(promptTokens, { temperature: 0 })) {
       if (model.isEogToken(t) || out.length >= maxTokens) break;
@@ -244,7 +247,7 @@ describe("fixture models in llama.cpp", () => {
           assert.equal(model.tokens.bos, 1);
         }
         const prompt = isLlama3 ? [128000, ...model.tokenize("The quick brown fox")] : [1, 300, 301, 302];
-        const context = await model.createContext({ contextSize: 256 });
+        const context = await model.createContext({ contextSize: 256, threads: ORACLE_THREADS });
         const out = await context.getSequence().controlledEvaluate(prompt.map((tok) => [tok, { generateNext: { probabilities: true } }]));
         await context.dispose();
         const vocab = isLlama3 ? 128256 : 512;
