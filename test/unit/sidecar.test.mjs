@@ -1,0 +1,242 @@
+// The real sidecar (dist/sidecar.js) driven through the real client (src/engine/client.ts) with a fixture
+// model: protocol round trips, prefix reuse, cancellation, errors a user can act on, and restarts after a crash.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import rpc from "vscode-jsonrpc/node.js";
+import { buildDist, defaultKv, loadClientModule, sidecarPath, tinyModel } from "./support/engine-client.mjs";
+import { loadIndexer, makeTree, options, tempDir } from "./support/indexer.mjs";
+
+buildDist();
+const modelPath = tinyModel();
+const { EngineClient, EngineStoppedError } = await loadClientModule();
+const { indexer } = await loadIndexer();
+const loadParams = { modelPath, device: "cpu", threads: 2, kv: defaultKv, contextTokens: 0 };
+
+/** A client whose health changes and log lines are recorded; waitFor resolves when a health is reached. */
+function makeClient(restart) {
+  const healths = [];
+  const lines = [];
+  const waiters = [];
+  const restarts = [];
+  const client = new EngineClient({
+    sidecarPath,
+    restart,
+    log: (line) => lines.push(line),
+    onHealth: (health, detail) => {
+      healths.push({ health, detail });
+      for (const w of [...waiters]) {
+        if (w.match(health, detail)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve({ health, detail });
+        }
+      }
+    },
+    onRestarted: (result) => restarts.push(result),
+  });
+  const waitFor = (match, ms = 20000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`health never matched; saw ${JSON.stringify(healths)}`)), ms);
+      waiters.push({ match, resolve: (v) => (clearTimeout(timer), resolve(v)) });
+    });
+  /** Resolves once the client has restarted the sidecar `count` times and loaded the model again. */
+  const restarted = async (count) => {
+    const deadline = Date.now() + 20000;
+    while (restarts.length < count) {
+      if (Date.now() > deadline) throw new Error(`no restart; saw ${JSON.stringify(healths)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  return { client, healths, lines, restarts, waitFor, restarted };
+}
+
+const repository = makeTree({
+  "src/a.ts": "export function add(a: number, b: number) {\n  return a + b;\n}\n".repeat(20),
+  "src/b.ts": "import { add } from './a';\nconsole.log(add(1, 2));\n".repeat(20),
+  "README.md": "# demo\nA small repository for the sidecar tests.\n",
+});
+
+async function segmentsOf(root) {
+  const result = await indexer.indexWorkspace(root, options({ name: "demo" }));
+  return result.segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash }));
+}
+
+const main = makeClient();
+let loaded;
+before(async () => {
+  loaded = await main.client.start(loadParams);
+});
+after(async () => {
+  await main.client.stop();
+});
+
+test("engine/load answers the model's summary and the health goes starting → ok", () => {
+  assert.equal(loaded.model.name, "tiny-f32");
+  assert.equal(loaded.model.architecture, "llama");
+  assert.equal(loaded.model.layers, 2);
+  assert.equal(loaded.model.heads, 4);
+  assert.equal(loaded.model.kvHeads, 2);
+  assert.equal(loaded.model.vocab, 128256);
+  assert.match(loaded.model.digest, /^[0-9a-f]{64}$/);
+  assert.equal(loaded.contextTokens, 4096);
+  assert.equal(loaded.device, "cpu");
+  // Weights (the file) plus an f16 KV cache of 4096 tokens × 2 layers × 2 heads × 16 dims × K and V.
+  assert.ok(loaded.memoryBytes >= loaded.model.fileBytes + 4096 * 256, `memoryBytes ${loaded.memoryBytes}`);
+  assert.deepEqual(
+    main.healths.slice(0, 2).map((h) => h.health),
+    ["starting", "ok"],
+  );
+  assert.match(main.healths[1].detail, /tiny-f32 \(F32\), context 4,096 tokens, cpu, 2 threads/);
+  assert.ok(main.lines.some((l) => /loaded .*tiny-f32\.gguf/.test(l)), "the sidecar's stderr reaches the log");
+});
+
+test("context/open prefills, reopening reuses everything, and an edit of the last file re-prefills only the tail", async () => {
+  const segments = await segmentsOf(repository);
+  const progress = [];
+  const first = await main.client.openContext({ segments, snapshotDir: "" }, (p) => progress.push(p));
+  assert.equal(first.source, "prefill");
+  assert.equal(first.reusedTokens, 0);
+  assert.equal(first.contextId, segments.at(-1).chainHash);
+  assert.ok(first.tokens > 300, `tokens ${first.tokens}`);
+  assert.ok(first.tokensPerSecond > 0);
+  assert.ok(progress.length >= 2, "progress notifications arrive during the prefill");
+  assert.deepEqual(progress.at(-1), { contextId: first.contextId, doneTokens: first.tokens, totalTokens: first.tokens, tokensPerSecond: progress.at(-1).tokensPerSecond });
+  assert.ok(progress.at(-1).tokensPerSecond > 0);
+
+  const again = await main.client.openContext({ segments, snapshotDir: "" });
+  assert.deepEqual(
+    { source: again.source, reusedTokens: again.reusedTokens, tokens: again.tokens, reusedSegments: again.reusedSegments },
+    { source: "memory", reusedTokens: first.tokens, tokens: first.tokens, reusedSegments: segments.length },
+  );
+
+  // Files are ordered stable-first: the file written last comes last, right before the tail.
+  const lastFile = segments.at(-2).id;
+  const changed = await segmentsOf(makeTree({ [lastFile]: "changed\n" }, repository));
+  const third = await main.client.openContext({ segments: changed, snapshotDir: "" });
+  assert.equal(third.source, "prefill");
+  assert.equal(third.reusedSegments, changed.findIndex((s, i) => s.chainHash !== segments[i].chainHash));
+  assert.ok(third.reusedTokens > 0 && third.reusedTokens < third.tokens, `reused ${third.reusedTokens} of ${third.tokens}`);
+});
+
+test("chat/ask streams tokens, and a second question reuses the whole repository prefix", async () => {
+  const segments = await segmentsOf(repository);
+  const opened = await main.client.openContext({ segments, snapshotDir: "" });
+  const question = { contextId: opened.contextId, messages: [{ role: "user", content: "What does add do?" }], maxTokens: 12 };
+  const streamed = [];
+  const one = await main.client.ask(question, (t) => streamed.push(t));
+  assert.equal(one.stopReason, "length");
+  assert.equal(one.stats.generatedTokens, 12);
+  assert.equal(streamed.join(""), one.text);
+  assert.equal(one.stats.reusedTokens, opened.tokens);
+  assert.ok(one.stats.questionTokens > 5 && one.stats.questionTokens < 20, `questionTokens ${one.stats.questionTokens}`);
+  assert.ok(one.stats.timeToFirstTokenMs > 0);
+
+  const two = await main.client.ask(question, () => {});
+  assert.equal(two.stats.reusedTokens, opened.tokens, "the second question reuses the prefix: only its own tokens are prefilled");
+  assert.equal(two.stats.questionTokens, one.stats.questionTokens);
+  // Greedy decoding over an unchanged prefix gives the same answer: the first question left no trace in it.
+  assert.equal(two.text, one.text);
+  const reopened = await main.client.openContext({ segments, snapshotDir: "" });
+  assert.equal(reopened.source, "memory");
+  assert.equal(reopened.tokens, opened.tokens);
+
+  const stats = await main.client.stats();
+  assert.equal(stats.contextTokens, opened.tokens);
+  assert.equal(stats.kvBytesInUse, opened.tokens * 256);
+  assert.equal(stats.kvBytesBudget, 4096 * 256);
+  assert.equal(stats.model.name, "tiny-f32");
+  assert.ok(stats.decodeTokensPerSecond > 0 && stats.prefillTokensPerSecond > 0);
+  assert.ok(stats.rssBytes > loaded.model.fileBytes / 2, `rss ${stats.rssBytes}`);
+});
+
+test("$/cancelRequest stops decoding within a token or two and leaves the prefix intact", async () => {
+  const segments = await segmentsOf(repository);
+  const opened = await main.client.openContext({ segments, snapshotDir: "" });
+  const source = new rpc.CancellationTokenSource();
+  let afterCancel = 0;
+  const cancelAt = 3;
+  let received = 0;
+  const result = await main.client.ask(
+    { contextId: opened.contextId, messages: [{ role: "user", content: "Explain everything." }], maxTokens: 3000 },
+    () => {
+      received++;
+      if (source.token.isCancellationRequested) afterCancel++;
+      if (received === cancelAt) source.cancel();
+    },
+    source.token,
+  );
+  assert.equal(result.stopReason, "cancelled");
+  assert.ok(result.stats.generatedTokens < 20, `generated ${result.stats.generatedTokens} tokens after a cancel at token ${cancelAt}`);
+  assert.ok(afterCancel <= 3, `${afterCancel} tokens arrived after the cancel`);
+  const reopened = await main.client.openContext({ segments, snapshotDir: "" });
+  assert.equal(reopened.source, "memory");
+  assert.equal(reopened.tokens, opened.tokens);
+});
+
+test("chat/ask with a context id that a newer context/open replaced is refused with what to do", async () => {
+  await assert.rejects(
+    main.client.ask({ contextId: "0".repeat(64), messages: [{ role: "user", content: "hi" }], maxTokens: 4 }, () => {}),
+    (error) => error.code === 1004 && /open it again with context\/open/.test(error.message),
+  );
+});
+
+test("a file that is not GGUF is refused with a message that says what to do", async () => {
+  const { client } = makeClient();
+  const notModel = join(tempDir(), "notes.gguf");
+  writeFileSync(notModel, "just some text, not a model\n");
+  await assert.rejects(
+    client.start({ ...loadParams, modelPath: notModel }),
+    /notes\.gguf is not a GGUF model: it starts with .* instead of "GGUF"\. Choose a Llama-3 model in GGUF format with "Repo Llama: Select Model"/,
+  );
+  assert.equal(client.health, "error");
+  await client.stop();
+});
+
+test("the memory guard refuses a context that would not fit and says how much it needs", async () => {
+  const { client } = makeClient();
+  // 2e9 tokens × 256 bytes of f16 KV per token: about 477 GiB.
+  await assert.rejects(
+    client.start({ ...loadParams, contextTokens: 2_000_000_000 }),
+    /need 47\d\.\d GiB of memory \(weights 0\.07 GiB, KV cache for 2,000,000,000 tokens 476\.8 GiB\), but only [\d.]+ GiB is available\. Lower repoLlama\.contextBudgetTokens/,
+  );
+  assert.equal(client.health, "error");
+  await client.stop();
+});
+
+test("a SIGKILLed sidecar is restarted and the model loaded again; a request in flight fails with a clear error", async () => {
+  const run = makeClient({ firstDelayMs: 50 });
+  await run.client.start(loadParams);
+  const segments = await segmentsOf(repository);
+  const opened = await run.client.openContext({ segments, snapshotDir: "" });
+  const firstPid = run.client.pid;
+  const asking = run.client.ask({ contextId: opened.contextId, messages: [{ role: "user", content: "Go on." }], maxTokens: 3000 }, () => {
+    process.kill(firstPid, "SIGKILL");
+  });
+  await assert.rejects(asking, (error) => error instanceof EngineStoppedError && /stopped while working on the request: it was ended by SIGKILL/.test(error.message));
+  assert.ok(run.healths.some((h) => h.health === "error" && /stopped unexpectedly \(it was ended by SIGKILL\); restarting in 0\.1 s/.test(h.detail)));
+  await run.restarted(1);
+  assert.equal(run.client.health, "ok");
+  assert.notEqual(run.client.pid, firstPid);
+  assert.equal(run.restarts[0].model.name, "tiny-f32");
+  const reopened = await run.client.openContext({ segments, snapshotDir: "" });
+  assert.equal(reopened.source, "prefill", "a new sidecar starts with an empty context");
+  assert.equal(reopened.tokens, opened.tokens);
+  await run.client.stop();
+  assert.equal(run.client.health, "stopped");
+});
+
+test("after maxCrashes crashes within the window the client gives up with an actionable error", async () => {
+  const run = makeClient({ firstDelayMs: 20, maxCrashes: 2, windowMs: 60_000 });
+  await run.client.start(loadParams);
+  process.kill(run.client.pid, "SIGKILL");
+  await run.restarted(1);
+  const gaveUp = run.waitFor((h, detail) => h === "error" && detail.includes("crashed 2 times"));
+  process.kill(run.client.pid, "SIGKILL");
+  const { detail } = await gaveUp;
+  assert.match(detail, /crashed 2 times within a minute \(last: it was ended by SIGKILL\) and is not restarted\. Check the engine log/);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(run.client.pid, undefined, "no restart after giving up");
+  assert.equal(run.restarts.length, 1);
+  await assert.rejects(run.client.stats(), EngineStoppedError);
+});

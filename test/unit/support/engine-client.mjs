@@ -1,0 +1,39 @@
+// Shared by the sidecar tests: builds dist/ (the real sidecar bundle), writes the fixture model, and
+// bundles the engine client (src/engine/client.ts) so that the tests drive it without VS Code.
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { ensureFixtures } from "../../engine/oracle-fixtures.mjs";
+import { repoRoot, tempDir } from "./indexer.mjs";
+
+export const sidecarPath = join(repoRoot, "dist", "sidecar.js");
+
+/** Runs esbuild.mjs once, so that dist/sidecar.js and dist/fixtures.js match the sources. */
+export function buildDist() {
+  const r = spawnSync(process.execPath, ["esbuild.mjs"], { cwd: repoRoot, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`node esbuild.mjs failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+}
+
+export function tinyModel() {
+  return ensureFixtures(["tiny-f32"])["tiny-f32"];
+}
+
+/** src/engine/client.ts as a CommonJS module. */
+export async function loadClientModule() {
+  const outfile = join(tempDir("repo-llama-client-"), "client.cjs");
+  await build({
+    entryPoints: [join(repoRoot, "src", "engine", "client.ts")],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    external: ["vscode", "*.node"],
+    outfile,
+    logLevel: "silent",
+  });
+  return createRequire(import.meta.url)(outfile);
+}
+
+export const defaultKv = { budget: "25%", topP: 0.9, sinkTokens: 4, recentTokens: 256 };
+
