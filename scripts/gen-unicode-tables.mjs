@@ -87,8 +87,6 @@ lines.push('#include "tokenizer/unicode.h"');
 lines.push("");
 lines.push("namespace hcattn::unicode {");
 lines.push("");
-lines.push(`const char kTablesUnicodeVersion[] = "${process.versions.unicode}";`);
-lines.push("");
 lines.push("const uint8_t kAsciiClass[128] = {");
 for (let row = 0; row < 128; row += 16) {
   const cells = [];

@@ -73,8 +73,6 @@ class BytesMap {
     }
   }
 
-  size_t size() const { return count_; }
-
  private:
   static constexpr uint32_t kEmpty = UINT32_MAX;
   struct Slot {

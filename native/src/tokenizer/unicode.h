@@ -20,7 +20,6 @@ struct LowerPair {
   uint32_t lower;
 };
 
-extern const char kTablesUnicodeVersion[];
 extern const ClassRange kClassRanges[];  // sorted, disjoint
 extern const size_t kClassRangeCount;
 extern const LowerPair kSuffixLowercase[];  // sorted by cp

@@ -5,8 +5,6 @@
 
 namespace hcattn::unicode {
 
-const char kTablesUnicodeVersion[] = "17.0";
-
 const uint8_t kAsciiClass[128] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
