@@ -144,13 +144,18 @@ export function loadAddon(): HcattnAddon {
         "Build it with `npm run build` (or `npm run build:native && npm run build:ts`), or set HCATTN_ADDON to its path.",
     );
   }
+  let addon: Partial<HcattnAddon>;
   try {
-    loaded = createRequire(__filename)(found) as HcattnAddon;
+    addon = createRequire(__filename)(found) as Partial<HcattnAddon>;
   } catch (error) {
     throw new Error(
       `the native engine at ${found} could not be loaded: ${(error as Error).message}\n` +
         "It may have been built for another Node version or platform; rebuild it with `npm run build:native`.",
     );
   }
+  if (typeof addon.Model?.load !== "function" || typeof addon.buildInfo !== "function") {
+    throw new Error(`the native engine at ${found} is older than this code (no Model API); rebuild it with \`npm run build\``);
+  }
+  loaded = addon as HcattnAddon;
   return loaded;
 }
