@@ -1,10 +1,13 @@
 // AVX2 + FMA + F16C kernels, for CPUs without AVX-512.
 //
-// One loop shape serves decode and prefill: the rows of a chunk are taken 16 at a time (their weights,
-// ~40 KB for Q4_0 at 4096 columns, stay in L2), and for each group of up to 4 tokens every row's
-// blocks are widened once and multiplied with all 4 tokens' Q8 activations. Integer products use
-// vpmaddubsw (unsigned x signed bytes to 16-bit pair sums) and vpmaddwd (to 32 bits, applying an
-// integer sub-block scale where the format has one); scales are applied in float per block.
+// Decode and short prompts (under 4 tokens), and the float types: the rows of a chunk are taken 16 at
+// a time (their weights, ~40 KB for Q4_0 at 4096 columns, stay in L2), and for each group of up to 4
+// tokens every row's blocks are widened once and multiplied with all 4 tokens' activations.
+// Prefill of the quantized types: 8-row panels, one row per 32-bit lane, against broadcast activation
+// bytes (the AVX-512 scheme at half the width).
+// Integer products use vpmaddubsw (unsigned x signed bytes to 16-bit pair sums) and vpmaddwd (to 32
+// bits, applying an integer sub-block scale where the format has one); scales are applied in float
+// per block.
 #include <immintrin.h>
 
 #include <algorithm>

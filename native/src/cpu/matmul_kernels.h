@@ -1,5 +1,6 @@
 // Internal interface between the matmul driver (matmul.cpp) and its per-ISA kernels
-// (matmul_scalar.cpp, matmul_avx2.cpp, matmul_avx512.cpp). Not for use outside src/cpu.
+// (matmul_scalar.cpp, matmul_avx2.cpp, matmul_avx512.cpp). Engine code calls matmul() (cpu/matmul.h);
+// only tests and the kernel benchmark reach in here, for matmul_at_level().
 #pragma once
 #include <cstddef>
 #include <cstdint>
