@@ -23,7 +23,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     [CommandIds.explainRepository]: () => explainRepository(deps.model),
     [CommandIds.reindex]: () => reindexWorkspace(deps.index),
     [CommandIds.selectModel]: (uri?: vscode.Uri) => selectModel(deps.notify, uri instanceof vscode.Uri ? uri : undefined),
-    [CommandIds.downloadModel]: () => downloadModel(),
+    [CommandIds.downloadModel]: () => downloadModel(deps.globalStorageUri),
     [CommandIds.clearCache]: () => clearCache(deps.globalStorageUri),
     [CommandIds.showLog]: () => deps.log.show(true),
   };
