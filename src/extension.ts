@@ -5,14 +5,18 @@ import { ChatViewProvider } from "./chat/view";
 import { registerCommands } from "./commands/register";
 import { WorkspaceIndex } from "./commands/reindex";
 import { affectsIndex, affectsModel } from "./config";
+import type { EngineClient } from "./engine/client";
+import { EngineHost } from "./engine/engineHost";
 import { ModelSetting } from "./model/modelSetting";
-import { EngineStatusItem, stoppedEngineReport } from "./status";
+import { EngineStatusItem } from "./status";
 import type { IndexStats } from "./workspace/types";
 
 /** What activate() returns to other extensions and to the integration tests. */
 export interface RepoLlamaApi {
   /** The stats of the latest workspace index, waiting for a run in progress. */
   indexSummary(): Promise<IndexStats>;
+  /** The engine sidecar's client (health, context/open, chat/ask). */
+  engine: EngineClient;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
@@ -31,9 +35,10 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
   const status = new EngineStatusItem();
   const index = new WorkspaceIndex(log);
   const model = new ModelSetting(log);
+  const engine = new EngineHost(context.extensionUri, log, status);
   const viewState = (): ViewState => ({ index: index.state, model: model.current });
   const view = new ChatViewProvider(context.extensionUri, viewState);
-  context.subscriptions.push(log, status, index, model);
+  context.subscriptions.push(log, status, index, model, engine);
 
   context.subscriptions.push(
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewType, view),
@@ -47,17 +52,17 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
     index.onDidChange(() => view.refresh()),
     model.onDidChange((state) => {
       view.refresh();
-      status.show(stoppedEngineReport(state));
+      void engine.follow(state);
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affectsIndex(event)) void index.start();
       if (affectsModel(event)) void model.refresh();
+      else if (engine.affectsEngine(event)) void engine.follow(model.current);
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void index.start()),
   );
 
-  log.info("Engine not started: this build has no engine yet.");
   void index.start();
   await model.refresh(); // fires onDidChange, which fills the status item and the view
-  return { indexSummary: () => index.summary() };
+  return { indexSummary: () => index.summary(), engine: engine.client };
 }

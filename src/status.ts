@@ -72,3 +72,10 @@ export function stoppedEngineReport(model: ModelState): HealthReport {
     actions: [{ title: "Show Engine Log", command: CommandIds.showLog }],
   };
 }
+
+/** The report while the engine sidecar runs (or failed): its own words, and the commands that help. */
+export function engineReport(health: EngineHealth, detail: string): HealthReport {
+  const showLog = { title: "Show Engine Log", command: CommandIds.showLog };
+  const actions = health === "error" ? [showLog, { title: SELECT_MODEL, command: CommandIds.selectModel }] : [showLog];
+  return { health, detail, actions };
+}
