@@ -106,7 +106,8 @@ Weights random_weights(uint32_t seed) {
   return w;
 }
 
-std::string write_model_file(const Weights& w, const std::string& path) {
+// linear_factor > 0 adds llama.rope.scaling.type = "linear" with that factor (positions divided by it).
+std::string write_model_file(const Weights& w, const std::string& path, float linear_factor = 0) {
   std::vector<Tensor> list;
   for (const auto& [name, t] : w.t) list.push_back(t);
   const std::vector<uint8_t> bytes = write_gguf(
@@ -115,8 +116,15 @@ std::string write_model_file(const Weights& w, const std::string& path) {
        {"llama.feed_forward_length", kFf}, {"llama.attention.head_count", kHeads},
        {"llama.attention.head_count_kv", kHeadsKv}, {"llama.vocab_size", kVocab}, {"general.file_type", 0},
        {"tokenizer.ggml.eos_token_id", 2}},
-      {{"llama.attention.layer_norm_rms_epsilon", kEps}, {"llama.rope.freq_base", kRopeBase}},
-      {{"general.architecture", "llama"}, {"general.name", "test-tiny"}});
+      linear_factor > 0 ? std::map<std::string, float>{{"llama.attention.layer_norm_rms_epsilon", kEps},
+                                                       {"llama.rope.freq_base", kRopeBase},
+                                                       {"llama.rope.scaling.factor", linear_factor}}
+                        : std::map<std::string, float>{{"llama.attention.layer_norm_rms_epsilon", kEps},
+                                                       {"llama.rope.freq_base", kRopeBase}},
+      linear_factor > 0 ? std::map<std::string, std::string>{{"general.architecture", "llama"},
+                                                             {"general.name", "test-tiny"},
+                                                             {"llama.rope.scaling.type", "linear"}}
+                        : std::map<std::string, std::string>{{"general.architecture", "llama"}, {"general.name", "test-tiny"}});
   FILE* f = std::fopen(path.c_str(), "wb");
   std::fwrite(bytes.data(), 1, bytes.size(), f);
   std::fclose(f);
@@ -144,7 +152,7 @@ Vec rmsnorm(const Vec& x, const std::vector<float>& g) {
   return y;
 }
 
-void rope(Vec& x, int n_heads, int pos, const std::vector<float>& freqs) {
+void rope(Vec& x, int n_heads, double pos, const std::vector<float>& freqs) {
   for (int h = 0; h < n_heads; ++h) {
     for (int i = 0; i < kHeadDim / 2; ++i) {
       const double theta = pos * std::pow((double)kRopeBase, -2.0 * i / kHeadDim) / freqs[i];
@@ -157,7 +165,7 @@ void rope(Vec& x, int n_heads, int pos, const std::vector<float>& freqs) {
   }
 }
 
-std::vector<Vec> reference_logits(const Weights& w, const std::vector<int>& tokens) {
+std::vector<Vec> reference_logits(const Weights& w, const std::vector<int>& tokens, double position_scale = 1.0) {
   const int n = static_cast<int>(tokens.size());
   std::vector<Vec> x(n, Vec(kEmbd));
   for (int t = 0; t < n; ++t) {
@@ -171,8 +179,8 @@ std::vector<Vec> reference_logits(const Weights& w, const std::vector<int>& toke
       q[t] = matvec(w[b + "attn_q.weight"], h, kHeads * kHeadDim, kEmbd);
       k[t] = matvec(w[b + "attn_k.weight"], h, kHeadsKv * kHeadDim, kEmbd);
       v[t] = matvec(w[b + "attn_v.weight"], h, kHeadsKv * kHeadDim, kEmbd);
-      rope(q[t], kHeads, t, w["rope_freqs.weight"]);
-      rope(k[t], kHeadsKv, t, w["rope_freqs.weight"]);
+      rope(q[t], kHeads, t * position_scale, w["rope_freqs.weight"]);
+      rope(k[t], kHeadsKv, t * position_scale, w["rope_freqs.weight"]);
     }
     for (int t = 0; t < n; ++t) {
       Vec att(kHeads * kHeadDim, 0.0);
@@ -386,6 +394,23 @@ int main() {
   CHECK(reproducible);
   // p(token 3) = e^-1 / Σ e^l ≈ 0.0080: rare but drawn.
   CHECK(all_counts[3] > 0 && all_counts[3] < 50);
+
+  // Linear RoPE scaling: the same weights with positions compressed 4x.
+  const std::string linear_path = write_model_file(w, path + ".linear.gguf", 4.0f);
+  auto linear = hcattn::Model::load(linear_path, {2, "full"});
+  const std::vector<float> lin = linear->create_context(copt)->eval_logits(ids);
+  const std::vector<Vec> lin_ref = reference_logits(w, seq, 0.25);
+  double max_lin = 0, moved = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    for (int i = 0; i < kVocab; ++i) {
+      max_lin = std::max(max_lin, std::fabs(lin[t * kVocab + i] - lin_ref[t][i]));
+      moved = std::max(moved, static_cast<double>(std::fabs(lin[t * kVocab + i] - all[t * kVocab + i])));
+    }
+  }
+  std::printf("linear RoPE scaling x4 vs double reference: max |diff| = %.3g (differs from unscaled by %.3g)\n", max_lin, moved);
+  CHECK(max_lin < 2e-4);
+  CHECK(moved > 1e-2);
+  std::remove(linear_path.c_str());
 
   std::remove(path.c_str());
   return test_summary("model");
