@@ -64,9 +64,12 @@ template <GgmlType kType, int T>
 void row_legacy(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nb, float* y, int64_t ldy) {
   constexpr size_t kBlockBytes = kType == GgmlType::Q4_0 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
+  // Two accumulator sets, for even and odd blocks: with one token a single chain of FMAs would be
+  // bound by their latency rather than by the arithmetic.
+  __m256 acc[2][T];
+  for (auto& set : acc)
+    for (auto& v : set) v = _mm256_setzero_ps();
+  auto step = [&](int64_t b, int k) {
     const uint8_t* blk = row + b * kBlockBytes;
     if ((b & 3) == 0) prefetch_lines(blk, kType == GgmlType::Q4_0 ? 2 : 3);  // 72 / 136 bytes
     const float dw = half_to_float(blk);
@@ -91,10 +94,16 @@ void row_legacy(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nb,
       } else {
         dot = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, _mm256_sign_epi8(q8, sign_src)), ones);
       }
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a.block_scale[tb]), acc[t]);
+      acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * a.block_scale[tb]), acc[k][t]);
     }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    step(b, 0);
+    step(b + 1, 1);
   }
-  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]);
+  if (b < nb) step(b, 0);
+  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(_mm256_add_ps(acc[0][t], acc[1][t]));
 }
 
 // ---- K-quant codes of 32 consecutive elements as unsigned bytes, in element order ----

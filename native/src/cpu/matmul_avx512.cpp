@@ -128,32 +128,36 @@ void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
   const int64_t nb = w.cols / quant::QK;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.row_bytes;
-    __m256 acc = _mm256_setzero_ps();
-    auto block = [&](int64_t b, __m256 scale) {
+    // Four accumulators, so that consecutive blocks do not wait for each other's FMA (its latency, not
+    // the arithmetic, would otherwise bound the loop).
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    auto block = [&](int64_t b, int k, __m256 scale) {
       const __m256i act = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.rows + b * sizeof(quant::BlockQ8_0) + 2));
       // Lane 0 starts at -offset * sum(act), which turns the unsigned-code dot into the signed one.
       const __m256i bias = _mm256_zextsi128_si256(_mm_cvtsi32_si128(a.block_bias[b]));
       const uint8_t* blk = row + b * kBlockBytes;
       const __m256i codes = kType == GgmlType::Q4_0 ? codes_q4_0(blk) : codes_q8_0(blk);
       const __m256i dot = _mm256_dpbusd_epi32(bias, codes, act);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc);
+      acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[k]);
     };
+    auto scalar_scale = [&](int64_t b) { return _mm256_set1_ps(half_to_float(row + b * kBlockBytes) * a.block_scale[b]); };
     int64_t b = 0;
-    if (kType == GgmlType::Q4_0) {
-      // Scales eight blocks at a time (one permute instead of eight scalar half conversions).
-      for (; b + 8 <= nb; b += 8) {
-        const uint8_t* blk = row + b * kBlockBytes;
+    for (; b + 8 <= nb; b += 8) {
+      const uint8_t* blk = row + b * kBlockBytes;
+      if (kType == GgmlType::Q4_0) {
         prefetch_lines(blk, 3);  // 8 blocks: 144 bytes
+        // Scales eight blocks at a time (one permute instead of eight scalar half conversions).
         const __m256 scales = q4_0_scales8(blk, a.block_scale + b);
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) block(b + j, _mm256_permutexvar_ps(_mm256_set1_epi32(j), scales));
+        for (int j = 0; j < 8; ++j) block(b + j, j & 3, _mm256_permutexvar_ps(_mm256_set1_epi32(j), scales));
+      } else {
+        prefetch_lines(blk, 5);  // 8 blocks: 272 bytes
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) block(b + j, j & 3, scalar_scale(b + j));
       }
     }
-    for (; b < nb; ++b) {
-      if (kType == GgmlType::Q8_0 && (b & 1) == 0) prefetch_lines(row + b * kBlockBytes, 2);
-      block(b, _mm256_set1_ps(half_to_float(row + b * kBlockBytes) * a.block_scale[b]));
-    }
-    y[r] = hsum(acc);
+    for (; b < nb; ++b) block(b, 0, scalar_scale(b));
+    y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   }
 }
 
