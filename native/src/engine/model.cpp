@@ -185,13 +185,13 @@ struct Context::Impl {
   std::shared_ptr<Model> model;
   ContextOptions options;
   std::unique_ptr<model::KvCache> kv;
-  std::unique_ptr<model::Activations> act;  // allocated on first use
+  std::unique_ptr<model::Activations> act;  // sized for the largest chunk so far (decode-only forks stay small)
   std::vector<Token> tokens;
   std::vector<float> logits;                // (n_vocab) after the last token
 
   const model::Llama& llama() const { return *model->impl_->llama; }
-  model::Activations& activations() {
-    if (!act) act = std::make_unique<model::Activations>(llama().hparams(), options.n_batch);
+  model::Activations& activations(int n_tokens) {
+    if (!act || act->n_batch < n_tokens) act = std::make_unique<model::Activations>(llama().hparams(), n_tokens);
     return *act;
   }
   void check_room(size_t n_new) const {
@@ -203,7 +203,7 @@ struct Context::Impl {
   // Runs one chunk; out receives all rows of logits when all_logits, else the last row.
   void run_chunk(const Token* ids, int n, bool all_logits, float* out) {
     std::lock_guard<std::mutex> lock(model->impl_->compute);
-    llama().forward(ids, n, static_cast<int>(tokens.size()), *kv, activations(), *model->impl_->pool, all_logits, out);
+    llama().forward(ids, n, static_cast<int>(tokens.size()), *kv, activations(n), *model->impl_->pool, all_logits, out);
     tokens.insert(tokens.end(), ids, ids + n);
   }
 };
