@@ -174,6 +174,43 @@ test("$/cancelRequest stops decoding within a token or two and leaves the prefix
   assert.equal(reopened.tokens, opened.tokens);
 });
 
+test("cancelling context/open keeps the finished files, and the next open prefills only the rest", async () => {
+  const files = {};
+  for (let i = 0; i < 12; i++) files[`src/part${String(i).padStart(2, "0")}.ts`] = `export const value${i} = ${i};\n`.repeat(25);
+  const segments = await segmentsOf(makeTree(files));
+  const source = new rpc.CancellationTokenSource();
+  const progress = [];
+  await assert.rejects(
+    main.client.openContext(
+      { segments, snapshotDir: "" },
+      (p) => {
+        progress.push(p);
+        if (p.doneTokens > 0) source.cancel();
+      },
+      source.token,
+    ),
+    (error) => error.code === -32800 && /^Prefill cancelled after [\d,]+ of [\d,]+ tokens; the finished files are kept/.test(error.message),
+  );
+  const total = progress[0].totalTokens;
+  const resumed = await main.client.openContext({ segments, snapshotDir: "" });
+  assert.equal(resumed.tokens, total);
+  assert.equal(resumed.source, "prefill");
+  assert.ok(resumed.reusedSegments > 0 && resumed.reusedSegments < segments.length, `reused ${resumed.reusedSegments} segments`);
+  assert.ok(resumed.reusedTokens > 0 && resumed.reusedTokens < total, `reused ${resumed.reusedTokens} of ${total} tokens`);
+});
+
+test("a workspace larger than the context is refused with its size and what to change", async () => {
+  const files = {};
+  for (let i = 0; i < 12; i++) files[`src/big${i}.ts`] = `export const value${i} = ${i};\n`.repeat(40);
+  const segments = await segmentsOf(makeTree(files));
+  await assert.rejects(
+    main.client.openContext({ segments, snapshotDir: "" }),
+    (error) =>
+      error.code === 1003 &&
+      /^The workspace is [\d,]+ tokens but the context holds 4,096\. Exclude folders with repoLlama\.index\.exclude or \.repollamaignore/.test(error.message),
+  );
+});
+
 test("chat/ask with a context id that a newer context/open replaced is refused with what to do", async () => {
   await assert.rejects(
     main.client.ask({ contextId: "0".repeat(64), messages: [{ role: "user", content: "hi" }], maxTokens: 4 }, () => {}),
