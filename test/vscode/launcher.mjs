@@ -49,8 +49,9 @@ mkdirSync(folder, { recursive: true });
 // The same console also carries the workbench's own start-up messages. They are kept back (and shown when the
 // suite never started) until it announces itself with a line starting with this prefix (test/vscode/suite/index.ts).
 const SUITE_START_PREFIX = "vscode-suite:";
-// Failed look-ups of the extension gallery and sign-in providers, which are expected offline.
-const OFFLINE_NOISE = /ENOTFOUND|authentication provider/;
+// Workbench messages that keep coming after that line: failed look-ups of the extension gallery and sign-in
+// providers (expected offline) and account policy updates.
+const WORKBENCH_NOISE = /ENOTFOUND|authentication provider|^\[AccountPolicyGate\]/;
 const workbenchLog = [];
 let suiteStarted = false;
 const printWorkbenchLog = () => {
@@ -80,7 +81,7 @@ try {
   await page.exposeFunction("codeAutomationLog", (type, args) => {
     const line = format(...(args ?? []));
     if (line.startsWith(SUITE_START_PREFIX)) suiteStarted = true;
-    if (suiteStarted && !OFFLINE_NOISE.test(line)) {
+    if (suiteStarted && !WORKBENCH_NOISE.test(line)) {
       if (type === "error") console.error(line);
       else console.log(line);
     } else {
