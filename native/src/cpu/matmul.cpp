@@ -4,6 +4,7 @@
 #include "cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,12 @@ using quant::GgmlType;
 
 namespace {
 
-// Rows per parallel chunk: the AVX-512 prefill kernels work on panels of 16 rows, and a multiple of
-// 16 also keeps two threads from writing the same cache line of y in the decode case.
+// Rows are handed out in chunks that are a multiple of 16: the AVX-512 prefill kernels work on panels
+// of 16 rows, and it keeps two threads from writing the same cache line of y in the decode case.
 constexpr int64_t kRowGrain = 16;
+// Chunks per thread. Threads take the next chunk from a shared counter, so a thread that the OS
+// deschedules (a busy machine) delays the matmul by one small chunk, not by its whole share.
+constexpr int64_t kChunksPerThread = 8;
 
 void check_weight(const WeightView& w, const char* who) {
   const std::string where = std::string(who) + ": ";
@@ -130,7 +134,17 @@ void matmul_at_level(SimdLevel level, const WeightView& w, const float* x, int64
   thread_local ActsStorage storage;
   const PackedActs acts = pack_activations(level, w, x, n_tokens, pool, storage);
   const RowsKernel kernel = pick_kernel(level, w.type);
-  pool.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) { kernel(w, acts, r0, r1, y); });
+  const int64_t threads = pool.size();
+  const int64_t per_chunk = (w.rows + threads * kChunksPerThread - 1) / (threads * kChunksPerThread);
+  const int64_t chunk_rows = std::max<int64_t>(kRowGrain, (per_chunk + kRowGrain - 1) / kRowGrain * kRowGrain);
+  const int64_t chunks = (w.rows + chunk_rows - 1) / chunk_rows;
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(std::min(threads, chunks), 1, [&](int64_t, int64_t, int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t r0 = c * chunk_rows;
+      kernel(w, acts, r0, std::min(w.rows, r0 + chunk_rows), y);
+    }
+  });
 }
 
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
