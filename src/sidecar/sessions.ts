@@ -102,11 +102,9 @@ export class ContextSession {
 
     let kept = 0;
     while (kept < this.placed.length && kept < segments.length && this.placed[kept].chainHash === segments[kept].chainHash) kept++;
-    this.placed.length = kept;
-    const reusedTokens = this.tokens;
-    if (this.ctx.nPast !== reusedTokens) this.ctx.truncate(reusedTokens);
-
+    const reusedTokens = kept > 0 ? this.placed[kept - 1].end : 0;
     const totalTokens = reusedTokens + ids.slice(kept).reduce((sum, t) => sum + t.length, 0);
+    // Checked before anything is dropped: a refused workspace leaves the context as it was.
     if (totalTokens > this.ctx.nCtx) {
       throw new ResponseError(
         EngineErrorCodes.doesNotFit,
@@ -114,6 +112,9 @@ export class ContextSession {
           "Exclude folders with repoLlama.index.exclude or .repollamaignore, or raise repoLlama.contextBudgetTokens if memory allows.",
       );
     }
+
+    this.placed.length = kept;
+    if (this.ctx.nPast !== reusedTokens) this.ctx.truncate(reusedTokens);
 
     const pending = new Int32Array(totalTokens - reusedTokens);
     const planned: Placed[] = [];

@@ -202,6 +202,8 @@ test("cancelling context/open keeps the finished files, and the next open prefil
 test("a workspace larger than the context is refused with its size and what to change", async () => {
   const files = {};
   for (let i = 0; i < 12; i++) files[`src/big${i}.ts`] = `export const value${i} = ${i};\n`.repeat(40);
+  const current = await segmentsOf(repository);
+  const opened = await main.client.openContext({ segments: current, snapshotDir: "" });
   const segments = await segmentsOf(makeTree(files));
   await assert.rejects(
     main.client.openContext({ segments, snapshotDir: "" }),
@@ -209,6 +211,8 @@ test("a workspace larger than the context is refused with its size and what to c
       error.code === 1003 &&
       /^The workspace is [\d,]+ tokens but the context holds 4,096\. Exclude folders with repoLlama\.index\.exclude or \.repollamaignore/.test(error.message),
   );
+  const after = await main.client.openContext({ segments: current, snapshotDir: "" });
+  assert.deepEqual([after.source, after.reusedTokens], ["memory", opened.tokens], "a refused workspace leaves the context as it was");
 });
 
 test("chat/ask with a context id that a newer context/open replaced is refused with what to do", async () => {
