@@ -103,6 +103,23 @@ int main() {
     CHECK(total.load() == 30);
     CHECK(same_index.load());
   }
+  // Two threads sharing the pool: their calls are serialised and each sees all of its own indices.
+  {
+    std::atomic<int> good{0};
+    auto user = [&](int64_t n) {
+      for (int call = 0; call < 200; ++call) {
+        std::vector<int> hits(static_cast<size_t>(n), 0);
+        pool.parallel_for(n, 3, [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) ++hits[i];
+        });
+        if (std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; })) ++good;
+      }
+    };
+    std::thread other(user, 301);
+    user(97);
+    other.join();
+    CHECK(good.load() == 400);
+  }
   // Dispatch latency: tiny jobs back to back (a decode step issues several hundred per token).
   {
     ThreadPool two(2);
