@@ -86,6 +86,12 @@ async function load(params: LoadParams): Promise<LoadResult> {
   } catch (error) {
     throw new ResponseError(EngineErrorCodes.unsupported, (error as Error).message);
   }
+  if (typeof addon.Model?.load !== "function") {
+    throw new ResponseError(
+      EngineErrorCodes.unsupported,
+      "The native engine (hcattn.node) was built from older sources and cannot load models; rebuild it with `npm run build`.",
+    );
+  }
   const build = addon.buildInfo();
   if (params.device === "cuda" && build.cudaDevices === 0) {
     throw new ResponseError(

@@ -211,8 +211,8 @@ test("a workspace larger than the context is refused with its size and what to c
       error.code === 1003 &&
       /^The workspace is [\d,]+ tokens but the context holds 4,096\. Exclude folders with repoLlama\.index\.exclude or \.repollamaignore/.test(error.message),
   );
-  const after = await main.client.openContext({ segments: current, snapshotDir: "" });
-  assert.deepEqual([after.source, after.reusedTokens], ["memory", opened.tokens], "a refused workspace leaves the context as it was");
+  const unchanged = await main.client.openContext({ segments: current, snapshotDir: "" });
+  assert.deepEqual([unchanged.source, unchanged.reusedTokens], ["memory", opened.tokens], "a refused workspace leaves the context as it was");
 });
 
 test("chat/ask with a context id that a newer context/open replaced is refused with what to do", async () => {
