@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "common/error.h"
+#include "engine/sha256.h"
 #include "kv/codebook.h"
+#include "kv/snapshot.h"
 #include "quant/types.h"
 
 namespace hcattn::kv {
@@ -24,6 +27,10 @@ const char* key_budget_name(KeyBudget b) {
     case KeyBudget::Quarter: return "25%";
     default: return "12.5%";
   }
+}
+
+int key_groups(KeyBudget b, int head_dim) {
+  return b == KeyBudget::Quarter ? head_dim / 2 : b == KeyBudget::Eighth ? head_dim / 4 : 0;
 }
 
 namespace {
@@ -50,7 +57,7 @@ class Cache final : public HcKvCache {
       : shape_(shape), capacity_(capacity), cfg_(config),
         heads_(static_cast<size_t>(shape.n_layer) * shape.n_head_kv), calibrated_(shape.n_layer, false) {
     const int d = shape.head_dim;
-    groups_ = cfg_.budget == KeyBudget::Quarter ? d / 2 : cfg_.budget == KeyBudget::Eighth ? d / 4 : 0;
+    groups_ = key_groups(cfg_.budget, d);
     if (groups_ == 0 && cfg_.budget != KeyBudget::Half)
       throw Error("head dim " + std::to_string(d) + " is too small for the " + key_budget_name(cfg_.budget) + " KV budget");
     if (cfg_.centroids < 1 || cfg_.centroids > 65536)
@@ -60,6 +67,94 @@ class Cache final : public HcKvCache {
   int capacity() const override { return capacity_; }
   int stored_tokens() const override { return stored_; }
   bool calibrated(int layer) const override { return calibrated_[layer]; }
+  const model::KvShape& shape() const override { return shape_; }
+  const HcConfig& config() const override { return cfg_; }
+
+  std::string codebook_digest() const override {
+    engine::Sha256 sha;
+    for (int layer = 0; layer < shape_.n_layer; ++layer) {
+      if (!calibrated_[layer]) continue;
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+        const std::vector<float>& c = head(layer, kvh).codebook.centroids;
+        sha.update(c.data(), c.size() * sizeof(float));
+      }
+    }
+    return sha.hex_digest();
+  }
+
+  void save(SnapshotWriter& out) const override {
+    const size_t n = static_cast<size_t>(stored_), d = static_cast<size_t>(shape_.head_dim);
+    const size_t g = static_cast<size_t>(groups_);
+    const size_t book = g * cfg_.centroids * (g > 0 ? d / g : 0);  // floats per head
+    for (int layer = 0; layer < shape_.n_layer; ++layer) {
+      const bool books = calibrated_[layer];
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+        const HeadStore& h = head(layer, kvh);
+        if (h.keys.size() < n * d || h.values.size() < n * d || (books && (h.codes.size() < n * g || h.codebook.centroids.size() != book)))
+          throw Error("cannot save a KV snapshot while layer " + std::to_string(layer) + " holds fewer than " +
+                      std::to_string(n) + " positions: save between decode steps, after every layer has stored them");
+      }
+      const size_t heads = static_cast<size_t>(shape_.n_head_kv);
+      out.begin_section(SectionKind::Codebooks, layer, books ? heads * book * sizeof(float) : 0);
+      if (books)
+        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).codebook.centroids.data(), book * sizeof(float));
+      out.end_section();
+      out.begin_section(SectionKind::Codes, layer, books ? heads * n * g * sizeof(uint16_t) : 0);
+      if (books)
+        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).codes.data(), n * g * sizeof(uint16_t));
+      out.end_section();
+      out.begin_section(SectionKind::Keys, layer, heads * n * d * sizeof(uint16_t));
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).keys.data(), n * d * sizeof(uint16_t));
+      out.end_section();
+      out.begin_section(SectionKind::Values, layer, heads * n * d * sizeof(uint16_t));
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).values.data(), n * d * sizeof(uint16_t));
+      out.end_section();
+    }
+  }
+
+  // Positions [0, keep) of a validated snapshot (the reader has checked every section length against
+  // its header, so the copies below stay inside the mapping).
+  static std::unique_ptr<Cache> from_snapshot(const SnapshotReader& in, int capacity, int64_t keep) {
+    const SnapshotInfo& info = in.info();
+    const int64_t n = static_cast<int64_t>(info.tokens.size());
+    if (keep < 0) keep = n;
+    if (keep > n)
+      throw Error("cannot keep " + std::to_string(keep) + " tokens of KV snapshot '" + in.path() + "': it holds only " + std::to_string(n));
+    if (keep > capacity)
+      throw Error("KV snapshot '" + in.path() + "' holds " + std::to_string(keep) + " tokens, more than the context size " +
+                  std::to_string(capacity) + "; create the context with a larger nCtx");
+    auto cache = std::make_unique<Cache>(info.shape, capacity, info.config);
+    const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
+    const size_t book = g * info.config.centroids * (g > 0 ? d / g : 0);
+    const size_t kept = static_cast<size_t>(keep), all = static_cast<size_t>(n);
+    for (int layer = 0; layer < info.shape.n_layer; ++layer) {
+      // Codebooks trained on keys past `keep` would not exist in a fresh prefill of [0, keep): drop them.
+      const bool keep_books = info.calibrated[layer] && keep >= info.config.calibration_tokens;
+      cache->calibrated_[layer] = keep_books;
+      const uint8_t* books = in.section(SectionKind::Codebooks, layer).data;
+      const uint8_t* codes = in.section(SectionKind::Codes, layer).data;
+      const uint8_t* keys = in.section(SectionKind::Keys, layer).data;
+      const uint8_t* values = in.section(SectionKind::Values, layer).data;
+      for (int kvh = 0; kvh < info.shape.n_head_kv; ++kvh) {
+        HeadStore& h = cache->head(layer, kvh);
+        h.keys.resize(kept * d);
+        h.values.resize(kept * d);
+        std::memcpy(h.keys.data(), keys + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
+        std::memcpy(h.values.data(), values + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
+        if (g == 0) continue;
+        h.codes.resize(kept * g);
+        if (!keep_books) continue;
+        std::memcpy(h.codes.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
+        h.codebook.dim = static_cast<int>(d);
+        h.codebook.groups = static_cast<int>(g);
+        h.codebook.centroids_per_group = info.config.centroids;
+        h.codebook.centroids.resize(book);
+        std::memcpy(h.codebook.centroids.data(), books + kvh * book * sizeof(float), book * sizeof(float));
+      }
+    }
+    cache->stored_ = static_cast<int>(keep);
+    return cache;
+  }
 
   TierBytes bytes() const override {
     TierBytes b;
@@ -269,6 +364,10 @@ class Cache final : public HcKvCache {
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config) {
   return std::make_unique<Cache>(shape, capacity, config);
+}
+
+std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens) {
+  return Cache::from_snapshot(in, capacity, keep_tokens);
 }
 
 }  // namespace hcattn::kv

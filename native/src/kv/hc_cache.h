@@ -28,6 +28,8 @@ enum class KeyBudget { Half, Quarter, Eighth };  // fast tier relative to f16 K+
 // "50%", "25%", "12.5%"; throws hcattn::Error for anything else.
 KeyBudget parse_key_budget(const std::string& text);
 const char* key_budget_name(KeyBudget b);
+// Codebook groups g per key at this budget (0 at 50%, where keys stay f16).
+int key_groups(KeyBudget b, int head_dim);
 
 struct HcConfig {
   KeyBudget budget = KeyBudget::Quarter;
@@ -45,13 +47,27 @@ struct TierBytes {
   size_t host = 0;
 };
 
+class SnapshotWriter;
+class SnapshotReader;
+
 class HcKvCache : public model::KvCache {
  public:
   virtual TierBytes bytes() const = 0;
   virtual int stored_tokens() const = 0;  // highest position stored + 1 (layer 0)
   virtual bool calibrated(int layer) const = 0;
+  virtual const model::KvShape& shape() const = 0;
+  virtual const HcConfig& config() const = 0;
+  // SHA-256 (hex) of every calibrated layer's codebooks, in snapshot order (kv/snapshot.h).
+  virtual std::string codebook_digest() const = 0;
+  // Writes the per-layer snapshot sections of positions [0, stored_tokens()). Every layer must hold
+  // them (save between steps, not inside one).
+  virtual void save(SnapshotWriter& out) const = 0;
 };
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config);
+
+// A cache holding positions [0, keep_tokens) of a validated snapshot, with its shape and config and
+// clone_prefix semantics: codebooks are kept only when keep_tokens >= calibration_tokens.
+std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens);
 
 }  // namespace hcattn::kv
