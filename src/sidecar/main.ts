@@ -22,6 +22,7 @@ import {
 import { checkGgufFile, ModelFileError } from "../model/modelFile";
 import { availableMemory, doesNotFitMessage, formatGiB, kvBytesPerToken, memoryNeed, totalNeed } from "./memory";
 import { type ContextSession, ContextSession as Session, type OperationHooks } from "./sessions";
+import { SnapshotStore } from "./snapshots";
 
 /** The context's KV cache holds f16 values: half the memory of f32, and what llama.cpp uses by default. */
 const KV_BYTES_PER_VALUE = 2;
@@ -42,6 +43,8 @@ interface Loaded {
 }
 
 let loaded: Loaded | undefined;
+/** The snapshot folder of the latest context/open, whose files engine/stats counts as the disk tier. */
+let snapshotDir = "";
 
 const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 
@@ -158,11 +161,13 @@ async function load(params: LoadParams): Promise<LoadResult> {
   };
 }
 
-function stats(): StatsResult {
+async function stats(): Promise<StatsResult> {
   const rssBytes = process.memoryUsage().rss;
+  const snapshots = snapshotDir ? await new SnapshotStore(snapshotDir, 0).list() : [];
+  const diskBytes = snapshots.reduce((sum, entry) => sum + entry.bytes, 0);
   if (!loaded) {
     return {
-      memory: { fastBytes: 0, hostBytes: 0, diskBytes: 0 },
+      memory: { fastBytes: 0, hostBytes: 0, diskBytes },
       kvBytesInUse: 0,
       kvBytesBudget: 0,
       contextTokens: 0,
@@ -176,7 +181,7 @@ function stats(): StatsResult {
   return {
     model: { name: model.info.name, digest: model.info.digest },
     // The plain cache is allocated whole, in RAM: all of it is the fast tier until HCAttention tiers it.
-    memory: { fastBytes: kvBytesBudget, hostBytes: 0, diskBytes: 0 },
+    memory: { fastBytes: kvBytesBudget, hostBytes: 0, diskBytes },
     kvBytesInUse: session.tokens * loaded.kvBytesPerToken,
     kvBytesBudget,
     contextTokens: session.tokens,
@@ -190,6 +195,7 @@ connection.onRequest(engineLoad, (params) => load(params));
 
 connection.onRequest(contextOpen, (params, token) => {
   const { session } = requireLoaded();
+  snapshotDir = params.snapshotDir;
   const contextId = params.segments.length ? params.segments[params.segments.length - 1].chainHash : "";
   return session.open(params, {
     ...hooksOf(token),

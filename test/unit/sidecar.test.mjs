@@ -137,11 +137,15 @@ test("chat/ask streams tokens, and a second question reuses the whole repository
   assert.equal(two.stats.questionTokens, one.stats.questionTokens);
   // Greedy decoding over an unchanged prefix gives the same answer: the first question left no trace in it.
   assert.equal(two.text, one.text);
-  const reopened = await main.client.openContext({ segments, snapshotDir: "" });
+  const snapshotDir = tempDir();
+  writeFileSync(join(snapshotDir, "saved.snap"), Buffer.alloc(1234));
+  writeFileSync(join(snapshotDir, "saved.snap.tmp-1-abcd"), Buffer.alloc(99));
+  const reopened = await main.client.openContext({ segments, snapshotDir });
   assert.equal(reopened.source, "memory");
   assert.equal(reopened.tokens, opened.tokens);
 
   const stats = await main.client.stats();
+  assert.equal(stats.memory.diskBytes, 1234, "the disk tier counts the snapshot files, not temp files");
   assert.equal(stats.contextTokens, opened.tokens);
   assert.equal(stats.kvBytesInUse, opened.tokens * 256);
   assert.equal(stats.kvBytesBudget, 4096 * 256);
