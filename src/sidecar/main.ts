@@ -191,7 +191,14 @@ async function stats(): Promise<StatsResult> {
   };
 }
 
-connection.onRequest(engineLoad, (params) => load(params));
+// Loads run one after another: a second engine/load (the user picked another model meanwhile) waits
+// for the first, then replaces it.
+let loading: Promise<unknown> = Promise.resolve();
+connection.onRequest(engineLoad, (params) => {
+  const result = loading.then(() => load(params));
+  loading = result.catch(() => undefined);
+  return result;
+});
 
 connection.onRequest(contextOpen, (params, token) => {
   const { session } = requireLoaded();
