@@ -76,6 +76,8 @@ export class EngineClient {
   private run?: Run;
   private loadParams?: LoadParams;
   private loadResult?: LoadResult;
+  /** The engine/load in progress (first start or a restart), which requests wait for. */
+  private launching?: Promise<LoadResult>;
   private stopping = false;
   private crashes: number[] = [];
   private restartTimer?: NodeJS.Timeout;
@@ -162,6 +164,8 @@ export class EngineClient {
   }
 
   private async request<T>(send: (connection: MessageConnection) => Promise<T>, busy = true): Promise<T> {
+    // A request made while the model loads waits for it instead of failing.
+    if (this.launching) await this.launching.catch(() => undefined);
     const run = this.run;
     if (!run || !this.loadResult) {
       throw new EngineStoppedError(`The engine is not running (${this.healthValue}). ${this.lastExit}`.trim());
@@ -181,7 +185,17 @@ export class EngineClient {
     }
   }
 
-  private async launch(): Promise<LoadResult> {
+  private launch(): Promise<LoadResult> {
+    const launching = this.load();
+    this.launching = launching;
+    const settle = () => {
+      if (this.launching === launching) this.launching = undefined;
+    };
+    launching.then(settle, settle);
+    return launching;
+  }
+
+  private async load(): Promise<LoadResult> {
     const params = this.loadParams;
     if (!params) throw new Error("EngineClient.launch before start");
     if (!this.run) this.run = this.spawnSidecar();

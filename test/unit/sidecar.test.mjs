@@ -226,6 +226,16 @@ test("chat/ask with a context id that a newer context/open replaced is refused w
   );
 });
 
+test("a request made while the model is still loading waits for the load", async () => {
+  const { client, healths } = makeClient();
+  const starting = client.start(loadParams);
+  const stats = await client.stats();
+  assert.equal(stats.model.name, "tiny-f32");
+  assert.equal(healths[0].health, "starting");
+  await starting;
+  await client.stop();
+});
+
 test("a file that is not GGUF is refused with a message that says what to do", async () => {
   const { client } = makeClient();
   const notModel = join(tempDir(), "notes.gguf");
