@@ -205,13 +205,12 @@ export class EngineClient {
       this.loadResult = await run.connection.sendRequest(engineLoad, params);
     } catch (error) {
       this.loadResult = undefined;
-      const message =
-        error instanceof ResponseError && error.code === ErrorCodes.PendingResponseRejected
-          ? `The engine stopped while loading the model: ${this.lastExit}`
-          : (error as Error).message;
+      const crashed = error instanceof ResponseError && error.code === ErrorCodes.PendingResponseRejected;
+      const message = crashed ? `The engine stopped while loading the model: ${this.lastExit}` : (error as Error).message;
       // A crash sets its own health and restarts; a refusal (bad model, no memory) is final until the settings change.
       if (this.run === run) this.setHealth("error", message);
-      throw error instanceof ResponseError ? new Error(message) : error;
+      // Refusals keep their ResponseError code (EngineErrorCodes) for callers that tell them apart.
+      throw crashed ? new EngineStoppedError(message) : error;
     }
     this.setHealth(this.inFlight > 0 ? "busy" : "ok", this.readyDetail());
     return this.loadResult;

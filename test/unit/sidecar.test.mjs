@@ -242,7 +242,9 @@ test("a file that is not GGUF is refused with a message that says what to do", a
   writeFileSync(notModel, "just some text, not a model\n");
   await assert.rejects(
     client.start({ ...loadParams, modelPath: notModel }),
-    /notes\.gguf is not a GGUF model: it starts with .* instead of "GGUF"\. Choose a Llama-3 model in GGUF format with "Repo Llama: Select Model"/,
+    (error) =>
+      error.code === 1002 &&
+      /notes\.gguf is not a GGUF model: it starts with .* instead of "GGUF"\. Choose a Llama-3 model in GGUF format with "Repo Llama: Select Model"/.test(error.message),
   );
   assert.equal(client.health, "error");
   await client.stop();
@@ -253,7 +255,7 @@ test("the memory guard refuses a context that would not fit and says how much it
   // 2e9 tokens × 256 bytes of f16 KV per token: about 477 GiB.
   await assert.rejects(
     client.start({ ...loadParams, contextTokens: 2_000_000_000 }),
-    /need 47\d\.\d GiB of memory \(weights 0\.07 GiB, KV cache for 2,000,000,000 tokens 476\.8 GiB\), but only [\d.]+ GiB is available\. Lower repoLlama\.contextBudgetTokens/,
+    (error) => error.code === 1003 && /need 47\d\.\d GiB of memory \(weights 0\.07 GiB, KV cache for 2,000,000,000 tokens 476\.8 GiB\), but only [\d.]+ GiB is available\. Lower repoLlama\.contextBudgetTokens/.test(error.message),
   );
   assert.equal(client.health, "error");
   await client.stop();
