@@ -2,11 +2,12 @@
 // model: protocol round trips, prefix reuse, cancellation, errors a user can act on, and restarts after a crash.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import rpc from "vscode-jsonrpc/node.js";
-import { buildDist, defaultKv, loadClientModule, sidecarPath, tinyModel } from "./support/engine-client.mjs";
-import { loadIndexer, makeTree, options, tempDir } from "./support/indexer.mjs";
+import { buildDist, defaultKv, loadClientModule, scriptedModel, sidecarPath, tinyModel } from "./support/engine-client.mjs";
+import { loadIndexer, makeTree, options, repoRoot, tempDir } from "./support/indexer.mjs";
 
 buildDist();
 const modelPath = tinyModel();
@@ -233,6 +234,25 @@ test("a request made while the model is still loading waits for the load", async
   assert.equal(stats.model.name, "tiny-f32");
   assert.equal(healths[0].health, "starting");
   await starting;
+  await client.stop();
+});
+
+test("the scripted fixture model answers its script, streamed token by token, through the real sidecar", async () => {
+  const { DEFAULT_SCRIPT } = createRequire(import.meta.url)(join(repoRoot, "dist", "fixtures.js"));
+  const { client } = makeClient();
+  await client.start({ ...loadParams, modelPath: scriptedModel() });
+  const opened = await client.openContext({ segments: await segmentsOf(repository), snapshotDir: "" });
+  for (const question of ["Where does the server start?", "And then?"]) {
+    const streamed = [];
+    const answer = await client.ask({ contextId: opened.contextId, messages: [{ role: "user", content: question }], maxTokens: 200 }, (t) =>
+      streamed.push(t),
+    );
+    assert.equal(answer.text, DEFAULT_SCRIPT);
+    assert.equal(answer.stopReason, "eog");
+    assert.equal(streamed.join(""), DEFAULT_SCRIPT);
+    assert.ok(streamed.length > 10, `${streamed.length} chat/token notifications`);
+    assert.equal(answer.stats.reusedTokens, opened.tokens);
+  }
   await client.stop();
 });
 

@@ -19,6 +19,11 @@ export function tinyModel() {
   return ensureFixtures(["tiny-f32"])["tiny-f32"];
 }
 
+/** The bigram model whose greedy answer is the fixture writer's DEFAULT_SCRIPT. */
+export function scriptedModel() {
+  return ensureFixtures(["scripted"]).scripted;
+}
+
 /** src/engine/client.ts as a CommonJS module. */
 export async function loadClientModule() {
   const outfile = join(tempDir("repo-llama-client-"), "client.cjs");
