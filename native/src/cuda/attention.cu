@@ -1,0 +1,122 @@
+#include <string>
+
+#include "cuda/common.cuh"
+#include "cuda/ops.h"
+
+namespace hcattn::cuda {
+
+namespace {
+
+constexpr int kAttnWarps = 4;
+constexpr int kQueriesPerWarp = 4;
+constexpr int kQueryTile = kAttnWarps * kQueriesPerWarp;  // queries per block
+constexpr int kKeyTile = kWarp;                           // keys per tile: one per lane when scoring
+constexpr int kMaxHeadDim = 128;
+constexpr int kDimsPerLane = kMaxHeadDim / kWarp;
+
+// One block per (16 queries, query head). Each key tile is loaded once into shared memory and used by
+// all 16 queries. Scoring: lane l computes the full dot product for key l of the tile (keys padded to
+// an odd row length so the 32 lanes hit 32 banks). Values: lane l owns dims l, l+32, ... and gathers
+// the tile's probabilities from the other lanes by shuffle.
+__global__ void __launch_bounds__(kAttnWarps * kWarp)
+    attention_prefill_kernel(const float* __restrict__ q, const __half* __restrict__ k, const __half* __restrict__ v,
+                             float* __restrict__ out, AttentionShape s) {
+  __shared__ float qs[kQueryTile][kMaxHeadDim];
+  __shared__ float ks[kKeyTile][kMaxHeadDim + 1];
+  __shared__ float vs[kKeyTile][kMaxHeadDim];
+
+  const int h = blockIdx.y;
+  const int kvh = h / (s.n_head / s.n_head_kv);
+  const int q0 = blockIdx.x * kQueryTile;
+  const int offset = s.n_k - s.n_q;  // query i sits at position offset + i
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int d = s.head_dim;
+  const int q_stride = s.n_head * d, kv_stride = s.n_head_kv * d;
+
+  for (int idx = threadIdx.x; idx < kQueryTile * d; idx += blockDim.x) {
+    const int qi = idx / d, c = idx % d;
+    qs[qi][c] = q0 + qi < s.n_q ? q[static_cast<size_t>(q0 + qi) * q_stride + h * d + c] * s.scale : 0.0f;
+  }
+
+  float m[kQueriesPerWarp], l[kQueriesPerWarp], o[kQueriesPerWarp][kDimsPerLane];
+#pragma unroll
+  for (int u = 0; u < kQueriesPerWarp; ++u) {
+    m[u] = -INFINITY;
+    l[u] = 0;
+#pragma unroll
+    for (int c = 0; c < kDimsPerLane; ++c) o[u][c] = 0;
+  }
+
+  const int last_query = min(q0 + kQueryTile, s.n_q) - 1;
+  const int key_end = offset + last_query + 1;  // keys [0, key_end) are visible to some query here
+  for (int j0 = 0; j0 < key_end; j0 += kKeyTile) {
+    __syncthreads();  // the previous tile is no longer read (and qs is written, on the first pass)
+    for (int idx = threadIdx.x; idx < kKeyTile * d; idx += blockDim.x) {
+      const int jj = idx / d, c = idx % d;
+      const bool in = j0 + jj < s.n_k;
+      const size_t at = static_cast<size_t>(j0 + jj) * kv_stride + kvh * d + c;
+      ks[jj][c] = in ? __half2float(k[at]) : 0.0f;
+      vs[jj][c] = in ? __half2float(v[at]) : 0.0f;
+    }
+    __syncthreads();
+
+#pragma unroll
+    for (int u = 0; u < kQueriesPerWarp; ++u) {
+      // Interleaved so that the warps share the causal work evenly.
+      const int qi = warp + kAttnWarps * u;
+      if (q0 + qi >= s.n_q) continue;  // warp-uniform
+      const int j = j0 + lane;
+      float score = -INFINITY;
+      if (j < s.n_k && j <= offset + q0 + qi) {
+        score = 0;
+        for (int c = 0; c < d; ++c) score += qs[qi][c] * ks[lane][c];
+      }
+      // Key 0 is in the first tile and visible to every query, so m is finite after it.
+      const float m_new = fmaxf(m[u], warp_max(score));
+      const float p = __expf(score - m_new);
+      const float corr = __expf(m[u] - m_new);
+      l[u] = l[u] * corr + warp_sum(p);
+#pragma unroll
+      for (int c = 0; c < kDimsPerLane; ++c) o[u][c] *= corr;
+      for (int jj = 0; jj < kKeyTile; ++jj) {
+        const float pj = __shfl_sync(0xffffffffu, p, jj);
+#pragma unroll
+        for (int c = 0; c < kDimsPerLane; ++c)
+          if (lane + kWarp * c < d) o[u][c] += pj * vs[jj][lane + kWarp * c];
+      }
+      m[u] = m_new;
+    }
+  }
+
+#pragma unroll
+  for (int u = 0; u < kQueriesPerWarp; ++u) {
+    const int qi = warp + kAttnWarps * u;
+    if (q0 + qi >= s.n_q) continue;
+    float* dst = out + static_cast<size_t>(q0 + qi) * q_stride + h * d;
+    const float inv = 1.0f / l[u];
+#pragma unroll
+    for (int c = 0; c < kDimsPerLane; ++c)
+      if (lane + kWarp * c < d) dst[lane + kWarp * c] = o[u][c] * inv;
+  }
+}
+
+}  // namespace
+
+void attention_prefill(const float* q, const uint16_t* k, const uint16_t* v, float* out, const AttentionShape& s,
+                       cudaStream_t stream) {
+  if (s.head_dim <= 0 || s.head_dim % kWarp != 0 || s.head_dim > kMaxHeadDim) {
+    throw Error("CUDA attention: head_dim " + std::to_string(s.head_dim) + " is not supported (a multiple of 32 up to 128)");
+  }
+  if (s.n_head_kv <= 0 || s.n_head % s.n_head_kv != 0) {
+    throw Error("CUDA attention: n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " +
+                std::to_string(s.n_head_kv));
+  }
+  if (s.n_q > s.n_k) throw Error("CUDA attention: more queries than keys (the chunk's own keys must be included)");
+  if (s.n_q <= 0) return;
+  const dim3 grid(blocks_for(s.n_q, kQueryTile), s.n_head);
+  attention_prefill_kernel<<<grid, kAttnWarps * kWarp, 0, stream>>>(
+      q, reinterpret_cast<const __half*>(k), reinterpret_cast<const __half*>(v), out, s);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace hcattn::cuda
