@@ -1,6 +1,7 @@
 // The real sidecar (dist/sidecar.js) driven through the real client (src/engine/client.ts) with a fixture
 // model: protocol round trips, prefix reuse, cancellation, errors a user can act on, and restarts after a crash.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -254,6 +255,20 @@ test("the scripted fixture model answers its script, streamed token by token, th
     assert.equal(answer.stats.reusedTokens, opened.tokens);
   }
   await client.stop();
+});
+
+test("engine/shutdown ends the sidecar with status 0; a sidecar whose stdin closes exits by itself", async () => {
+  const { client, lines } = makeClient();
+  await client.start(loadParams);
+  const pid = client.pid;
+  await client.stop();
+  assert.ok(lines.includes("the engine sidecar ended: it exited with code 0"), lines.join("\n"));
+  assert.throws(() => process.kill(pid, 0), { code: "ESRCH" });
+
+  const orphan = spawn(process.execPath, [sidecarPath], { stdio: ["pipe", "ignore", "ignore"] });
+  const exited = new Promise((resolve) => orphan.on("exit", (code) => resolve(code)));
+  orphan.stdin.end();
+  assert.equal(await exited, 0);
 });
 
 test("a file that is not GGUF is refused with a message that says what to do", async () => {
