@@ -88,6 +88,10 @@ export interface Context {
   readonly tokens: Int32Array;
   prefill(tokens: ArrayLike<number>, onProgress?: (p: PrefillProgress) => void): Promise<PrefillResult>;
   evalLogits(tokens: ArrayLike<number>, topK?: number, options?: { full?: boolean }): Promise<EvalLogitsResult>;
+  /**
+   * Streams each token's text as it is produced; text that could start a stop string (or an unfinished
+   * UTF-8 character) is held back and, if generation ends first, arrives in a last call with id -1.
+   */
   generate(options: GenerateOptions, onToken?: (text: string, id: number) => void): Promise<GenerateResult>;
   /** Stops the running prefill (before its next chunk) or generation (before its next token). */
   cancel(): void;

@@ -117,7 +117,7 @@ describe("64 greedy tokens identical to llama.cpp", () => {
         const ctx = ours.createContext({ nCtx: prompt.length + 65, kvType: "f32" });
         await ctx.prefill(prompt);
         const streamed = [];
-        const r = await ctx.generate({ maxTokens: 64, sampling: { temperature: 0 } }, (_text, id) => streamed.push(id));
+        const r = await ctx.generate({ maxTokens: 64, sampling: { temperature: 0 } }, (_text, id) => id >= 0 && streamed.push(id));
         ctx.dispose();
         const mine = Array.from(r.tokens);
         assert.deepEqual(streamed, mine, "streamed ids equal the returned ones");
@@ -159,5 +159,26 @@ describe("engine contexts through the addon", () => {
     ctx.dispose();
     copy.dispose();
     assert.throws(() => ctx.nPast, /disposed/);
+  });
+
+  test("stop strings end the text before them; the streamed pieces add up to the returned text", async () => {
+    const ours = await engine.Model.load(paths["tiny-f32"], { threads: THREADS });
+    const prompt = [128000, 791, 4062, 14198, 39935];
+    const run = async (stop) => {
+      const ctx = ours.createContext({ nCtx: 64 });
+      await ctx.prefill(prompt);
+      let streamed = "";
+      const r = await ctx.generate({ maxTokens: 24, sampling: { temperature: 0 }, stop }, (text) => (streamed += text));
+      ctx.dispose();
+      assert.equal(streamed, r.text);
+      return r;
+    };
+    const free = await run([]);
+    assert.ok(free.text.length > 12, `greedy text too short for the test: ${JSON.stringify(free.text)}`);
+    const stop = free.text.slice(8, 11);
+    const cut = free.text.indexOf(stop);
+    const stopped = await run([stop]);
+    assert.equal(stopped.stopReason, "stop");
+    assert.equal(stopped.text, free.text.slice(0, cut));
   });
 });

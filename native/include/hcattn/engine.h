@@ -124,7 +124,8 @@ struct GenerateResult {
 };
 
 // Called with each generated token and the text it adds (complete UTF-8 only; text that may start a
-// stop string is held back until it is known not to).
+// stop string is held back until it is known not to). At the end, text still held back (if any) comes
+// in one last call with token -1, so the texts of all calls add up to GenerateResult::text.
 using TokenFn = std::function<void(Token token, const std::string& text)>;
 
 // Log-probabilities at one position: the K most likely next tokens, natural log, most likely first.

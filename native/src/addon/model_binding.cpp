@@ -12,7 +12,7 @@
 //   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16"}) → Context
 //   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond})) → Promise<{evaluated, cancelled, seconds}>
 //   ctx.evalLogits(tokens, topK = 10, {full?}) → Promise<{top: [[id, logprob], ...][], logprobs?: Float32Array}>
-//   ctx.generate({maxTokens?, sampling?, stop?, stopTokens?}, onToken?(text, id)) →
+//   ctx.generate({maxTokens?, sampling?, stop?, stopTokens?}, onToken?(text, id)) →   (id -1: held-back text at the end)
 //       Promise<{text, tokens, stopReason, stats: {promptTokens, generatedTokens, seconds, tokensPerSecond}}>
 //   ctx.cancel(); ctx.truncate(n); ctx.fork(n?) → Context; ctx.dispose()
 //   ctx.nPast, ctx.nCtx, ctx.tokens (Int32Array)

@@ -375,6 +375,8 @@ GenerateResult Context::generate(const GenerateOptions& options, const TokenFn& 
     }
     decode(tok);
   }
+  // Text held back for a stop string that did not come, or an unfinished UTF-8 character, goes out last.
+  if (on_token && emitted < text.size()) on_token(-1, text.substr(emitted));
   r.text = text;
   r.stats.generated_tokens = static_cast<int>(r.tokens.size());
   r.stats.seconds = seconds_since(t0);
