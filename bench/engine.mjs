@@ -1,0 +1,239 @@
+// npm run bench -- engine [--json] [--reps N] [--threads N] [--decode N] [--models a,b]
+// Our engine and llama.cpp (node-llama-cpp, prebuilt CPU build) on the same random-weight files with
+// real shapes: Llama-3-8B Q4_0 and Llama-3.2-1B Q8_0 (written by the fixture writer into
+// build/bench-models when missing). Each measurement runs in a fresh child process (so load time and
+// peak RSS are that engine's alone); engines alternate run by run; medians over the repeats.
+//   prefill: tokens/s over a 512-token prompt (one batch of 512)
+//   decode:  tokens/s of greedy one-token steps right after that prompt
+//   load:    seconds to a usable model; peak RSS: the child's maximum resident set
+// Each engine runs with its default KV cache: ours the F32 full cache (the reference path), llama.cpp
+// its F16 cache with flash attention left on auto. Goal (issue 3): ratios ours/llama.cpp ≥ 1.0.
+// Results: bench/results/engine.json and bench/results/engine.svg.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "..");
+const modelDir = join(repoRoot, "build", "bench-models");
+const MODELS = { "llama3-8b-q4_0": "Llama-3-8B shape, Q4_0", "llama32-1b-q8_0": "Llama-3.2-1B shape, Q8_0" };
+const PROMPT_TOKENS = 512;
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** The benchmark prompt: ordinary (non-special) token ids, the same for both engines. */
+function promptTokens() {
+  let s = 12345;
+  const ids = [128000];
+  while (ids.length < PROMPT_TOKENS) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    ids.push(1000 + (s % 100000));
+  }
+  return ids;
+}
+
+function ensureModels(names) {
+  const missing = names.filter((n) => !existsSync(join(modelDir, `${n}.gguf`)));
+  if (missing.length) {
+    const writer = join(repoRoot, "dist", "fixtures.js");
+    if (!existsSync(writer)) throw new Error(`${writer} is missing: run \`npm run build:ts\` first`);
+    console.error(`writing ${missing.join(", ")} into ${modelDir} (random weights, several GB; takes minutes)`);
+    const r = spawnSync(process.execPath, [writer, modelDir, "--only", missing.join(",")], { stdio: "inherit" });
+    if (r.status !== 0) throw new Error(`fixture writer failed (exit ${r.status})`);
+  }
+  return Object.fromEntries(names.map((n) => [n, join(modelDir, `${n}.gguf`)]));
+}
+
+// ---- one measurement, in a child process ----
+
+async function measureOurs(modelPath, threads, decodeTokens) {
+  const { createRequire } = await import("node:module");
+  const candidates = [process.env.HCATTN_ADDON, join(repoRoot, "dist", "hcattn.node"), join(repoRoot, "build", "native", "Release", "hcattn.node")];
+  const addonPath = candidates.filter(Boolean).find((p) => existsSync(p));
+  if (!addonPath) throw new Error("hcattn.node not found: run `npm run build`");
+  const engine = createRequire(import.meta.url)(addonPath);
+  const prompt = promptTokens();
+  let t = performance.now();
+  const model = await engine.Model.load(modelPath, { threads });
+  const loadSeconds = (performance.now() - t) / 1000;
+  const ctx = model.createContext({ nCtx: PROMPT_TOKENS + decodeTokens + 8, nBatch: PROMPT_TOKENS });
+  t = performance.now();
+  await ctx.prefill(prompt);
+  const prefillSeconds = (performance.now() - t) / 1000;
+  // generate samples decodeTokens + 1 tokens and decodes all but the last: decodeTokens forward steps.
+  const r = await ctx.generate({ maxTokens: decodeTokens + 1, sampling: { temperature: 0 } });
+  const steps = Math.max(1, r.tokens.length - 1);
+  return { loadSeconds, prefillTokPerS: PROMPT_TOKENS / prefillSeconds, decodeTokPerS: steps / r.stats.seconds, decodeSteps: steps };
+}
+
+async function measureLlamaCpp(modelPath, threads, decodeTokens) {
+  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error });
+  const prompt = promptTokens();
+  let t = performance.now();
+  const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+  const loadSeconds = (performance.now() - t) / 1000;
+  const context = await model.createContext({
+    contextSize: PROMPT_TOKENS + decodeTokens + 8,
+    batchSize: PROMPT_TOKENS,
+    threads,
+    sequences: 1,
+  });
+  const sequence = context.getSequence();
+  t = performance.now();
+  await sequence.evaluateWithoutGeneratingNewTokens(prompt);
+  const prefillSeconds = (performance.now() - t) / 1000;
+  let steps = 0;
+  t = performance.now();
+  for await (const token of sequence.evaluate([prompt[prompt.length - 1]], { temperature: 0 })) {
+    void token;
+    if (++steps >= decodeTokens) break;
+  }
+  const decodeSeconds = (performance.now() - t) / 1000;
+  return { loadSeconds, prefillTokPerS: PROMPT_TOKENS / prefillSeconds, decodeTokPerS: steps / decodeSeconds, decodeSteps: steps };
+}
+
+async function child(engineName, modelPath, threads, decodeTokens) {
+  const m = engineName === "ours" ? await measureOurs(modelPath, threads, decodeTokens) : await measureLlamaCpp(modelPath, threads, decodeTokens);
+  m.peakRssMB = process.resourceUsage().maxRSS / 1024;
+  process.stdout.write(`${JSON.stringify(m)}\n`);
+}
+
+function runChild(engineName, modelPath, threads, decodeTokens) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", engineName, modelPath, String(threads), String(decodeTokens)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) throw new Error(`${engineName} on ${modelPath} failed (exit ${r.status}):\n${r.stderr}`);
+  const line = r.stdout.trim().split("\n").pop();
+  return JSON.parse(line);
+}
+
+// ---- report ----
+
+function chart(results) {
+  const groups = [];
+  for (const r of results) {
+    groups.push({ label: `${r.model} prefill`, ours: r.ours.prefillTokPerS, theirs: r.llamaCpp.prefillTokPerS });
+    groups.push({ label: `${r.model} decode`, ours: r.ours.decodeTokPerS, theirs: r.llamaCpp.decodeTokPerS });
+  }
+  const rowH = 56, left = 230, width = 760, barMax = width - left - 90;
+  const height = 50 + groups.length * rowH + 30;
+  const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  let body = "";
+  groups.forEach((g, i) => {
+    const y = 50 + i * rowH;
+    const max = Math.max(g.ours, g.theirs);
+    const wo = (g.ours / max) * barMax, wt = (g.theirs / max) * barMax;
+    body += `<text x="${left - 10}" y="${y + 22}" text-anchor="end">${esc(g.label)}</text>`;
+    body += `<rect x="${left}" y="${y + 4}" width="${wo.toFixed(1)}" height="18" fill="#3b82f6"/>`;
+    body += `<text x="${left + wo + 6}" y="${y + 18}">${g.ours.toFixed(2)} tok/s</text>`;
+    body += `<rect x="${left}" y="${y + 24}" width="${wt.toFixed(1)}" height="18" fill="#9ca3af"/>`;
+    body += `<text x="${left + wt + 6}" y="${y + 38}">${g.theirs.toFixed(2)} tok/s (×${(g.ours / g.theirs).toFixed(2)})</text>`;
+  });
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">` +
+    `<rect width="100%" height="100%" fill="white"/>` +
+    `<text x="10" y="20" font-size="14" font-weight="bold">hcattn vs llama.cpp, 2 threads, ${PROMPT_TOKENS}-token prompt (medians)</text>` +
+    `<rect x="10" y="30" width="12" height="12" fill="#3b82f6"/><text x="26" y="40">ours</text>` +
+    `<rect x="70" y="30" width="12" height="12" fill="#9ca3af"/><text x="86" y="40">llama.cpp (ratio ours/llama.cpp)</text>` +
+    body +
+    `</svg>\n`
+  );
+}
+
+export async function main(args) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean", default: false },
+      reps: { type: "string", default: "3" },
+      threads: { type: "string", default: "2" },
+      decode: { type: "string", default: "16" },
+      models: { type: "string", default: Object.keys(MODELS).join(",") },
+    },
+  });
+  const reps = Math.max(1, Number(values.reps));
+  const threads = Number(values.threads);
+  const decodeTokens = Math.max(1, Number(values.decode));
+  const names = values.models.split(",").filter(Boolean);
+  for (const n of names) if (!MODELS[n]) throw new Error(`unknown model "${n}" (known: ${Object.keys(MODELS).join(", ")})`);
+  const paths = ensureModels(names);
+
+  const results = [];
+  for (const name of names) {
+    const runs = { ours: [], llamaCpp: [] };
+    for (let rep = 0; rep < reps; rep++) {
+      // Alternate which engine goes first so that neither always gets the warmer page cache.
+      const order = rep % 2 ? ["llamaCpp", "ours"] : ["ours", "llamaCpp"];
+      for (const e of order) {
+        const m = runChild(e === "ours" ? "ours" : "llama.cpp", paths[name], threads, decodeTokens);
+        runs[e].push(m);
+        if (!values.json) {
+          console.error(`${name} rep ${rep + 1}/${reps} ${e}: prefill ${m.prefillTokPerS.toFixed(2)} tok/s, decode ${m.decodeTokPerS.toFixed(2)} tok/s, load ${m.loadSeconds.toFixed(2)} s, peak RSS ${m.peakRssMB.toFixed(0)} MB`);
+        }
+      }
+    }
+    const summarize = (list) => ({
+      prefillTokPerS: median(list.map((m) => m.prefillTokPerS)),
+      decodeTokPerS: median(list.map((m) => m.decodeTokPerS)),
+      loadSeconds: median(list.map((m) => m.loadSeconds)),
+      peakRssMB: median(list.map((m) => m.peakRssMB)),
+    });
+    const ours = summarize(runs.ours);
+    const llamaCpp = summarize(runs.llamaCpp);
+    results.push({
+      model: name,
+      description: MODELS[name],
+      ours,
+      llamaCpp,
+      ratios: {
+        prefill: ours.prefillTokPerS / llamaCpp.prefillTokPerS,
+        decode: ours.decodeTokPerS / llamaCpp.decodeTokPerS,
+        loadSeconds: ours.loadSeconds / llamaCpp.loadSeconds,
+        peakRss: ours.peakRssMB / llamaCpp.peakRssMB,
+      },
+      runs,
+    });
+  }
+
+  const report = {
+    benchmark: "engine",
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, loadavg: loadavg() },
+    settings: { threads, promptTokens: PROMPT_TOKENS, decodeTokens, reps, oursKv: "f32 full", llamaCppKv: "f16, flash attention auto" },
+    results: results.map(({ runs, ...r }) => ({ ...r, runs })),
+  };
+  const outDir = join(here, "results");
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "engine.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(outDir, "engine.svg"), chart(results));
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    for (const r of results) {
+      console.log(`${r.description} (${r.model}), medians of ${reps}:`);
+      console.log(`  prefill  ours ${r.ours.prefillTokPerS.toFixed(2)} tok/s  llama.cpp ${r.llamaCpp.prefillTokPerS.toFixed(2)} tok/s  ratio ${r.ratios.prefill.toFixed(2)}`);
+      console.log(`  decode   ours ${r.ours.decodeTokPerS.toFixed(2)} tok/s  llama.cpp ${r.llamaCpp.decodeTokPerS.toFixed(2)} tok/s  ratio ${r.ratios.decode.toFixed(2)}`);
+      console.log(`  load     ours ${r.ours.loadSeconds.toFixed(2)} s  llama.cpp ${r.llamaCpp.loadSeconds.toFixed(2)} s`);
+      console.log(`  peak RSS ours ${r.ours.peakRssMB.toFixed(0)} MB  llama.cpp ${r.llamaCpp.peakRssMB.toFixed(0)} MB`);
+    }
+    console.log(`results: ${join(outDir, "engine.json")}, chart: ${join(outDir, "engine.svg")}`);
+  }
+  return 0;
+}
+
+if (process.argv[2] === "--child" && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [, , , engineName, modelPath, threads, decodeTokens] = process.argv;
+  child(engineName, modelPath, Number(threads), Number(decodeTokens)).catch((error) => {
+    process.stderr.write(`${error.stack ?? error}\n`);
+    process.exit(1);
+  });
+}
