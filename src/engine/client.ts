@@ -197,7 +197,7 @@ export class EngineClient {
 
   private async load(): Promise<LoadResult> {
     const params = this.loadParams;
-    if (!params) throw new Error("EngineClient.launch before start");
+    if (!params) throw new Error("EngineClient.load before start");
     if (!this.run) this.run = this.spawnSidecar();
     const run = this.run;
     this.setHealth("starting", `Loading ${params.modelPath}…`);

@@ -2,8 +2,13 @@
 // src/engine/protocol.ts as JSON-RPC over its stdio. stdout carries only protocol messages; every log
 // line goes to stderr, which the extension shows in the "Repo Llama Engine" output channel.
 import * as path from "node:path";
-import { type CancellationToken, createMessageConnection, ResponseError } from "vscode-jsonrpc/node";
-import { StreamMessageReader, StreamMessageWriter } from "vscode-jsonrpc/node";
+import {
+  type CancellationToken,
+  createMessageConnection,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from "vscode-jsonrpc/node";
 import { type HcattnAddon, loadAddon, type Model } from "../engine/addon";
 import {
   chatAsk,
@@ -21,7 +26,7 @@ import {
 } from "../engine/protocol";
 import { checkGgufFile, ModelFileError } from "../model/modelFile";
 import { availableMemory, doesNotFitMessage, formatGiB, kvBytesPerToken, memoryNeed, totalNeed } from "./memory";
-import { type ContextSession, ContextSession as Session, type OperationHooks } from "./sessions";
+import { ContextSession, type OperationHooks } from "./sessions";
 import { SnapshotStore } from "./snapshots";
 
 /** The context's KV cache holds f16 values: half the memory of f32, and what llama.cpp uses by default. */
@@ -130,7 +135,7 @@ async function load(params: LoadParams): Promise<LoadResult> {
   if (refusal) throw new ResponseError(EngineErrorCodes.doesNotFit, refusal);
 
   const ctx = model.createContext({ nCtx: contextTokens, nBatch: PREFILL_BATCH, kvType: "f16" });
-  loaded = { model, session: new Session(model, ctx), kvBytesPerToken: kvBytesPerToken(info, KV_BYTES_PER_VALUE) };
+  loaded = { model, session: new ContextSession(model, ctx), kvBytesPerToken: kvBytesPerToken(info, KV_BYTES_PER_VALUE) };
   const seconds = (performance.now() - started) / 1000;
   log(
     `loaded ${modelPath}: ${info.name}, ${info.quantization}, ${info.nLayer} layers, context ${contextTokens} tokens, ` +
