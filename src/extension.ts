@@ -1,7 +1,9 @@
 // The composition root: creates the parts, wires their events and hands back the API. No logic lives here.
 import * as vscode from "vscode";
-import type { ViewState } from "./chat/messages";
+import { type AnswerOutcome, ChatController } from "./chat/controller";
+import type { ChatEntry, ViewState } from "./chat/messages";
 import { ChatViewProvider } from "./chat/view";
+import { useChatForExplain } from "./commands/explainRepository";
 import { registerCommands } from "./commands/register";
 import { WorkspaceIndex } from "./commands/reindex";
 import { affectsIndex, affectsModel } from "./config";
@@ -17,6 +19,15 @@ export interface RepoLlamaApi {
   indexSummary(): Promise<IndexStats>;
   /** The engine sidecar's client (health, context/open, chat/ask). */
   engine: EngineClient;
+  /** The sidebar chat: what the view's Ask, Stop, New Chat and citation links do. */
+  chat: {
+    /** Asks as the view does (the question joins the history); onToken hears the answer as it streams. */
+    ask(question: string, onToken?: (text: string) => void): Promise<AnswerOutcome>;
+    stop(): void;
+    newChat(): void;
+    history(): readonly ChatEntry[];
+    openCitation(path: string, line: number): Promise<vscode.TextEditor | undefined>;
+  };
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
@@ -37,8 +48,11 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
   const model = new ModelSetting(log);
   const engine = new EngineHost(context.extensionUri, log, status);
   const viewState = (): ViewState => ({ index: index.state, model: model.current });
-  const view = new ChatViewProvider(context.extensionUri, viewState);
-  context.subscriptions.push(log, status, index, model, engine);
+  // The engine load for the model now configured; questions wait for it.
+  let engineLoad: Promise<unknown> = Promise.resolve();
+  const chat = new ChatController(context.workspaceState, index, model, engine, () => engineLoad);
+  const view = new ChatViewProvider(context.extensionUri, viewState, chat);
+  context.subscriptions.push(log, status, index, model, engine, chat, useChatForExplain(chat));
 
   context.subscriptions.push(
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewType, view),
@@ -52,17 +66,27 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
     index.onDidChange(() => view.refresh()),
     model.onDidChange((state) => {
       view.refresh();
-      void engine.follow(state);
+      engineLoad = engine.follow(state);
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affectsIndex(event)) void index.start();
       if (affectsModel(event)) void model.refresh();
-      else if (engine.affectsEngine(event)) void engine.follow(model.current);
+      else if (engine.affectsEngine(event)) engineLoad = engine.follow(model.current);
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void index.start()),
   );
 
   void index.start();
   await model.refresh(); // fires onDidChange, which fills the status item and the view
-  return { indexSummary: () => index.summary(), engine: engine.client };
+  return {
+    indexSummary: () => index.summary(),
+    engine: engine.client,
+    chat: {
+      ask: (question, onToken) => chat.ask(question, onToken && { token: onToken }),
+      stop: () => chat.stop(),
+      newChat: () => chat.newChat(),
+      history: () => chat.history,
+      openCitation: (path, line) => chat.openCitation(path, line),
+    },
+  };
 }

@@ -23,18 +23,68 @@ export interface ViewState {
   model: ModelState;
 }
 
+/** One question and its answer, as kept in the workspace's history and shown in the view. */
+export interface ChatEntry {
+  id: string;
+  question: string;
+  /** Markdown as the model wrote it; rendered with raw HTML disabled. */
+  answer: string;
+  /** Cited paths that exist in the workspace index: only these become links. */
+  citedPaths: string[];
+  /** How the answer ended; "streaming" while tokens still arrive. */
+  status: "streaming" | "done" | "stopped" | "failed";
+  /** Why it failed, for the user. */
+  error?: string;
+}
+
+/** What the context indicator shows; figures the engine does not report are absent. */
+export interface ContextInfo {
+  tokens: number;
+  reusedTokens: number;
+  prefilledTokens: number;
+  source: "memory" | "disk" | "prefill";
+  /** KV memory per tier (engine/stats), when the engine reported it. */
+  memory?: { fastBytes: number; hostBytes: number; diskBytes: number };
+}
+
+/** A context prefill in progress, mirrored from the notification. */
+export interface PrefillProgress {
+  doneTokens: number;
+  totalTokens: number;
+  tokensPerSecond: number;
+  /** Seconds left at the current speed; undefined before the speed is known. */
+  etaSeconds?: number;
+}
+
 /** Extension → webview. */
 export type ToWebview =
   | { type: "state"; state: ViewState }
   /** A short markdown note for the answer area (rendered with raw HTML disabled). */
-  | { type: "notice"; markdown: string };
+  | { type: "notice"; markdown: string }
+  /** The whole conversation (on load, after New Chat). */
+  | { type: "history"; entries: ChatEntry[] }
+  /** A new or changed entry: a question was asked or its answer ended. */
+  | { type: "entry"; entry: ChatEntry }
+  /** More answer text for the streaming entry. */
+  | { type: "token"; id: string; text: string }
+  | { type: "context"; info: ContextInfo }
+  /** undefined when no prefill runs (any more). */
+  | { type: "progress"; progress?: PrefillProgress };
 
 /** Commands the webview's buttons may run; the extension rejects anything else. */
 export const viewCommands = [CommandIds.selectModel, CommandIds.downloadModel, CommandIds.reindex] as const;
 export type ViewCommand = (typeof viewCommands)[number];
 
 /** Webview → extension. */
-export type FromWebview = { type: "ready" } | { type: "run"; command: ViewCommand };
+export type FromWebview =
+  | { type: "ready" }
+  | { type: "run"; command: ViewCommand }
+  | { type: "ask"; question: string }
+  /** Stop the answer being streamed, or the prefill it waits for. */
+  | { type: "stop" }
+  | { type: "newChat" }
+  | { type: "openCitation"; path: string; line: number }
+  | { type: "copy"; text: string };
 
 export const SELECT_MODEL = "Select Model";
 export const DOWNLOAD_MODEL = "Download Model";
@@ -59,7 +109,23 @@ export function modelProblemMessage(model: ModelState): string | undefined {
 
 /** Why the chat input is disabled; undefined once questions can be asked. */
 export function chatDisabledHint(model: ModelState): string | undefined {
-  return model.kind === "configured" ? ENGINE_MISSING_MESSAGE : "Select a model to ask questions about this workspace.";
+  return model.kind === "configured" ? undefined : "Select a model to ask questions about this workspace.";
+}
+
+export const CHAT_HINT = "Enter sends, Shift+Enter starts a new line, Escape stops the answer.";
+
+/** "12,345 of 50,000 tokens · 812 tokens/s · about 46 s left" */
+export function formatPrefillProgress(p: PrefillProgress): string {
+  const counts = `${p.doneTokens.toLocaleString("en-US")} of ${p.totalTokens.toLocaleString("en-US")} tokens`;
+  if (p.tokensPerSecond <= 0) return counts;
+  const eta = p.etaSeconds === undefined ? "" : ` · about ${formatSeconds(p.etaSeconds)} left`;
+  return `${counts} · ${Math.round(p.tokensPerSecond).toLocaleString("en-US")} tokens/s${eta}`;
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
 }
 
 export function isViewCommand(value: unknown): value is ViewCommand {

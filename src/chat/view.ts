@@ -2,7 +2,8 @@
 // provider posts; scripts run only with this render's nonce and assets come only from our own folders.
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
-import { DOWNLOAD_MODEL, type FromWebview, isViewCommand, SELECT_MODEL, type ToWebview, type ViewState } from "./messages";
+import { AnswerFailedError, type ChatController, userMessage } from "./controller";
+import { CHAT_HINT, DOWNLOAD_MODEL, type FromWebview, isViewCommand, SELECT_MODEL, type ToWebview, type ViewState } from "./messages";
 
 export class ChatViewProvider implements vscode.WebviewViewProvider {
   static readonly viewType = "repoLlama.chat";
@@ -14,6 +15,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly currentState: () => ViewState,
+    private readonly chat: ChatController,
   ) {}
 
   resolveWebviewView(webviewView: vscode.WebviewView): void {
@@ -24,10 +26,14 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, "dist", "media"), vscode.Uri.joinPath(this.extensionUri, "media")],
     };
     webview.html = this.render(webview);
+    this.chat.attach({ post: (message) => this.post(message) });
     const received = webview.onDidReceiveMessage((message: unknown) => this.receive(message));
     webviewView.onDidDispose(() => {
       received.dispose();
-      if (this.view === webviewView) this.view = undefined;
+      if (this.view === webviewView) {
+        this.view = undefined;
+        this.chat.attach(undefined);
+      }
     });
   }
 
@@ -45,8 +51,22 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     if (m?.type === "ready") {
       this.refresh();
       for (const markdown of this.pendingNotices.splice(0)) this.post({ type: "notice", markdown });
+      this.chat.replay();
     } else if (m?.type === "run" && isViewCommand(m.command)) {
       void vscode.commands.executeCommand(m.command);
+    } else if (m?.type === "ask" && typeof m.question === "string") {
+      // A failed answer is shown in its entry; a notification would say the same twice.
+      this.chat.ask(m.question).catch((error: unknown) => {
+        if (!(error instanceof AnswerFailedError)) void vscode.window.showErrorMessage(`Repo Llama: ${userMessage(error)}`);
+      });
+    } else if (m?.type === "stop") {
+      this.chat.stop();
+    } else if (m?.type === "newChat") {
+      this.chat.newChat();
+    } else if (m?.type === "openCitation" && typeof m.path === "string" && Number.isInteger(m.line)) {
+      void this.chat.openCitation(m.path, m.line as number);
+    } else if (m?.type === "copy" && typeof m.text === "string") {
+      void vscode.env.clipboard.writeText(m.text);
     }
   }
 
@@ -98,12 +118,26 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       <button id="download-model" type="button" class="secondary">${DOWNLOAD_MODEL}</button>
     </div>
   </section>
+  <section id="context" class="context" aria-label="Repository context">
+    <p id="context-summary" class="hint">The repository context is prepared with the first question.</p>
+    <div id="prefill" class="prefill" role="status" hidden>
+      <progress id="prefill-bar" max="100" value="0" aria-label="Context prefill"></progress>
+      <span id="prefill-text"></span>
+      <button id="prefill-cancel" type="button" class="secondary">Cancel</button>
+    </div>
+  </section>
+  <div id="notes" class="notes"></div>
   <div id="answer" class="answer" role="log" aria-live="polite" aria-label="Answers"></div>
   <form id="chat-form" class="chat-form">
     <label for="chat-input" class="visually-hidden">Question about this workspace</label>
-    <textarea id="chat-input" rows="3" placeholder="Ask about this workspace" aria-describedby="chat-hint" disabled></textarea>
+    <textarea id="chat-input" rows="3" placeholder="Ask about this workspace" aria-describedby="chat-hint chat-keys" disabled></textarea>
     <p id="chat-hint" class="hint"></p>
-    <button id="ask" type="submit" disabled>Ask</button>
+    <p id="chat-keys" class="hint">${CHAT_HINT}</p>
+    <div class="actions">
+      <button id="ask" type="submit" disabled>Ask</button>
+      <button id="stop" type="button" class="secondary" hidden>Stop</button>
+      <button id="new-chat" type="button" class="secondary">New Chat</button>
+    </div>
   </form>
   <script nonce="${nonce}" src="${asset("dist", "media", "chat.js")}"></script>
 </body>

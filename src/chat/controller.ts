@@ -1,0 +1,294 @@
+// The chat behind the sidebar view and Explain Repository: opens the repository context in the engine
+// (progress notification with Cancel, mirrored in the view), asks with the conversation so far, streams
+// the answer, stops it on request, and keeps the conversation per workspace (workspaceState).
+//
+// One question at a time: the engine computes one thing at a time anyway, and a second question while an
+// answer streams would only queue behind it with no way to show that.
+import * as vscode from "vscode";
+import { CancellationTokenSource as RpcCancellationSource } from "vscode-jsonrpc";
+import type { WorkspaceIndex } from "../commands/reindex";
+import { EngineStoppedError } from "../engine/client";
+import { type AskResult, type ChatMessage, EngineErrorCodes, type OpenResult, type ProgressParams } from "../engine/protocol";
+import type { EngineHost } from "../engine/engineHost";
+import type { ModelSetting } from "../model/modelSetting";
+import { knownCitedPaths } from "./citations";
+import { type ChatEntry, type ContextInfo, formatPrefillProgress, modelProblemMessage, type PrefillProgress, type ToWebview } from "./messages";
+
+const HISTORY_KEY = "repoLlama.chat.history";
+/** Entries kept in workspaceState; older ones are dropped first. */
+const MAX_HISTORY = 50;
+/** Earlier turns sent with a question: enough for follow-ups without crowding the context. */
+const MAX_TURNS_SENT = 6;
+const MAX_ANSWER_TOKENS = 2048;
+
+/** What a caller hears while an answer streams. */
+export interface AnswerSink {
+  token(text: string): void;
+}
+
+export interface AnswerOutcome {
+  text: string;
+  stopReason: AskResult["stopReason"];
+}
+
+/** The chat view's side of the controller: what it must be told. */
+export interface ChatViewPort {
+  post(message: ToWebview): void;
+}
+
+export class ChatController implements vscode.Disposable {
+  private entries: ChatEntry[];
+  private current?: { entryId: string; source: RpcCancellationSource };
+  private prefill?: RpcCancellationSource;
+  private contextInfo?: ContextInfo;
+  private progressValue?: PrefillProgress;
+  private counter = 0;
+  private view?: ChatViewPort;
+
+  constructor(
+    private readonly workspaceState: vscode.Memento,
+    private readonly index: WorkspaceIndex,
+    private readonly model: ModelSetting,
+    private readonly engine: EngineHost,
+    /** Resolves when the engine has loaded the configured model (or failed to). */
+    private readonly engineLoaded: () => Promise<unknown>,
+  ) {
+    this.entries = workspaceState.get<ChatEntry[]>(HISTORY_KEY, []).map((entry) =>
+      // A reload in the middle of an answer leaves an entry that will never finish.
+      entry.status === "streaming" ? { ...entry, status: "stopped" } : entry,
+    );
+  }
+
+  get history(): readonly ChatEntry[] {
+    return this.entries;
+  }
+
+  get busy(): boolean {
+    return this.current !== undefined;
+  }
+
+  attach(view: ChatViewPort | undefined): void {
+    this.view = view;
+  }
+
+  /** Everything a freshly loaded page needs. */
+  replay(): void {
+    this.view?.post({ type: "history", entries: this.entries });
+    if (this.contextInfo) this.view?.post({ type: "context", info: this.contextInfo });
+    this.view?.post({ type: "progress", progress: this.progressValue });
+  }
+
+  /** Asks from the view: the question and its answer become a history entry. */
+  async ask(question: string, sink?: AnswerSink): Promise<AnswerOutcome> {
+    const text = question.trim();
+    if (!text) throw new Error("The question is empty.");
+    if (this.current) throw new Error("An answer is still being written; stop it or wait for it before asking again.");
+    const conversation = this.conversation(text);
+    const entry: ChatEntry = { id: `q${Date.now().toString(36)}-${++this.counter}`, question: text, answer: "", citedPaths: [], status: "streaming" };
+    this.entries = [...this.entries, entry].slice(-MAX_HISTORY);
+    const source = new RpcCancellationSource();
+    this.current = { entryId: entry.id, source };
+    this.update(entry);
+    try {
+      const result = await this.answer(conversation, source, (piece) => {
+        entry.answer += piece;
+        this.view?.post({ type: "token", id: entry.id, text: piece });
+        sink?.token(piece);
+      });
+      entry.answer = result.text || entry.answer;
+      entry.status = result.stopReason === "cancelled" ? "stopped" : "done";
+      return result;
+    } catch (error) {
+      entry.status = "failed";
+      entry.error = userMessage(error);
+      throw new AnswerFailedError(entry.error);
+    } finally {
+      entry.citedPaths = await this.knownPaths(entry.answer);
+      this.current = undefined;
+      this.update(entry);
+    }
+  }
+
+  /** Streams an answer to `messages` without touching the history (Explain Repository). */
+  complete(messages: ChatMessage[], onToken: (text: string) => void, cancel: vscode.CancellationToken): Promise<AnswerOutcome> {
+    const source = new RpcCancellationSource();
+    const subscription = cancel.onCancellationRequested(() => source.cancel());
+    return this.answer(messages, source, onToken).finally(() => subscription.dispose());
+  }
+
+  /** Stops the answer being written, or the prefill it waits for. */
+  stop(): void {
+    this.current?.source.cancel();
+    this.prefill?.cancel();
+  }
+
+  newChat(): void {
+    this.stop();
+    this.entries = [];
+    void this.workspaceState.update(HISTORY_KEY, this.entries);
+    this.view?.post({ type: "history", entries: this.entries });
+  }
+
+  /** Paths cited in `text` that the workspace index holds. */
+  async knownPaths(text: string): Promise<string[]> {
+    const files = await this.indexedPaths();
+    return knownCitedPaths(text, (p) => files.has(p));
+  }
+
+  /** Opens a cited file at its line, after checking the path against the index. */
+  async openCitation(relativePath: string, line: number): Promise<vscode.TextEditor | undefined> {
+    const files = await this.indexedPaths();
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    if (!folder || !files.has(relativePath)) {
+      void vscode.window.showWarningMessage(`${relativePath} is not a file of this workspace's index.`);
+      return undefined;
+    }
+    const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder.uri, ...relativePath.split("/")));
+    const at = Math.min(Math.max(0, line - 1), Math.max(0, document.lineCount - 1));
+    const position = new vscode.Position(at, 0);
+    return vscode.window.showTextDocument(document, { selection: new vscode.Range(position, position), preview: true });
+  }
+
+  dispose(): void {
+    this.stop();
+  }
+
+  private conversation(question: string): ChatMessage[] {
+    const turns = this.entries.filter((e) => e.status === "done" || (e.status === "stopped" && e.answer)).slice(-MAX_TURNS_SENT);
+    return [
+      ...turns.flatMap((e): ChatMessage[] => [
+        { role: "user", content: e.question },
+        { role: "assistant", content: e.answer },
+      ]),
+      { role: "user", content: question },
+    ];
+  }
+
+  private async answer(messages: ChatMessage[], source: RpcCancellationSource, onToken: (text: string) => void): Promise<AnswerOutcome> {
+    let streamed = "";
+    const collect = (text: string) => {
+      streamed += text;
+      onToken(text);
+    };
+    // A restart of the engine between opening and asking replaces the context: open it again once.
+    for (let attempt = 0; ; attempt++) {
+      const opened = await this.openContext(source);
+      if (source.token.isCancellationRequested) return { text: streamed, stopReason: "cancelled" };
+      try {
+        const result = await this.engine.client.ask(
+          { contextId: opened.contextId, messages, maxTokens: MAX_ANSWER_TOKENS },
+          collect,
+          source.token,
+        );
+        void this.refreshStats();
+        return { text: result.text || streamed, stopReason: result.stopReason };
+      } catch (error) {
+        if (isCode(error, EngineErrorCodes.cancelled)) return { text: streamed, stopReason: "cancelled" };
+        if (attempt === 0 && isCode(error, EngineErrorCodes.unknownContext) && streamed === "") continue;
+        throw error;
+      }
+    }
+  }
+
+  /** The repository context in the engine, opened (or reused) for the current index. */
+  private async openContext(answer: RpcCancellationSource): Promise<OpenResult> {
+    const problem = modelProblemMessage(await this.model.refresh());
+    if (problem) throw new Error(problem);
+    await this.engineLoaded();
+    if (!this.engine.client.model) {
+      throw new Error(`The engine is not ready (${this.engine.client.health}). Check the Repo Llama Engine log ("Repo Llama: Show Engine Log").`);
+    }
+    const { segments } = await this.index.result();
+    const source = new RpcCancellationSource();
+    this.prefill = source;
+    const forward = answer.token.onCancellationRequested(() => source.cancel());
+    const startedAt = Date.now();
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: "Repo Llama: preparing the repository context", cancellable: true },
+        async (progress, token) => {
+          const cancel = token.onCancellationRequested(() => source.cancel());
+          let reported = 0;
+          const onProgress = (p: ProgressParams) => {
+            const done = p.doneTokens / Math.max(1, p.totalTokens);
+            const etaSeconds = p.tokensPerSecond > 0 ? (p.totalTokens - p.doneTokens) / p.tokensPerSecond : undefined;
+            this.setProgress({ doneTokens: p.doneTokens, totalTokens: p.totalTokens, tokensPerSecond: p.tokensPerSecond, etaSeconds });
+            progress.report({ increment: (done - reported) * 100, message: formatPrefillProgress(this.progressValue!) });
+            reported = done;
+          };
+          try {
+            const opened = await this.engine.client.openContext(
+              { segments: segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })), snapshotDir: "" },
+              onProgress,
+              source.token,
+            );
+            this.setContext({
+              tokens: opened.tokens,
+              reusedTokens: opened.reusedTokens,
+              prefilledTokens: opened.tokens - opened.reusedTokens,
+              source: opened.source,
+            });
+            return opened;
+          } finally {
+            cancel.dispose();
+          }
+        },
+      );
+    } catch (error) {
+      if (isCode(error, EngineErrorCodes.cancelled) || source.token.isCancellationRequested) {
+        throw new Error(`Preparing the repository context was cancelled after ${((Date.now() - startedAt) / 1000).toFixed(1)} s; ask again to continue it.`);
+      }
+      throw error;
+    } finally {
+      forward.dispose();
+      if (this.prefill === source) this.prefill = undefined;
+      this.setProgress(undefined);
+    }
+  }
+
+  private async refreshStats(): Promise<void> {
+    if (!this.contextInfo) return;
+    try {
+      const stats = await this.engine.client.stats();
+      this.setContext({ ...this.contextInfo, memory: stats.memory });
+    } catch {
+      // The indicator keeps the figures it has; the engine log says why stats failed.
+    }
+  }
+
+  private async indexedPaths(): Promise<Set<string>> {
+    try {
+      return new Set((await this.index.result()).files.map((f) => f.path));
+    } catch {
+      return new Set();
+    }
+  }
+
+  private setContext(info: ContextInfo): void {
+    this.contextInfo = info;
+    this.view?.post({ type: "context", info });
+  }
+
+  private setProgress(progress: PrefillProgress | undefined): void {
+    this.progressValue = progress;
+    this.view?.post({ type: "progress", progress });
+  }
+
+  private update(entry: ChatEntry): void {
+    void this.workspaceState.update(HISTORY_KEY, this.entries);
+    this.view?.post({ type: "entry", entry: { ...entry } });
+  }
+}
+
+/** The answer failed and its entry says why (the view shows it there). */
+export class AnswerFailedError extends Error {}
+
+function isCode(error: unknown, code: number): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === code;
+}
+
+/** One line a user can act on; never a stack trace. */
+export function userMessage(error: unknown): string {
+  if (error instanceof EngineStoppedError) return `${error.message} The engine restarts by itself; ask again in a moment.`;
+  return error instanceof Error ? error.message : String(error);
+}
