@@ -127,6 +127,10 @@ class Cache final : public HcKvCache {
     const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
     const size_t book = g * info.config.centroids * (g > 0 ? d / g : 0);
     const size_t kept = static_cast<size_t>(keep), all = static_cast<size_t>(n);
+    // memcpy with an empty vector's null data() is undefined even for 0 bytes.
+    auto copy = [](void* dst, const uint8_t* src, size_t bytes) {
+      if (bytes > 0) std::memcpy(dst, src, bytes);
+    };
     for (int layer = 0; layer < info.shape.n_layer; ++layer) {
       // Codebooks trained on keys past `keep` would not exist in a fresh prefill of [0, keep): drop them.
       const bool keep_books = info.calibrated[layer] && keep >= info.config.calibration_tokens;
@@ -139,17 +143,17 @@ class Cache final : public HcKvCache {
         HeadStore& h = cache->head(layer, kvh);
         h.keys.resize(kept * d);
         h.values.resize(kept * d);
-        std::memcpy(h.keys.data(), keys + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
-        std::memcpy(h.values.data(), values + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
+        copy(h.keys.data(), keys + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
+        copy(h.values.data(), values + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
         if (g == 0) continue;
         h.codes.resize(kept * g);
         if (!keep_books) continue;
-        std::memcpy(h.codes.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
+        copy(h.codes.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
         h.codebook.centroids.resize(book);
-        std::memcpy(h.codebook.centroids.data(), books + kvh * book * sizeof(float), book * sizeof(float));
+        copy(h.codebook.centroids.data(), books + kvh * book * sizeof(float), book * sizeof(float));
       }
     }
     cache->stored_ = static_cast<int>(keep);
