@@ -1,8 +1,11 @@
 // npm run test:e2e — the packaged extension in the real VS Code UI. Packages the .vsix (npm run package),
 // installs it into a fresh code-server, opens a fixture workspace in headless chromium and checks, as a user
 // would see it: the Repo Llama view shows the workspace's real index summary and the no-model message, and
-// "Repo Llama: Explain Repository" from the command palette answers with the no-model message.
-// Screenshots go to test-results/. Needs: npm run build, scripts/setup-e2e.sh and chromium (.ci/run does all).
+// "Repo Llama: Explain Repository" from the command palette answers with the no-model message. Then, with
+// a scripted fixture model configured (written at test time; its greedy answer is longChatScript), a
+// question typed into the chat streams the answer through the real sidecar and engine; the HTML in it shows
+// as text; the citation opens the file at its line; Stop ends an answer in the middle; Explain Repository
+// opens a markdown document with the overview. Screenshots go to test-results/. Needs: npm run build, scripts/setup-e2e.sh and chromium (.ci/run does all).
 // Env: REPO_LLAMA_E2E_TIMEOUT_S (default 90) bounds each check.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -82,6 +85,7 @@ await esbuild.build({
     fixture: join(REPO, "test", "vscode", "suite", "fixture.ts"),
     messages: join(REPO, "src", "chat", "messages.ts"),
     summary: join(REPO, "src", "chat", "summary.ts"),
+    chatScript: join(REPO, "test", "vscode", "suite", "chatScript.ts"),
   },
   outdir: helpersDir,
   bundle: true,
@@ -94,11 +98,18 @@ const load = createRequire(import.meta.url);
 const { writeFixture } = load(join(helpersDir, "fixture.js"));
 const { NO_MODEL_MESSAGE } = load(join(helpersDir, "messages.js"));
 const { formatBytes, formatSkipped } = load(join(helpersDir, "summary.js"));
+const { CITED_LINE, CITED_PATH, longChatScript } = load(join(helpersDir, "chatScript.js"));
 
 const scratch = mkdtempSync(join(tmpdir(), "repo-llama-e2e-"));
 const workspace = join(scratch, "workspace");
 const expected = writeFixture(workspace);
 const profile = makeProfile(join(scratch, "profile"));
+// Long enough (~300 tokens, several seconds on two cores) that Stop lands in the middle of an answer.
+const SCRIPT_WORDS = 250;
+const fixtures = load(join(REPO, "dist", "fixtures.js"));
+const script = longChatScript(fixtures.tokenBytesIndex().keys(), SCRIPT_WORDS);
+const [scripted] = fixtures.writeFixtures(join(scratch, "models"), [fixtures.scriptedFixture(script)]);
+log(`scripted model ${scripted.path} (${scripted.bytes} bytes, ${scripted.seconds.toFixed(1)} s)`);
 let server;
 let browser;
 try {
@@ -175,6 +186,89 @@ async function runChecks() {
     // Let the toast finish sliding in before the screenshot.
     await page.waitForTimeout(500);
     await screenshot("3-explain");
+  });
+
+  await checkChat(view);
+}
+
+async function checkChat(view) {
+  const input = view.locator("#chat-input");
+  const modelSet = await check("with repoLlama.modelPath set to the scripted model, the chat input is enabled", async () => {
+    // A workspace setting, as a user would write it; VS Code picks up the new file while running.
+    mkdirSync(join(workspace, ".vscode"), { recursive: true });
+    writeFileSync(join(workspace, ".vscode", "settings.json"), JSON.stringify({ "repoLlama.modelPath": scripted.path }, null, 2));
+    await page.keyboard.press("Escape");
+    await view.locator("#chat-input:not([disabled])").waitFor({ timeout: WAIT_MS });
+  });
+  if (!modelSet) return;
+
+  const entry = view.locator("article.entry").last();
+  const answerText = entry.locator(".answer-text");
+  const answered = await check("a question typed into the chat streams the scripted answer", async () => {
+    await input.click();
+    await input.fill("Where is the total computed?");
+    await input.press("Enter");
+    await entry.locator(".question", { hasText: "Where is the total computed?" }).waitFor({ timeout: 10_000 });
+    // Streamed: part of the answer is on the page before all of it is.
+    await answerText.filter({ hasText: "The total is computed" }).waitFor({ timeout: WAIT_MS });
+    const partial = await textOf(answerText);
+    await view.locator('article.entry[data-status="done"]').last().waitFor({ timeout: WAIT_MS });
+    const full = await textOf(answerText);
+    log(`answer: ${full.length} characters shown, ${partial.length} while streaming`);
+    const lastWord = script.trim().split(/\s+/).pop();
+    if (!(partial.length < full.length)) throw new Error(`the answer did not stream: ${partial.length} characters first, ${full.length} at the end`);
+    if (!full.endsWith(lastWord)) throw new Error(`the answer does not end with the script's last word "${lastWord}": "…${full.slice(-80)}"`);
+    await screenshot("4-answer");
+  });
+  if (!answered) return;
+
+  await check("markdown is rendered and the model's <img onerror> shows as text, with no img element", async () => {
+    const imgText = "<img src=x onerror=alert(1)>";
+    const shown = await textOf(answerText);
+    if (!shown.includes(imgText)) throw new Error(`the answer does not show "${imgText}" as text: "${shown.slice(0, 200)}…"`);
+    const images = await view.locator("#answer img").count();
+    if (images !== 0) throw new Error(`the answer area holds ${images} img element(s)`);
+    await answerText.locator("h2", { hasText: "Notes" }).waitFor({ timeout: 5000 });
+    await answerText.locator("strong", { hasText: "formatPrice" }).waitFor({ timeout: 5000 });
+    await answerText.locator("code", { hasText: "npm test" }).waitFor({ timeout: 5000 });
+  });
+
+  await check(`the citation ${CITED_PATH}:${CITED_LINE} opens the file at line ${CITED_LINE}`, async () => {
+    const link = answerText.locator("a.citation", { hasText: `${CITED_PATH}:${CITED_LINE}` });
+    await link.click();
+    const fileName = CITED_PATH.split("/").pop();
+    await page.locator(".tabs-container .tab.active", { hasText: fileName }).waitFor({ timeout: WAIT_MS });
+    const cursor = page.locator("#status\\.editor\\.selection");
+    await cursor.filter({ hasText: `Ln ${CITED_LINE},` }).waitFor({ timeout: WAIT_MS }).catch(async () => {
+      throw new Error(`the cursor is not on line ${CITED_LINE}: the status bar shows "${await textOf(cursor)}"`);
+    });
+    await screenshot("5-citation");
+  });
+
+  await check("Stop ends an answer in the middle and the engine sends no more text", async () => {
+    await input.click();
+    await input.fill("Explain it again.");
+    await input.press("Enter");
+    const streaming = view.locator('article.entry[data-status="streaming"] .answer-text', { hasText: "Notes" });
+    await streaming.waitFor({ timeout: WAIT_MS });
+    await view.locator("#stop").click();
+    await view.locator('article.entry[data-status="stopped"]').last().waitFor({ timeout: 10_000 });
+    const stopped = await textOf(answerText);
+    await page.waitForTimeout(1500);
+    const later = await textOf(answerText);
+    log(`stopped after ${stopped.length} characters`);
+    if (later !== stopped) throw new Error(`text kept arriving after Stop: ${stopped.length} → ${later.length} characters`);
+    if (stopped.endsWith(script.trim().split(/\s+/).pop())) throw new Error("the whole answer arrived: Stop came too late to tell");
+    if (!(await view.locator("#stop").isHidden())) throw new Error("the Stop button is still shown");
+    await screenshot("6-stopped");
+  });
+
+  await check('"Repo Llama: Explain Repository" with the model opens a markdown document with the overview', async () => {
+    await runCommand("Repo Llama: Explain Repository");
+    const editor = page.locator(".editor-instance .view-lines").first();
+    await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).waitFor({ timeout: WAIT_MS });
+    await editor.filter({ hasText: "The total is computed" }).waitFor({ timeout: WAIT_MS });
+    await screenshot("7-explain-model");
   });
 }
 
