@@ -18,41 +18,43 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_ver
 nvcc --version | tail -1
 
 echo "== build (sm_90)"
+# Four log files at most (build, tests, bench, summary): the device tool brings back eight.
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
-if ! cmake -S native -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHCATTN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-      >"$LOGS/configure.log" 2>&1; then
-  tail -30 "$LOGS/configure.log"; echo "configure failed"; exit 1
+if ! { cmake -S native -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHCATTN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
+       cmake --build "$BUILD" -j"$(nproc)" --target hcattn-cuda test_cuda_matmul test_cuda_ops test_cuda_hcattn; } \
+     >"$LOGS/build.log" 2>&1; then
+  grep -E "error|Error" "$LOGS/build.log" | head -40; echo "build failed (log: $LOGS/build.log)"; exit 1
 fi
-if ! cmake --build "$BUILD" -j"$(nproc)" --target hcattn-cuda hcattn-cli test_cuda_matmul test_cuda_ops test_cuda_hcattn \
-      >"$LOGS/build.log" 2>&1; then
-  grep -E "error|Error" "$LOGS/build.log" | head -40; echo "build failed"; exit 1
-fi
+# hcattn-cli reaches the same CUDA entry points (`hcattn-cli test|bench`); the measurements below do
+# not depend on it, so a CLI that does not build yet is reported, not fatal.
+cmake --build "$BUILD" -j"$(nproc)" --target hcattn-cli >>"$LOGS/build.log" 2>&1 || echo "note: hcattn-cli did not build (see build.log)"
 echo "built in $(elapsed) s"
 
 echo "== tests: every CUDA op against the CPU op"
-(cd "$BUILD" && ctest -R test_cuda --output-on-failure --timeout 240) 2>&1 | tee "$LOGS/ctest.log" | grep -E "FAIL|tests passed|Test +#" || true
-"$BUILD/hcattn-cuda" test 2>&1 | tee "$LOGS/selftest.log" | tail -3
+{ (cd "$BUILD" && ctest -R test_cuda --output-on-failure --timeout 240); "$BUILD/hcattn-cuda" test; } >"$LOGS/tests.log" 2>&1
+grep -E "FAIL|Skipped|tests passed|tests failed|^cuda test:" "$LOGS/tests.log"
 echo "tests done at $(elapsed) s"
 
 echo "== benchmarks"
-BENCH="$BUILD/hcattn-cuda bench --random --shape llama3-8b --qtype q4_0"
-runs=("--ctx 131072 --kv 12.5%" "--ctx 131072 --kv 25% --quick" "--ctx 1048576 --kv 12.5% --quick" "--ctx 1048576 --kv 25% --quick")
-[ "${QUICK:-0}" = 1 ] && runs=("--ctx 131072 --kv 12.5% --quick")
-i=0
-for r in "${runs[@]}"; do
-  i=$((i + 1))
-  echo "-- $r"
-  timeout 120 $BENCH $r 2>&1 | tee "$LOGS/bench$i.log"
-done
-if [ "${QUICK:-0}" != 1 ]; then
-  timeout 60 "$BUILD/hcattn-cuda" bench --random --shape llama32-1b --qtype q8_0 --ctx 131072 --kv 25% --quick 2>&1 \
-    | tee "$LOGS/bench_1b.log" | grep -E "gemv|gemm|estimate decode"
+: >"$LOGS/bench.log"
+bench() {  # prints the whole output into bench.log, the key lines to the terminal
+  echo "-- $*" >>"$LOGS/bench.log"
+  timeout 150 "$BUILD/hcattn-cuda" bench --random "$@" 2>&1 | tee -a "$LOGS/bench.log" | grep -E "^(bench|gemv|gemm|attn|hc|host|memory|estimate|cuda bench)"
+}
+if [ "${QUICK:-0}" = 1 ]; then
+  bench --shape llama3-8b --qtype q4_0 --ctx 131072 --kv 12.5% --quick
+else
+  bench --shape llama3-8b --qtype q4_0 --ctx 131072 --kv 12.5%
+  bench --shape llama3-8b --qtype q4_0 --ctx 131072 --kv 25% --quick
+  bench --shape llama3-8b --qtype q4_0 --ctx 1048576 --kv 12.5% --quick
+  bench --shape llama3-8b --qtype q4_0 --ctx 1048576 --kv 25% --quick
+  bench --shape llama32-1b --qtype q8_0 --ctx 131072 --kv 25% --quick
 fi
 
 echo "== PyTorch SDPA (same attention shapes, f16)"
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
-  timeout 90 python3 - <<'PY' 2>&1 | tee "$LOGS/sdpa.log"
+  timeout 90 python3 - <<'PY' 2>&1 | tee -a "$LOGS/bench.log"
 import torch, torch.nn.functional as F
 torch.manual_seed(0)
 def bench(n_q, n_k, causal):
@@ -75,14 +77,12 @@ bench(8192, 8192, True)
 bench(4096, 131072, False)
 PY
 else
-  echo "torch with CUDA not available: no SDPA comparison"
+  echo "torch with CUDA not available: no SDPA comparison" | tee -a "$LOGS/bench.log"
 fi
 
-echo
-echo "================ summary ($(elapsed) s) ================"
-nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1
-grep -E "tests passed|tests failed" "$LOGS/ctest.log" | tail -1
-grep -E "^cuda test:" "$LOGS/selftest.log" | tail -1
-grep -hE "^(gemv|gemm|attn|hc|memory|estimate|bench|sdpa|host)" "$LOGS"/bench1.log 2>/dev/null
-for f in "$LOGS"/bench[2-9].log; do [ -f "$f" ] && grep -hE "^(bench|hc  |estimate decode|memory)" "$f"; done
-[ -f "$LOGS/sdpa.log" ] && grep -E "^sdpa" "$LOGS/sdpa.log"
+{
+  echo "================ summary ($(elapsed) s) ================"
+  nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1
+  grep -E "tests passed|tests failed|^cuda test:" "$LOGS/tests.log"
+  grep -E "^(-- |gemv|gemm|attn|hc  |memory|estimate|sdpa|cuda bench)" "$LOGS/bench.log"
+} | tee "$LOGS/summary.txt"
