@@ -218,6 +218,11 @@ async function checkChat(view) {
     const lastWord = script.trim().split(/\s+/).pop();
     if (!(partial.length < full.length)) throw new Error(`the answer did not stream: ${partial.length} characters first, ${full.length} at the end`);
     if (!full.endsWith(lastWord)) throw new Error(`the answer does not end with the script's last word "${lastWord}": "…${full.slice(-80)}"`);
+    const context = view.locator("#context-summary");
+    await context.filter({ hasText: /^Context: [\d,]+ tokens \(/ }).waitFor({ timeout: 10_000 }).catch(async () => {
+      throw new Error(`the context indicator shows "${await textOf(context)}"`);
+    });
+    log(`#context-summary: "${await textOf(context)}"`);
     await screenshot("4-answer");
   });
   if (!answered) return;
@@ -269,6 +274,25 @@ async function checkChat(view) {
     await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).waitFor({ timeout: WAIT_MS });
     await editor.filter({ hasText: "The total is computed" }).waitFor({ timeout: WAIT_MS });
     await screenshot("7-explain-model");
+  });
+
+  await check("after a window reload the view shows the conversation again (kept per workspace)", async () => {
+    await page.reload();
+    await page.locator(".monaco-workbench").waitFor({ timeout: WAIT_MS });
+    const entries = view.locator("article.entry .question");
+    const restored = await entries.nth(1).waitFor({ timeout: 15_000 }).then(() => true, () => false);
+    if (!restored) {
+      // The side bar may come back on another view: open ours.
+      await page.locator('.activitybar [aria-label^="Repo Llama"]').first().click();
+      await entries.nth(1).waitFor({ timeout: WAIT_MS });
+    }
+    const questions = await entries.allInnerTexts();
+    const expected = ["Where is the total computed?", "Explain it again."];
+    if (JSON.stringify(questions) !== JSON.stringify(expected)) throw new Error(`the restored questions are ${JSON.stringify(questions)}`);
+    const statuses = await view.locator("article.entry").evaluateAll((articles) => articles.map((a) => a.dataset.status));
+    if (JSON.stringify(statuses) !== JSON.stringify(["done", "stopped"])) throw new Error(`restored statuses ${JSON.stringify(statuses)}`);
+    await view.locator("article.entry a.citation", { hasText: `${CITED_PATH}:${CITED_LINE}` }).first().waitFor({ timeout: 5000 });
+    await screenshot("8-reloaded");
   });
 }
 

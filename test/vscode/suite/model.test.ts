@@ -62,6 +62,27 @@ suite("Repo Llama with a scripted model", () => {
     );
   });
 
+  test("Stop cancels the answer in the engine within a token or two", async function () {
+    this.timeout(120_000);
+    let streamed = "";
+    let atStop = -1;
+    let pieces = 0;
+    const outcome = await api.chat.ask("Stop me after the first word.", (text) => {
+      streamed += text;
+      if (++pieces === 3) {
+        atStop = pieces;
+        api.chat.stop();
+      }
+    });
+    assert.equal(outcome.stopReason, "cancelled");
+    assert.ok(CHAT_SCRIPT.startsWith(streamed), `what arrived is not the start of the script: ${JSON.stringify(streamed)}`);
+    // One token may already be on its way when $/cancelRequest arrives; the engine checks before each next one.
+    assert.ok(pieces - atStop <= 2, `${pieces - atStop} tokens arrived after Stop`);
+    assert.ok(streamed.length < CHAT_SCRIPT.length / 2, `${streamed.length} of ${CHAT_SCRIPT.length} characters arrived`);
+    const last = api.chat.history().at(-1);
+    assert.deepEqual({ status: last?.status, answer: last?.answer }, { status: "stopped", answer: streamed });
+  });
+
   test("a citation opens the cited file at its line", async () => {
     const editor = await api.chat.openCitation(CITED_PATH, CITED_LINE);
     assert.ok(editor, "openCitation returned no editor");
