@@ -5,7 +5,7 @@
 //   F16 / Q8_0 / Q4_0 / Q4_K / Q6_K weights: max |Δ| ≤ 2e-2 and the same argmax at ≥ 99% of positions.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { ensureFixtures, loadEngine, randomTokens } from "./oracle-fixtures.mjs";
+import { ensureFixtures, ensureRopeScalingFixtures, loadEngine, randomTokens } from "./oracle-fixtures.mjs";
 import { llamaCppGreedy, llamaCppLogprobs, loadLlamaCppModel } from "./oracle-llamacpp.mjs";
 
 const THREADS = 2;
@@ -31,7 +31,7 @@ let paths;
 
 before(() => {
   engine = loadEngine();
-  paths = ensureFixtures([...F32_FILES, ...QUANT_FILES]);
+  paths = { ...ensureFixtures([...F32_FILES, ...QUANT_FILES]), ...ensureRopeScalingFixtures() };
 });
 
 async function promptFor(name, llamaModel, nVocab) {
@@ -102,6 +102,15 @@ describe("log-probabilities at every position, full vocabulary, against llama.cp
       const r = await compareLogprobs(name);
       assert.ok(r.maxDelta <= 2e-2, `${name}: max |Δ logprob| ${r.maxDelta} > 2e-2 (${JSON.stringify(r.worst)})`);
       assert.ok(r.argmaxAgreement >= 0.99, `${name}: argmax agrees at only ${(100 * r.argmaxAgreement).toFixed(1)}%`);
+    });
+  }
+});
+
+describe("RoPE scaling from metadata (linear, YaRN) against llama.cpp", () => {
+  for (const name of ["tiny-linear4-f32", "tiny-yarn4-f32"]) {
+    test(`${name}: max |Δ| ≤ 1e-4`, async () => {
+      const r = await compareLogprobs(name);
+      assert.ok(r.maxDelta <= 1e-4, `${name}: max |Δ logprob| ${r.maxDelta} > 1e-4 (${JSON.stringify(r.worst)})`);
     });
   }
 });

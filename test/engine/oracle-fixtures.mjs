@@ -47,3 +47,39 @@ export function randomTokens(n, nVocab, seed) {
   }
   return out;
 }
+
+/**
+ * tiny-f32 with RoPE scaling metadata added: "linear" (factor 4) and "yarn" (factor 4 over an original
+ * context of 64, so that positions of a short prompt fall on both sides of YaRN's ramp). Written next to
+ * the other fixtures; same weights as tiny-f32.
+ */
+export function ensureRopeScalingFixtures() {
+  const writerPath = join(repoRoot, "dist", "fixtures.js");
+  if (!existsSync(writerPath)) {
+    throw new Error(`${writerPath} is missing: run \`npm run build:ts\` first (it bundles the fixture writer)`);
+  }
+  const fx = createRequire(import.meta.url)(writerPath);
+  const base = fx.standardFixtures().find((f) => f.file === "tiny-f32.gguf");
+  const variants = {
+    "tiny-linear4-f32": [
+      ["llama.rope.scaling.type", fx.str("linear")],
+      ["llama.rope.scaling.factor", fx.f32(4)],
+    ],
+    "tiny-yarn4-f32": [
+      ["llama.rope.scaling.type", fx.str("yarn")],
+      ["llama.rope.scaling.factor", fx.f32(4)],
+      ["llama.rope.scaling.original_context_length", fx.u32(64)],
+    ],
+  };
+  const out = {};
+  for (const [name, extra] of Object.entries(variants)) {
+    const path = join(fixtureDir, `${name}.gguf`);
+    if (!existsSync(path)) {
+      const model = base.build();
+      const keys = new Set(extra.map(([k]) => k));
+      fx.writeGguf(path, [...model.metadata.filter(([k]) => !keys.has(k)), ...extra], model.tensors);
+    }
+    out[name] = path;
+  }
+  return out;
+}
