@@ -42,15 +42,15 @@ async function promptFor(name, llamaModel, nVocab) {
 }
 
 /** Compares both engines on one file; returns {maxDelta, argmaxAgreement, positions}. */
-async function compareLogprobs(name) {
+async function compareLogprobs(name, kv = "f32") {
   const llamaModel = await loadLlamaCppModel(paths[name]);
   const ours = await engine.Model.load(paths[name], { threads: THREADS });
   try {
     const nVocab = ours.info.nVocab;
     const tokens = await promptFor(name, llamaModel, nVocab);
-    const theirs = await llamaCppLogprobs(llamaModel, tokens, { threads: THREADS });
+    const theirs = await llamaCppLogprobs(llamaModel, tokens, { threads: THREADS, kv: kv.toUpperCase() });
     assert.equal(theirs.nVocab, nVocab, `${name}: vocabulary sizes differ`);
-    const ctx = ours.createContext({ nCtx: tokens.length, kvType: "f32" });
+    const ctx = ours.createContext({ nCtx: tokens.length, kvType: kv });
     const mine = await ctx.evalLogits(tokens, 1, { full: true });
     ctx.dispose();
     let maxDelta = 0;
@@ -79,7 +79,7 @@ async function compareLogprobs(name) {
     }
     const result = { maxDelta, argmaxAgreement: agree / tokens.length, positions: tokens.length, worst };
     console.log(
-      `${name}: ${tokens.length} positions × ${nVocab} tokens, max |Δ logprob| = ${maxDelta.toExponential(3)}, ` +
+      `${name}${kv === "f32" ? "" : ` (${kv} KV)`}: ${tokens.length} positions × ${nVocab} tokens, max |Δ logprob| = ${maxDelta.toExponential(3)}, ` +
         `argmax agreement ${(100 * result.argmaxAgreement).toFixed(1)}%` +
         (worst ? ` (worst at pos ${worst.pos}, id ${worst.id}: ours ${worst.ours.toFixed(6)}, llama.cpp ${worst.theirs.toFixed(6)})` : ""),
     );
@@ -111,6 +111,19 @@ describe("RoPE scaling from metadata (linear, YaRN) against llama.cpp", () => {
     test(`${name}: max |Δ| ≤ 1e-4`, async () => {
       const r = await compareLogprobs(name);
       assert.ok(r.maxDelta <= 1e-4, `${name}: max |Δ logprob| ${r.maxDelta} > 1e-4 (${JSON.stringify(r.worst)})`);
+    });
+  }
+});
+
+// Our F16 cache rounds K, V, Q and P to half where llama.cpp's does without flash attention (FORMATS §6.2).
+// On stories260K (head size 8) the difference is larger (3.7e-3 measured) and not yet explained: llama.cpp
+// picks different matmul kernels for such small heads, which may round Q or P elsewhere.
+describe("F16 KV cache against llama.cpp's F16 cache (flash attention off)", () => {
+  for (const [name, bound] of [["tiny-f32", 1e-4], ["stories260K", 1e-2]]) {
+    test(`${name}: max |Δ| ≤ ${bound}`, async () => {
+      const r = await compareLogprobs(name, "f16");
+      assert.ok(r.maxDelta <= bound, `${name}: max |Δ logprob| ${r.maxDelta} > ${bound} (${JSON.stringify(r.worst)})`);
+      assert.equal(r.argmaxAgreement, 1);
     });
   }
 });

@@ -34,8 +34,8 @@ export async function referenceContext(model, { contextSize, threads = 2, kv = "
  * (tokens.length, nVocab). node-llama-cpp hands out float32 probabilities normalised with a float32
  * sum; renormalising them in double removes that sum's rounding, leaving ~1e-7 relative per entry.
  */
-export async function llamaCppLogprobs(model, tokens, { threads = 2 } = {}) {
-  const context = await referenceContext(model, { contextSize: Math.max(256, tokens.length), threads });
+export async function llamaCppLogprobs(model, tokens, { threads = 2, kv = "F32" } = {}) {
+  const context = await referenceContext(model, { contextSize: Math.max(256, tokens.length), threads, kv });
   try {
     const sequence = context.getSequence();
     const results = await sequence.controlledEvaluate(
