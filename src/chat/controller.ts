@@ -172,7 +172,14 @@ export class ChatController implements vscode.Disposable {
     };
     // A restart of the engine between opening and asking replaces the context: open it again once.
     for (let attempt = 0; ; attempt++) {
-      const opened = await this.openContext(source);
+      let opened: OpenResult;
+      try {
+        opened = await this.openContext(source);
+      } catch (error) {
+        // Stop during the prefill stops the answer; Cancel on the notification is a failure the user should see.
+        if (error instanceof PrefillCancelledError && source.token.isCancellationRequested) return { text: "", stopReason: "cancelled" };
+        throw error;
+      }
       if (source.token.isCancellationRequested) return { text: streamed, stopReason: "cancelled" };
       try {
         const result = await this.engine.client.ask(
@@ -203,43 +210,37 @@ export class ChatController implements vscode.Disposable {
     this.prefill = source;
     const forward = answer.token.onCancellationRequested(() => source.cancel());
     const startedAt = Date.now();
+    // The notification appears only when the engine actually prefills (its first context/progress): a
+    // context reused from memory must not flash one at every question.
+    let notification: PrefillNotification | undefined;
+    const onProgress = (p: ProgressParams) => {
+      const etaSeconds = p.tokensPerSecond > 0 ? (p.totalTokens - p.doneTokens) / p.tokensPerSecond : undefined;
+      this.setProgress({ doneTokens: p.doneTokens, totalTokens: p.totalTokens, tokensPerSecond: p.tokensPerSecond, etaSeconds });
+      notification ??= new PrefillNotification(() => source.cancel());
+      notification.report(this.progressValue!);
+    };
     try {
-      return await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: "Repo Llama: preparing the repository context", cancellable: true },
-        async (progress, token) => {
-          const cancel = token.onCancellationRequested(() => source.cancel());
-          let reported = 0;
-          const onProgress = (p: ProgressParams) => {
-            const done = p.doneTokens / Math.max(1, p.totalTokens);
-            const etaSeconds = p.tokensPerSecond > 0 ? (p.totalTokens - p.doneTokens) / p.tokensPerSecond : undefined;
-            this.setProgress({ doneTokens: p.doneTokens, totalTokens: p.totalTokens, tokensPerSecond: p.tokensPerSecond, etaSeconds });
-            progress.report({ increment: (done - reported) * 100, message: formatPrefillProgress(this.progressValue!) });
-            reported = done;
-          };
-          try {
-            const opened = await this.engine.client.openContext(
-              { segments: segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })), snapshotDir: "" },
-              onProgress,
-              source.token,
-            );
-            this.setContext({
-              tokens: opened.tokens,
-              reusedTokens: opened.reusedTokens,
-              prefilledTokens: opened.tokens - opened.reusedTokens,
-              source: opened.source,
-            });
-            return opened;
-          } finally {
-            cancel.dispose();
-          }
-        },
+      const opened = await this.engine.client.openContext(
+        { segments: segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })), snapshotDir: "" },
+        onProgress,
+        source.token,
       );
+      this.setContext({
+        tokens: opened.tokens,
+        reusedTokens: opened.reusedTokens,
+        prefilledTokens: opened.tokens - opened.reusedTokens,
+        source: opened.source,
+      });
+      return opened;
     } catch (error) {
       if (isCode(error, EngineErrorCodes.cancelled) || source.token.isCancellationRequested) {
-        throw new Error(`Preparing the repository context was cancelled after ${((Date.now() - startedAt) / 1000).toFixed(1)} s; ask again to continue it.`);
+        throw new PrefillCancelledError(
+          `Preparing the repository context was cancelled after ${((Date.now() - startedAt) / 1000).toFixed(1)} s; ask again to continue it.`,
+        );
       }
       throw error;
     } finally {
+      notification?.end();
       forward.dispose();
       if (this.prefill === source) this.prefill = undefined;
       this.setProgress(undefined);
@@ -279,6 +280,41 @@ export class ChatController implements vscode.Disposable {
     this.view?.post({ type: "entry", entry: { ...entry } });
   }
 }
+
+/** A progress notification with Cancel for one prefill, open from its first report until end(). */
+class PrefillNotification {
+  private progress?: vscode.Progress<{ message?: string; increment?: number }>;
+  private last?: PrefillProgress;
+  private reportedPercent = 0;
+  private finish!: () => void;
+
+  constructor(cancel: () => void) {
+    const finished = new Promise<void>((resolve) => (this.finish = resolve));
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: "Repo Llama: preparing the repository context", cancellable: true },
+      (progress, token) => {
+        this.progress = progress;
+        const subscription = token.onCancellationRequested(cancel);
+        if (this.last) this.report(this.last);
+        return finished.finally(() => subscription.dispose());
+      },
+    );
+  }
+
+  report(p: PrefillProgress): void {
+    this.last = p;
+    if (!this.progress) return;
+    const percent = (100 * p.doneTokens) / Math.max(1, p.totalTokens);
+    this.progress.report({ increment: percent - this.reportedPercent, message: formatPrefillProgress(p) });
+    this.reportedPercent = percent;
+  }
+
+  end(): void {
+    this.finish();
+  }
+}
+
+class PrefillCancelledError extends Error {}
 
 /** The answer failed and its entry says why (the view shows it there). */
 export class AnswerFailedError extends Error {}
