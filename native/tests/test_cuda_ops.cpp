@@ -1,4 +1,5 @@
-// CUDA RMSNorm, SwiGLU, RoPE (plain Llama-3 and YaRN with rope_freqs factors, positions up to 2^20)
+// CUDA RMSNorm, SwiGLU, RoPE (plain Llama-3, linear and YaRN scaling with rope_freqs factors, positions
+// up to 2^20)
 // and causal chunk attention (GQA, chunks after earlier keys and on their own) against the CPU
 // engine's functions (model::rms_norm, model::swiglu, model::Rope, the full KV cache's attend).
 // Skipped (exit 77) with the reason when no CUDA device is usable.
@@ -32,9 +33,10 @@ int main() {
   report(cuda::check_rms_norm(5, 100, 3));
   report(cuda::check_swiglu(1, 4));
   report(cuda::check_swiglu(14336 * 3 + 7, 5));
-  report(cuda::check_rope(false, 64, 8191, 6));
-  report(cuda::check_rope(false, 16, 1 << 20, 7));
-  report(cuda::check_rope(true, 64, 1 << 17, 8));
+  report(cuda::check_rope(cuda::RopeVariant::Plain, 64, 8191, 6));
+  report(cuda::check_rope(cuda::RopeVariant::Plain, 16, 1 << 20, 7));
+  report(cuda::check_rope(cuda::RopeVariant::LinearWithFreqFactors, 32, 1 << 20, 14));
+  report(cuda::check_rope(cuda::RopeVariant::Yarn, 64, 1 << 17, 8));
   report(cuda::check_attention(1, 1, 4, 1, 128, 9));
   report(cuda::check_attention(16, 16, 8, 2, 128, 10));
   report(cuda::check_attention(100, 300, 8, 2, 128, 11));

@@ -215,7 +215,7 @@ CheckResult check_swiglu(int64_t n, uint64_t seed) {
   return finish("swiglu", std::to_string(n) + " elements", e.value, 1e-5, e.where);
 }
 
-CheckResult check_rope(bool yarn, int n_tokens, int max_pos, uint64_t seed) {
+CheckResult check_rope(RopeVariant variant, int n_tokens, int max_pos, uint64_t seed) {
   std::mt19937_64 rng(seed);
   model::Hparams h;
   h.n_head = 8;
@@ -225,7 +225,14 @@ CheckResult check_rope(bool yarn, int n_tokens, int max_pos, uint64_t seed) {
   h.n_ctx_train = 8192;
   h.rope_n_ctx_orig = 8192;
   std::vector<float> factors;
-  if (yarn) {
+  const char* name = "rope";
+  if (variant == RopeVariant::LinearWithFreqFactors) {
+    name = "rope linear+freq_factors";
+    h.rope_scaling = model::RopeScaling::Linear;
+    h.rope_freq_scale = 0.25f;
+    factors = random_floats(h.n_rot / 2, 1.0f, 8.0f, rng);
+  } else if (variant == RopeVariant::Yarn) {
+    name = "rope yarn+freq_factors";
     h.rope_scaling = model::RopeScaling::Yarn;
     h.rope_freq_scale = 0.125f;
     h.yarn_ext_factor = 1.0f;
@@ -242,8 +249,8 @@ CheckResult check_rope(bool yarn, int n_tokens, int max_pos, uint64_t seed) {
   DeviceBuffer<int32_t> dpos;
   dx.upload(x.data(), x.size());
   dpos.upload(pos.data(), pos.size());
-  if (yarn) dff.upload(factors.data(), factors.size());
-  rope_apply(dx.get(), dpos.get(), n_tokens, h.n_head, rope_params(h), yarn ? dff.get() : nullptr, nullptr);
+  if (!factors.empty()) dff.upload(factors.data(), factors.size());
+  rope_apply(dx.get(), dpos.get(), n_tokens, h.n_head, rope_params(h), factors.empty() ? nullptr : dff.get(), nullptr);
   const std::vector<float> got = to_host(dx, x.size());
 
   std::vector<float> cs(h.n_rot);
@@ -261,7 +268,7 @@ CheckResult check_rope(bool yarn, int n_tokens, int max_pos, uint64_t seed) {
     }
   }
   // Same float angles; cos/sin and the rotation differ by a few ulps between libm and CUDA.
-  return finish(yarn ? "rope yarn+freq_factors" : "rope", std::to_string(n_tokens) + " tokens, positions to " +
+  return finish(name, std::to_string(n_tokens) + " tokens, positions to " +
                 std::to_string(max_pos), e.value, 1e-5, e.where);
 }
 
@@ -454,8 +461,9 @@ std::vector<CheckResult> run_all_checks(uint64_t seed) {
   }
   all.push_back(check_rms_norm(7, 4096, seed + 4));
   all.push_back(check_swiglu(100003, seed + 5));
-  all.push_back(check_rope(false, 40, 1 << 20, seed + 6));
-  all.push_back(check_rope(true, 40, 1 << 17, seed + 7));
+  all.push_back(check_rope(RopeVariant::Plain, 40, 1 << 20, seed + 6));
+  all.push_back(check_rope(RopeVariant::LinearWithFreqFactors, 40, 1 << 20, seed + 22));
+  all.push_back(check_rope(RopeVariant::Yarn, 40, 1 << 17, seed + 7));
   all.push_back(check_attention(100, 300, 8, 2, 128, seed + 8));
   all.push_back(check_attention(37, 37, 4, 4, 64, seed + 9));
   add(check_lut_scores(128, 64, 256, 5000, 4, seed + 10));

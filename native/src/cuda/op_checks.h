@@ -29,8 +29,9 @@ bool device_usable(std::string* reason);
 std::vector<CheckResult> check_matmul(quant::GgmlType type, int rows, int cols, int n_tokens, bool gemm, uint64_t seed);
 CheckResult check_rms_norm(int n_rows, int dim, uint64_t seed);
 CheckResult check_swiglu(int64_t n, uint64_t seed);
-// yarn: YaRN scaling with rope_freqs factors; otherwise plain Llama-3 RoPE. Positions up to max_pos.
-CheckResult check_rope(bool yarn, int n_tokens, int max_pos, uint64_t seed);
+enum class RopeVariant { Plain, LinearWithFreqFactors, Yarn };
+// Positions up to max_pos; Yarn also has rope_freqs factors.
+CheckResult check_rope(RopeVariant variant, int n_tokens, int max_pos, uint64_t seed);
 CheckResult check_attention(int n_q, int n_k, int n_head, int n_head_kv, int head_dim, uint64_t seed);
 // LUT and code scores must be bit-identical to the CPU's.
 std::vector<CheckResult> check_lut_scores(int dim, int groups, int centroids, int64_t n, int n_heads, uint64_t seed);
