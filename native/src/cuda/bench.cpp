@@ -162,11 +162,12 @@ int run(const Options& o) {
   const DeviceWeight output = make_weight(out_store, o.qtype, m.n_vocab, m.n_embd, seed++, s);
   weight_bytes += static_cast<double>(output.row_bytes) * m.n_vocab;
 
-  const int max_dim = std::max(m.n_ff, m.n_vocab);
+  // x: (tokens, widest input row); y: (tokens, widest layer output) or one token of logits.
   const int prefill_tokens = o.quick ? 512 : 2048;
-  DeviceBuffer<float> x(static_cast<size_t>(prefill_tokens) * max_dim), y(static_cast<size_t>(prefill_tokens) * max_dim);
+  const size_t widest = static_cast<size_t>(std::max(m.n_ff, m.n_embd));
+  DeviceBuffer<float> x(prefill_tokens * widest), y(std::max(prefill_tokens * widest, static_cast<size_t>(m.n_vocab)));
   {
-    std::vector<float> hx(static_cast<size_t>(prefill_tokens) * max_dim);
+    std::vector<float> hx(prefill_tokens * widest);
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> u(-1, 1);
     for (float& v : hx) v = u(rng);
