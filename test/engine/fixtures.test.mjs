@@ -1,7 +1,7 @@
 // The fixture writer against llama.cpp (node-llama-cpp, the project's oracle): every file we write loads
 // and evaluates; quantized blocks mean to llama.cpp exactly what our dequantizer says; the scripted model's
 // greedy output is its script; stories260K's conversion reproduces an independent forward pass.
-// Fixtures go to build/test-data/fixtures (kept between runs; the manifest skips up-to-date files).
+// Fixtures go to build/test-data, shared with the other engine tests (kept between runs; the manifest skips up-to-date files).
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -14,7 +14,7 @@ import { getLlama, LlamaLogLevel, readGgufFileInfo } from "node-llama-cpp";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const bundlePath = join(root, "dist/fixtures.js");
-const fixtureDir = join(root, "build/test-data/fixtures");
+const fixtureDir = join(root, "build/test-data");
 // One thread: on a busy 2-core machine llama.cpp's spinning worker threads make a 20-token run of a
 // 260K-parameter model take a minute instead of milliseconds.
 const ORACLE_THREADS = 1;
