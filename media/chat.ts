@@ -24,7 +24,6 @@ interface PersistedState {
   notices: string[];
   draft: string;
   entries?: ChatEntry[];
-  context?: ContextInfo;
 }
 
 /** Enough history to stay useful without growing the persisted state without bound. */
@@ -296,9 +295,9 @@ window.addEventListener("message", (event: MessageEvent<ToWebview>) => {
       return;
     }
     case "context":
-      persisted.context = message.info;
+      // Not persisted: after a reload the engine's context is a new one, which the extension reports.
       renderContext(message.info);
-      break;
+      return;
     case "progress":
       renderProgress(message.progress);
       return;
@@ -353,7 +352,6 @@ newChatButton.addEventListener("click", () => {
 
 chatInput.value = persisted.draft;
 if (persisted.view) renderView(persisted.view);
-if (persisted.context) renderContext(persisted.context);
 renderNotices();
 renderEntries();
 send({ type: "ready" });

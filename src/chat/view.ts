@@ -120,14 +120,14 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
   </section>
   <section id="context" class="context" aria-label="Repository context">
     <p id="context-summary" class="hint">The repository context is prepared with the first question.</p>
-    <div id="prefill" class="prefill" role="status" hidden>
-      <progress id="prefill-bar" max="100" value="0" aria-label="Context prefill"></progress>
-      <span id="prefill-text"></span>
-      <button id="prefill-cancel" type="button" class="secondary">Cancel</button>
-    </div>
   </section>
   <div id="notes" class="notes"></div>
   <div id="answer" class="answer" role="log" aria-live="polite" aria-label="Answers"></div>
+  <div id="prefill" class="prefill" role="status" hidden>
+    <progress id="prefill-bar" max="100" value="0" aria-label="Context prefill"></progress>
+    <span id="prefill-text"></span>
+    <button id="prefill-cancel" type="button" class="secondary">Cancel</button>
+  </div>
   <form id="chat-form" class="chat-form">
     <label for="chat-input" class="visually-hidden">Question about this workspace</label>
     <textarea id="chat-input" rows="3" placeholder="Ask about this workspace" aria-describedby="chat-hint chat-keys" disabled></textarea>

@@ -294,6 +294,32 @@ async function checkChat(view) {
     await view.locator("article.entry a.citation", { hasText: `${CITED_PATH}:${CITED_LINE}` }).first().waitFor({ timeout: 5000 });
     await screenshot("8-reloaded");
   });
+
+  await check("a long prefill shows tokens, speed and ETA in a notification and in the view; Cancel in the view stops it", async () => {
+    // About 9,000 tokens: several seconds of prefill with the scripted model on two cores.
+    const lines = Array.from({ length: 1000 }, (_, i) => `line ${i}: the value ${i * 7} is kept here\n`).join("");
+    writeFileSync(join(workspace, "src", "big.txt"), lines);
+    await view.locator("#reindex").click();
+    const files = expected.files + 2; // src/big.txt and .vscode/settings.json
+    await view.locator("#index-totals", { hasText: `${files} files` }).waitFor({ timeout: WAIT_MS });
+    await input.click();
+    await input.fill("What does big.txt say?");
+    await input.press("Enter");
+    const progressText = view.locator("#prefill-text");
+    const pattern = /^Preparing the context: [\d,]+ of [\d,]+ tokens · [\d,]+ tokens\/s · about .+ left$/;
+    await progressText.filter({ hasText: pattern }).waitFor({ timeout: WAIT_MS }).catch(async () => {
+      throw new Error(`the view's prefill progress shows "${await textOf(progressText)}"`);
+    });
+    log(`#prefill-text: "${await textOf(progressText)}"`);
+    await page.locator(".notifications-toasts .notification-toast", { hasText: "preparing the repository context" }).waitFor({ timeout: 10_000 });
+    await screenshot("9-prefill");
+    await view.locator("#prefill-cancel").click();
+    await view.locator("#prefill").waitFor({ state: "hidden", timeout: 10_000 });
+    const last = view.locator("article.entry").last();
+    await last.locator(".question", { hasText: "What does big.txt say?" }).waitFor({ timeout: 5000 });
+    const status = await last.getAttribute("data-status");
+    if (status !== "stopped") throw new Error(`the cancelled question's entry is "${status}", expected "stopped"`);
+  });
 }
 
 /** An element's text with white space collapsed, or a note that it is not there. */
