@@ -12,6 +12,11 @@ const md = new MarkdownIt({
   highlight: (code, language) => highlight(code, language),
 });
 
+/** The HTML for `markdown`: safe to assign to innerHTML. */
+export function markdownToHtml(markdown: string): string {
+  return md.render(markdown);
+}
+
 export function renderMarkdown(target: HTMLElement, markdown: string): void {
-  target.innerHTML = md.render(markdown);
+  target.innerHTML = markdownToHtml(markdown);
 }

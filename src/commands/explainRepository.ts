@@ -3,13 +3,12 @@
 // text and buttons as the chat view.
 import * as vscode from "vscode";
 import type { ChatController } from "../chat/controller";
-import { DOWNLOAD_MODEL, ENGINE_MISSING_MESSAGE, modelProblemMessage, SELECT_MODEL } from "../chat/messages";
+import { DOWNLOAD_MODEL, modelProblemMessage, SELECT_MODEL } from "../chat/messages";
 import type { ModelSetting } from "../model/modelSetting";
 import { CommandIds } from "./ids";
 
 export type ExplainOutcome =
   | { kind: "noModel"; message: string }
-  | { kind: "noEngine"; message: string }
   | { kind: "explained"; uri: string; text: string; stopped: boolean }
   | { kind: "failed"; message: string };
 
@@ -28,7 +27,7 @@ const FLUSH_MS = 100;
 
 let chat: ChatController | undefined;
 
-/** Called by the composition root: the command answers with the engine once a chat controller exists. */
+/** Called by the composition root: the command answers through the chat's engine path. */
 export function useChatForExplain(controller: ChatController): vscode.Disposable {
   chat = controller;
   return new vscode.Disposable(() => {
@@ -46,12 +45,8 @@ export async function explainRepository(model: ModelSetting): Promise<ExplainOut
     });
     return { kind: "noModel", message: problem };
   }
-  if (!chat) {
-    void vscode.window.showInformationMessage(ENGINE_MISSING_MESSAGE, "Show Engine Log").then((choice) => {
-      if (choice) void vscode.commands.executeCommand(CommandIds.showLog);
-    });
-    return { kind: "noEngine", message: ENGINE_MISSING_MESSAGE };
-  }
+  // activate() connects the controller before it registers the commands.
+  if (!chat) throw new Error("Explain Repository ran before the extension finished starting; run it again.");
   return writeOverview(chat);
 }
 
