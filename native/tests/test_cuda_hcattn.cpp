@@ -2,7 +2,8 @@
 // KeyCodebook::build_lut / kv::score_codes (LUT in shared memory and from global memory, vector and
 // scalar code loads); top-p selection with the same index sets as kv::select_tokens for plain,
 // margin, k_max, tied (boundary bin sorted in global memory), top_p 0 and 0.999, tiny and 2^20-token
-// inputs; value sums from mapped pinned host memory against kv::attend_values_f16.
+// inputs; value sums from mapped pinned host memory against kv::attend_values_f16; and whole decode
+// steps kept on the device (selection handed to the value sums in device memory) against the CPU chain.
 // Skipped (exit 77) with the reason when no CUDA device is usable.
 #include <cstdio>
 
@@ -60,6 +61,8 @@ int main() {
 
   report(cuda::check_value_sums(8, 4, 20000, 128, 16));
   report(cuda::check_value_sums(4, 1, 3000, 64, 17));
+  report(cuda::check_hc_decode_step(32, 4, 50000, 128, 32, 18));
+  report(cuda::check_hc_decode_step(8, 4, 20000, 128, 64, 19));
   return test_summary("test_cuda_hcattn");
 }
 

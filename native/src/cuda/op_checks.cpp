@@ -451,6 +451,70 @@ CheckResult check_value_sums(int n_heads, int heads_per_kv, int64_t n, int dim, 
   return finish("sum_selected_values (mapped host)", s.str(), e.value, 1e-5, e.where);
 }
 
+CheckResult check_hc_decode_step(int n_heads, int heads_per_kv, int64_t n, int dim, int groups, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int n_kv = n_heads / heads_per_kv, c = 256;
+  kv::KeyCodebook cb;
+  cb.dim = dim;
+  cb.groups = groups;
+  cb.centroids_per_group = c;
+  cb.centroids = random_floats(static_cast<size_t>(groups) * c * (dim / groups), -1.0f, 1.0f, rng);
+  // Logits with a spread of a few nats, so top-p keeps a small share of the tokens.
+  const std::vector<float> q = random_floats(static_cast<size_t>(n_heads) * dim, -1.2f, 1.2f, rng);
+  std::vector<uint16_t> codes(static_cast<size_t>(n_kv) * n * groups);  // (kv head, token, group)
+  std::uniform_int_distribution<int> code(0, c - 1);
+  for (uint16_t& x : codes) x = static_cast<uint16_t>(code(rng));
+  PinnedBuffer<uint16_t> values(static_cast<size_t>(n) * n_kv * dim);  // (token, kv head, dim)
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  for (size_t i = 0; i < values.size(); ++i) values.get()[i] = quant::fp32_to_fp16(val(rng));
+
+  const CodebookShape shape{dim, groups, c};
+  const size_t lut_size = static_cast<size_t>(groups) * c;
+  DeviceBuffer<float> dq, dcent, dlut(n_heads * lut_size), dscores(static_cast<size_t>(n_heads) * n), dout;
+  DeviceBuffer<uint16_t> dcodes;
+  dq.upload(q.data(), q.size());
+  dcent.upload(cb.centroids.data(), cb.centroids.size());
+  dcodes.upload(codes.data(), codes.size());
+  poison(dout, static_cast<size_t>(n_heads) * dim);
+  build_lut(dq.get(), dcent.get(), n_heads, shape, dlut.get(), nullptr);
+  for (int kvh = 0; kvh < n_kv; ++kvh) {
+    score_codes(dlut.get() + kvh * heads_per_kv * lut_size, dcodes.get() + static_cast<size_t>(kvh) * n * groups, n,
+                heads_per_kv, shape, dscores.get() + static_cast<size_t>(kvh) * heads_per_kv * n, nullptr);
+  }
+  Selector selector;
+  std::vector<kv::Selection> got_sel;
+  const kv::SelectParams params;
+  selector.select(dscores.get(), n_heads, n, params, nullptr, got_sel);
+  const ValueLayout layout{values.device_ptr(), static_cast<int64_t>(n_kv) * dim, dim, heads_per_kv, dim};
+  sum_selected_values(selector.device_index(), selector.device_weight(), selector.device_offsets(), n_heads, layout,
+                      dout.get(), nullptr);
+  const std::vector<float> got = to_host(dout, static_cast<size_t>(n_heads) * dim);
+
+  std::vector<float> lut(lut_size), scores(n), want(dim);
+  WorstError e;
+  size_t selected = 0;
+  for (int h = 0; h < n_heads; ++h) {
+    const int kvh = h / heads_per_kv;
+    cb.build_lut(q.data() + static_cast<size_t>(h) * dim, lut.data());
+    kv::score_codes(lut.data(), codes.data() + static_cast<size_t>(kvh) * n * groups, n, groups, c, scores.data());
+    kv::Selection sel;
+    kv::select_tokens(scores.data(), n, params, sel);
+    selected += sel.index.size();
+    if (sel.index != got_sel[h].index) {
+      return finish("hc decode step", "", INFINITY, 0,
+                    "head " + std::to_string(h) + ": GPU selected " + std::to_string(got_sel[h].index.size()) +
+                        " tokens, CPU " + std::to_string(sel.index.size()) + " (or other ones)");
+    }
+    kv::attend_values_f16(sel, values.get() + static_cast<size_t>(kvh) * dim, static_cast<int64_t>(n_kv) * dim, dim,
+                          want.data());
+    for (int i = 0; i < dim; ++i) e.add(got[static_cast<size_t>(h) * dim + i], want[i], 1.0, static_cast<size_t>(h) * dim + i);
+  }
+  std::ostringstream s;
+  s << n_heads << " heads (" << heads_per_kv << " per KV head), " << n << " tokens, d=" << dim << " g=" << groups << ", "
+    << selected << " selected";
+  return finish("hc decode step (device chain)", s.str(), e.value, 1e-5, e.where);
+}
+
 std::vector<CheckResult> run_all_checks(uint64_t seed) {
   std::vector<CheckResult> all;
   auto add = [&](std::vector<CheckResult> r) { all.insert(all.end(), r.begin(), r.end()); };
@@ -487,6 +551,7 @@ std::vector<CheckResult> run_all_checks(uint64_t seed) {
   all.push_back(check_selection(3, 10, p, false, seed + 19));
   all.push_back(check_selection(1, 1 << 20, p, false, seed + 20));
   all.push_back(check_value_sums(8, 4, 20000, 128, seed + 21));
+  all.push_back(check_hc_decode_step(32, 4, 50000, 128, 32, seed + 23));
   return all;
 }
 

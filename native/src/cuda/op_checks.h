@@ -41,6 +41,11 @@ CheckResult check_selection(int n_heads, int64_t n, const kv::SelectParams& para
 // GPU value sums reading f16 values from mapped pinned host memory against kv::attend_values_f16.
 CheckResult check_value_sums(int n_heads, int heads_per_kv, int64_t n, int dim, uint64_t seed);
 
+// One HCAttention decode step kept on the device end to end (LUT → code scores → selection → value
+// sums from mapped host memory, the selection handed over in device memory) against the CPU chain
+// (build_lut, score_codes, select_tokens, attend_values_f16).
+CheckResult check_hc_decode_step(int n_heads, int heads_per_kv, int64_t n, int dim, int groups, uint64_t seed);
+
 // The whole list as `hcattn-cli test` runs it.
 std::vector<CheckResult> run_all_checks(uint64_t seed);
 
