@@ -21,7 +21,7 @@ echo "== build (sm_90)"
 # Four log files at most (build, tests, bench, summary): the device tool brings back eight.
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
-if ! { cmake -S native -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHCATTN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
+if ! { cmake -S native -B "$BUILD" ${gen[@]+"${gen[@]}"} -DCMAKE_BUILD_TYPE=Release -DHCATTN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 &&
        cmake --build "$BUILD" -j"$(nproc)" --target hcattn-cuda test_cuda_matmul test_cuda_ops test_cuda_hcattn; } \
      >"$LOGS/build.log" 2>&1; then
   grep -E "error|Error" "$LOGS/build.log" | head -40; echo "build failed (log: $LOGS/build.log)"; exit 1
