@@ -7,6 +7,7 @@ import {
   type ContextInfo,
   chatDisabledHint,
   type FromWebview,
+  formatAnswerStats,
   formatPrefillProgress,
   type IndexState,
   modelProblemMessage,
@@ -171,7 +172,9 @@ function renderEntry(entry: ChatEntry): void {
   addCopyButtons(body);
   article.setAttribute("aria-busy", String(entry.status === "streaming"));
   article.dataset.status = entry.status;
-  status.textContent = entry.error ? `${STATUS_TEXT[entry.status]} ${entry.error}` : STATUS_TEXT[entry.status];
+  status.textContent = entry.error
+    ? `${STATUS_TEXT[entry.status]} ${entry.error}`
+    : [STATUS_TEXT[entry.status], entry.stats && formatAnswerStats(entry.stats)].filter(Boolean).join(" ");
 }
 
 function renderEntries(): void {

@@ -8,7 +8,7 @@ import * as vscode from "vscode";
 import { CancellationTokenSource as RpcCancellationSource } from "vscode-jsonrpc";
 import type { WorkspaceIndex } from "../commands/reindex";
 import { EngineStoppedError } from "../engine/client";
-import { type AskResult, type ChatMessage, EngineErrorCodes, type OpenResult, type ProgressParams } from "../engine/protocol";
+import { type AskResult, type AskStats, type ChatMessage, EngineErrorCodes, type OpenResult, type ProgressParams } from "../engine/protocol";
 import type { EngineHost } from "../engine/engineHost";
 import type { ModelSetting } from "../model/modelSetting";
 import { knownCitedPaths } from "./citations";
@@ -29,6 +29,8 @@ export interface AnswerSink {
 export interface AnswerOutcome {
   text: string;
   stopReason: AskResult["stopReason"];
+  /** The engine's figures for the answer; absent when it was stopped before the engine answered. */
+  stats?: AskStats;
 }
 
 /** The chat view's side of the controller: what it must be told. */
@@ -97,6 +99,7 @@ export class ChatController implements vscode.Disposable {
       });
       entry.answer = result.text || entry.answer;
       entry.status = result.stopReason === "cancelled" ? "stopped" : "done";
+      if (result.stats) entry.stats = result.stats;
       return result;
     } catch (error) {
       entry.status = "failed";
@@ -188,7 +191,7 @@ export class ChatController implements vscode.Disposable {
           source.token,
         );
         void this.refreshStats();
-        return { text: result.text || streamed, stopReason: result.stopReason };
+        return { text: result.text || streamed, stopReason: result.stopReason, stats: result.stats };
       } catch (error) {
         if (isCode(error, EngineErrorCodes.cancelled)) return { text: streamed, stopReason: "cancelled" };
         if (attempt === 0 && isCode(error, EngineErrorCodes.unknownContext) && streamed === "") continue;

@@ -35,6 +35,8 @@ export interface ChatEntry {
   status: "streaming" | "done" | "stopped" | "failed";
   /** Why it failed, for the user. */
   error?: string;
+  /** The engine's figures for this answer. */
+  stats?: { reusedTokens: number; questionTokens: number; generatedTokens: number; timeToFirstTokenMs: number; tokensPerSecond: number };
 }
 
 /** What the context indicator shows; figures the engine does not report are absent. */
@@ -113,6 +115,16 @@ export function chatDisabledHint(model: ModelState): string | undefined {
 }
 
 export const CHAT_HINT = "Enter sends, Shift+Enter starts a new line, Escape stops the answer.";
+
+/** "64 tokens at 38 tokens/s · first token after 40 ms · 213 context tokens reused, 12 prefilled for the question" */
+export function formatAnswerStats(stats: NonNullable<ChatEntry["stats"]>): string {
+  const n = (value: number) => value.toLocaleString("en-US");
+  return (
+    `${n(stats.generatedTokens)} tokens at ${Math.round(stats.tokensPerSecond)} tokens/s · ` +
+    `first token after ${n(Math.round(stats.timeToFirstTokenMs))} ms · ` +
+    `${n(stats.reusedTokens)} context tokens reused, ${n(stats.questionTokens)} prefilled for the question`
+  );
+}
 
 /** "12,345 of 50,000 tokens · 812 tokens/s · about 46 s left" */
 export function formatPrefillProgress(p: PrefillProgress): string {

@@ -223,6 +223,11 @@ async function checkChat(view) {
       throw new Error(`the context indicator shows "${await textOf(context)}"`);
     });
     log(`#context-summary: "${await textOf(context)}"`);
+    const status = await textOf(entry.locator(".entry-status"));
+    if (!/^[\d,]+ tokens at \d+ tokens\/s · first token after [\d,]+ ms · [\d,]+ context tokens reused/.test(status)) {
+      throw new Error(`the answer's figures read "${status}"`);
+    }
+    log(`.entry-status: "${status}"`);
     await screenshot("4-answer");
   });
   if (!answered) return;

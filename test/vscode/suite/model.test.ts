@@ -56,10 +56,17 @@ suite("Repo Llama with a scripted model", () => {
     this.timeout(120_000);
     const outcome = await api.chat.ask("And where is the price formatted?");
     assert.equal(outcome.text, CHAT_SCRIPT);
+    const [first, second] = api.chat.history();
     assert.deepEqual(
-      api.chat.history().map((e) => e.status),
+      [first.status, second.status],
       ["done", "done"],
     );
+    assert.ok(first.stats && second.stats, "the entries keep the engine's figures");
+    // The repository prefix is reused as it is; only the conversation is prefilled for the follow-up.
+    assert.ok(first.stats.reusedTokens > 100, `reusedTokens ${first.stats.reusedTokens}`);
+    assert.equal(second.stats.reusedTokens, first.stats.reusedTokens);
+    assert.ok(second.stats.questionTokens > first.stats.questionTokens + first.stats.generatedTokens - 1, "the follow-up carries the first turn");
+    assert.equal(second.stats.generatedTokens, first.stats.generatedTokens);
   });
 
   test("Stop cancels the answer in the engine within a token or two", async function () {
