@@ -328,6 +328,10 @@ function isCode(error: unknown, code: number): boolean {
 
 /** One line a user can act on; never a stack trace. */
 export function userMessage(error: unknown): string {
-  if (error instanceof EngineStoppedError) return `${error.message} The engine restarts by itself; ask again in a moment.`;
+  if (error instanceof EngineStoppedError) return `${sentence(error.message)} The engine restarts by itself; ask again in a moment.`;
   return error instanceof Error ? error.message : String(error);
+}
+
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }

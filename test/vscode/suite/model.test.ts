@@ -1,5 +1,6 @@
 // The chat and Explain Repository with a real model: a scripted fixture model (its greedy answer is
-// CHAT_SCRIPT) written at test time, repoLlama.modelPath pointing at it, and the real sidecar and engine
+// longChatScript: CHAT_SCRIPT and a few hundred more tokens, so that Stop and a crash land mid-answer)
+// written at test time, repoLlama.modelPath pointing at it, and the real sidecar and engine
 // behind the extension. Runs after extension.test.ts, which needs the no-model state (files run sorted).
 import * as assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,14 +9,18 @@ import { join } from "node:path";
 import * as vscode from "vscode";
 import { findCitations, knownCitedPaths } from "../../../src/chat/citations";
 import type { RepoLlamaApi } from "../../../src/extension";
-import { scriptedFixture, writeFixtures } from "../../fixtures/cli";
-import { CHAT_SCRIPT, CITED_LINE, CITED_PATH } from "./chatScript";
+import { scriptedFixture, tokenBytesIndex, writeFixtures } from "../../fixtures/cli";
+import { CHAT_SCRIPT, CITED_LINE, CITED_PATH, longChatScript } from "./chatScript";
+
+/** ~300 tokens: a few seconds of decoding with this model on two cores. */
+const SCRIPT_WORDS = 250;
 
 const EXTENSION_ID = "repo-llama.repo-llama";
 
 suite("Repo Llama with a scripted model", () => {
   let api: RepoLlamaApi;
   let modelDir: string;
+  let script: string;
 
   suiteSetup(async function () {
     this.timeout(120_000);
@@ -23,7 +28,8 @@ suite("Repo Llama with a scripted model", () => {
     assert.ok(extension, `extension ${EXTENSION_ID} is not installed in this VS Code`);
     api = await extension.activate();
     modelDir = mkdtempSync(join(tmpdir(), "repo-llama-scripted-"));
-    const [written] = writeFixtures(modelDir, [scriptedFixture(CHAT_SCRIPT)]);
+    script = longChatScript(tokenBytesIndex().keys(), SCRIPT_WORDS);
+    const [written] = writeFixtures(modelDir, [scriptedFixture(script)]);
     await vscode.workspace.getConfiguration("repoLlama").update("modelPath", written.path, vscode.ConfigurationTarget.Global);
     api.chat.newChat();
   });
@@ -42,20 +48,20 @@ suite("Repo Llama with a scripted model", () => {
       pieces++;
     });
     assert.equal(outcome.stopReason, "eog");
-    assert.equal(streamed, CHAT_SCRIPT, "the streamed tokens put together are the scripted answer");
-    assert.equal(outcome.text, CHAT_SCRIPT);
+    assert.equal(streamed, script, "the streamed tokens put together are the scripted answer");
+    assert.equal(outcome.text, script);
     assert.ok(pieces > 10, `the answer arrived in ${pieces} pieces, expected one per token`);
     const last = api.chat.history().at(-1);
     assert.deepEqual(
       { question: last?.question, answer: last?.answer, status: last?.status, citedPaths: last?.citedPaths },
-      { question: "Where is the total computed?", answer: CHAT_SCRIPT, status: "done", citedPaths: [CITED_PATH] },
+      { question: "Where is the total computed?", answer: script, status: "done", citedPaths: [CITED_PATH] },
     );
   });
 
   test("a follow-up question sends the conversation and gets its own answer", async function () {
     this.timeout(120_000);
     const outcome = await api.chat.ask("And where is the price formatted?");
-    assert.equal(outcome.text, CHAT_SCRIPT);
+    assert.equal(outcome.text, script);
     const [first, second] = api.chat.history();
     assert.deepEqual(
       [first.status, second.status],
@@ -69,7 +75,7 @@ suite("Repo Llama with a scripted model", () => {
     assert.equal(second.stats.generatedTokens, first.stats.generatedTokens);
   });
 
-  test("Stop cancels the answer in the engine within a token or two", async function () {
+  test("Stop cancels the answer in the engine: at most a few tokens arrive after it", async function () {
     this.timeout(120_000);
     let streamed = "";
     let atStop = -1;
@@ -82,12 +88,38 @@ suite("Repo Llama with a scripted model", () => {
       }
     });
     assert.equal(outcome.stopReason, "cancelled");
-    assert.ok(CHAT_SCRIPT.startsWith(streamed), `what arrived is not the start of the script: ${JSON.stringify(streamed)}`);
-    // One token may already be on its way when $/cancelRequest arrives; the engine checks before each next one.
-    assert.ok(pieces - atStop <= 2, `${pieces - atStop} tokens arrived after Stop`);
-    assert.ok(streamed.length < CHAT_SCRIPT.length / 2, `${streamed.length} of ${CHAT_SCRIPT.length} characters arrived`);
+    assert.ok(script.startsWith(streamed), `what arrived is not the start of the script: ${JSON.stringify(streamed)}`);
+    // The engine checks for cancellation before each token; what else arrives was already in the pipe (or
+    // generated while a busy extension host had not yet read the token that asked to stop).
+    assert.ok(pieces - atStop <= 5, `${pieces - atStop} tokens arrived after Stop`);
+    assert.ok(streamed.length < CHAT_SCRIPT.length, `${streamed.length} characters arrived, more than the first part of the script`);
     const last = api.chat.history().at(-1);
     assert.deepEqual({ status: last?.status, answer: last?.answer }, { status: "stopped", answer: streamed });
+  });
+
+  test("a sidecar killed in the middle of an answer: a clear message, a restart, the history intact", async function () {
+    this.timeout(120_000);
+    const before = api.chat.history().map((e) => e.id);
+    const pid = api.engine.pid;
+    assert.ok(pid, "the engine sidecar is running");
+    let pieces = 0;
+    const failure = await api.chat
+      .ask("Crash while you answer.", () => {
+        if (++pieces === 3) process.kill(pid, "SIGKILL");
+      })
+      .then(
+        () => undefined,
+        (error: Error) => error,
+      );
+    assert.ok(failure, "the answer did not fail although its sidecar was killed");
+    assert.match(failure.message, /engine stopped while working on the request: it was ended by SIGKILL\. The engine restarts by itself; ask again/);
+    const entries = api.chat.history();
+    assert.deepEqual(entries.slice(0, -1).map((e) => e.id), before, "the earlier entries are kept");
+    assert.deepEqual({ status: entries.at(-1)?.status, error: entries.at(-1)?.error }, { status: "failed", error: failure.message });
+
+    await until(() => api.engine.health === "ok" && api.engine.pid !== undefined && api.engine.pid !== pid, 30_000, "the engine restart");
+    const again = await api.chat.ask("Now answer in full.");
+    assert.equal(again.text, script);
   });
 
   test("a citation opens the cited file at its line", async () => {
@@ -105,13 +137,13 @@ suite("Repo Llama with a scripted model", () => {
       "repoLlama.explainRepository",
     );
     assert.equal(outcome?.kind, "explained", JSON.stringify(outcome));
-    assert.equal(outcome.text, CHAT_SCRIPT);
+    assert.equal(outcome.text, script);
     assert.equal(outcome.stopped, false);
     const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === outcome.uri);
     assert.ok(document, "the overview's document is open");
     assert.equal(document.languageId, "markdown");
     assert.equal(document.isUntitled, true);
-    assert.equal(document.getText(), CHAT_SCRIPT);
+    assert.equal(document.getText(), script);
   });
 
   test("citations: path:line and ranges are found; only indexed paths count", () => {
@@ -133,3 +165,11 @@ suite("Repo Llama with a scripted model", () => {
     assert.deepEqual(api.chat.history(), []);
   });
 });
+
+async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
