@@ -204,8 +204,13 @@ async function checkChat(view) {
 
   const entry = view.locator("article.entry").last();
   const answerText = entry.locator(".answer-text");
-  const answered = await check("a question typed into the chat streams the scripted answer", async () => {
+  const answered = await check("a question typed into the chat streams the scripted answer (Shift+Enter: newline, Enter: send)", async () => {
     await input.click();
+    await input.fill("Where is");
+    await input.press("Shift+Enter");
+    const draft = await input.inputValue();
+    if (draft !== "Where is\n") throw new Error(`Shift+Enter left ${JSON.stringify(draft)} in the input`);
+    if ((await view.locator("article.entry").count()) !== 0) throw new Error("Shift+Enter sent the question");
     await input.fill("Where is the total computed?");
     await input.press("Enter");
     await entry.locator(".question", { hasText: "Where is the total computed?" }).waitFor({ timeout: 10_000 });
