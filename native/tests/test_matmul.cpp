@@ -147,6 +147,141 @@ void check_type(GgmlType t, cpu::ThreadPool& pool, std::mt19937& rng) {
   }
 }
 
+// Weights whose integer dot products are as large as the format allows, for the overflow hazards of
+// the kernels' narrow (16-bit) partial sums: every code at its largest (or, for the signed types, its
+// most negative) value and every sub-block scale and min at its largest. `pattern` picks the variant:
+// 0 = largest codes, 1 = smallest codes (Q6_K: -32, Q4_0: -8, Q8_0: -128), 2 = random codes with the
+// largest scales.
+std::vector<uint8_t> extreme_weights(GgmlType t, int64_t rows, int64_t cols, int pattern, std::mt19937& rng) {
+  const size_t row_bytes = quant::row_size(t, cols);
+  std::vector<uint8_t> data(row_bytes * rows);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint8_t& b : data) b = pattern == 0 ? 0xFF : pattern == 1 ? 0x00 : static_cast<uint8_t>(byte(rng));
+  const int64_t n = rows * cols;
+  switch (t) {
+    case GgmlType::Q4_0:
+      for (int64_t b = 0; b < n / 32; ++b) put_half(data.data() + 18 * b, 0.01f);
+      break;
+    case GgmlType::Q8_0:
+      for (int64_t b = 0; b < n / 32; ++b) {
+        put_half(data.data() + 34 * b, 0.01f);
+        if (pattern != 2) std::memset(data.data() + 34 * b + 2, pattern == 0 ? 0x7F : 0x80, 32);
+      }
+      break;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+      const size_t bb = t == GgmlType::Q4_K ? 144 : 176;
+      for (int64_t b = 0; b < n / 256; ++b) {
+        put_half(data.data() + bb * b, 0.01f);
+        put_half(data.data() + bb * b + 2, 0.003f);
+        std::memset(data.data() + bb * b + 4, 0xFF, 12);  // all scales and mins 63
+      }
+      break;
+    }
+    case GgmlType::Q6_K:
+      for (int64_t b = 0; b < n / 256; ++b) {
+        // Scales -128 where the codes are -32 (the largest positive products), 127 otherwise.
+        std::memset(data.data() + 210 * b + 192, pattern == 1 ? 0x80 : 0x7F, 16);
+        put_half(data.data() + 210 * b + 208, 0.01f);
+      }
+      break;
+    default:
+      break;
+  }
+  return data;
+}
+
+// Activations that quantize to many values at +-127: every one of magnitude 1 (so every Q8_0 and Q8_K
+// element is +-127 after quantization), with signs per `pattern`: 0 all +1, 1 all -1, 2 random, 3 one
+// sign per token. A few tokens get a different pattern, so a tile mixes them.
+std::vector<float> extreme_activations(int64_t cols, int64_t n_tokens, int pattern, std::mt19937& rng) {
+  std::vector<float> x(static_cast<size_t>(cols * n_tokens));
+  std::bernoulli_distribution coin(0.5);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int p = t % 5 == 4 ? 2 : pattern;
+    const bool token_negative = t % 2 == 1;
+    for (int64_t i = 0; i < cols; ++i) {
+      const bool negative = p == 0 ? false : p == 1 ? true : p == 2 ? coin(rng) : token_negative;
+      x[t * cols + i] = negative ? -1.0f : 1.0f;
+    }
+  }
+  return x;
+}
+
+// Every SIMD level against the reference on weights and activations at the extremes of the integer
+// ranges: an int16 partial sum that saturates or wraps is off by thousands of units, far outside the
+// rounding tolerance.
+void check_extremes(GgmlType t, cpu::ThreadPool& pool, std::mt19937& rng) {
+  const int64_t cols = t == GgmlType::Q4_0 || t == GgmlType::Q8_0 ? 256 : 512;
+  const int64_t rows = 19;  // one full panel at either width and a partial one
+  const int64_t token_counts[] = {1, 3, 4, 5, 6, 7, 8, 9, 12, 13};
+  for (int wp = 0; wp < 3; ++wp) {
+    const std::vector<uint8_t> data = extreme_weights(t, rows, cols, wp, rng);
+    const cpu::WeightView w{t, data.data(), rows, cols, quant::row_size(t, cols)};
+    for (int xp = 0; xp < 4; ++xp) {
+      for (int64_t n_tokens : token_counts) {
+        const std::vector<float> x = extreme_activations(cols, n_tokens, xp, rng);
+        std::vector<float> ref(static_cast<size_t>(rows * n_tokens));
+        cpu::matmul_reference(w, x.data(), n_tokens, ref.data());
+        const std::vector<double> mag = magnitudes(w, x, n_tokens);
+        for (int level = 0; level <= static_cast<int>(cpu::simd_level()); ++level) {
+          std::vector<float> y(ref.size(), std::nanf(""));
+          cpu::matmul_at_level(static_cast<cpu::SimdLevel>(level), w, x.data(), n_tokens, y.data(), pool);
+          double worst = 0;
+          size_t worst_i = 0;
+          for (size_t i = 0; i < y.size(); ++i) {
+            const double err = std::fabs(static_cast<double>(y[i]) - ref[i]) / (mag[i] + 1e-30);
+            if (!(err <= worst)) {
+              worst = err;
+              worst_i = i;
+            }
+          }
+          CHECK(worst <= 2e-5);
+          if (!(worst <= 2e-5)) {
+            std::fprintf(stderr, "  extreme %s weights %d acts %d level %s tokens %lld: y[%zu] = %.9g, reference %.9g (rel err %.3g)\n",
+                         quant::type_name(t), wp, xp, cpu::simd_level_name(static_cast<cpu::SimdLevel>(level)),
+                         static_cast<long long>(n_tokens), worst_i, y[worst_i], ref[worst_i], worst);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The K-quant prefill (panel) kernels must round exactly as the scalar kernel, which is also what
+// one-token decode matches: a prompt's hidden state must not depend on how it was batched. A last-bit
+// difference flips a round-half-even decision of the next layer's Q8_K quantization, which moves the
+// model's log-probabilities by ~1e-2 (seen against llama.cpp on a Q4_K model); the tolerance tests
+// above cannot see it. Real activations after RMSNorm have an outlier channel, as here.
+void check_panels_match_scalar(GgmlType t, cpu::ThreadPool& pool, std::mt19937& rng) {
+  const int64_t cols = 1024, rows = 37;
+  const std::vector<uint8_t> data = random_weights(t, rows, cols, rng);
+  const cpu::WeightView w{t, data.data(), rows, cols, quant::row_size(t, cols)};
+  std::normal_distribution<float> act(0.0f, 1.0f);
+  // From 5 tokens on every SIMD level uses its panel kernels.
+  for (int64_t n_tokens : {5, 6, 7, 8, 11, 13, 24}) {
+    std::vector<float> x(static_cast<size_t>(cols * n_tokens));
+    for (float& v : x) v = act(rng);
+    for (int64_t tok = 0; tok < n_tokens; ++tok) x[tok * cols + 77] = 25.0f;  // the outlier channel
+    std::vector<float> scalar(static_cast<size_t>(rows * n_tokens));
+    cpu::matmul_at_level(cpu::SimdLevel::Scalar, w, x.data(), n_tokens, scalar.data(), pool);
+    for (int level = 1; level <= static_cast<int>(cpu::simd_level()); ++level) {
+      std::vector<float> y(scalar.size(), std::nanf(""));
+      cpu::matmul_at_level(static_cast<cpu::SimdLevel>(level), w, x.data(), n_tokens, y.data(), pool);
+      size_t differing = 0, first = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        if (std::memcmp(&y[i], &scalar[i], sizeof(float)) != 0 && differing++ == 0) first = i;
+      }
+      CHECK(differing == 0);
+      if (differing != 0) {
+        std::fprintf(stderr, "  %s level %s tokens %lld: %zu of %zu outputs differ from scalar, e.g. y[%zu] = %.9g vs %.9g\n",
+                     quant::type_name(t), cpu::simd_level_name(static_cast<cpu::SimdLevel>(level)),
+                     static_cast<long long>(n_tokens), differing, y.size(), first, y[first], scalar[first]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -160,6 +295,9 @@ int main() {
     check_type(t, pool, rng);
     check_type(t, pool3, rng);
   }
+  const GgmlType integer_types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+  for (GgmlType t : integer_types) check_extremes(t, pool, rng);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) check_panels_match_scalar(t, pool, rng);
 
   // A hand-checkable product: Q8_0 weights of all ones (d = 1) times x = 1..32 on one block.
   {

@@ -381,15 +381,15 @@ void gemm_panel8(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
 // Per super-block: codes [8 chunks][8 groups][8 rows]; per sub-block an (sc, sc) int16 pair per row
 // (Q4_K/Q5_K: 8 sub-blocks of 32, Q6_K: 16 of 16); bias multipliers [8][8 rows] as int16 pairs that
 // pair with the activation bsums (Q4_K/Q5_K: (mn_j, mn_j), Q6_K: (sc_2i, sc_2i+1)); float d[8] and
-// m[8] with sum = d * isum + m * ibias (m = -dmin, or -32 d for Q6_K). vpmaddubsw pair sums are added
+// dmin[8] (Q6_K: unused) with sum = d * isum - dmin * ibias (Q6_K: d * (isum - 32 * ibias)). vpmaddubsw pair sums are added
 // in 16 bits for as many groups as cannot overflow: 8 for Q4_K (codes < 16), 4 for Q5_K (< 32), 2 for
 // Q6_K (< 64), then widened by vpmaddwd with the sub-block scale.
 constexpr size_t kK8Codes = 8 * 8 * kPanel8 * 4;
 constexpr size_t kK8Scales = kK8Codes;
 constexpr size_t kK8Bias = kK8Scales + 16 * kPanel8 * 4;
 constexpr size_t kK8D = kK8Bias + 8 * kPanel8 * 4;
-constexpr size_t kK8M = kK8D + kPanel8 * 4;
-constexpr size_t kK8Block = kK8M + kPanel8 * 4;
+constexpr size_t kK8Dmin = kK8D + kPanel8 * 4;
+constexpr size_t kK8Block = kK8Dmin + kPanel8 * 4;
 
 uint32_t int16_pair(int lo, int hi) {
   return static_cast<uint16_t>(static_cast<int16_t>(lo)) | (static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(hi))) << 16);
@@ -408,7 +408,7 @@ void unpack_k_panel8(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
     auto* scales = reinterpret_cast<uint32_t*>(p + kK8Scales);
     auto* bias = reinterpret_cast<uint32_t*>(p + kK8Bias);
     auto* d = reinterpret_cast<float*>(p + kK8D);
-    auto* m = reinterpret_cast<float*>(p + kK8M);
+    auto* dmin = reinterpret_cast<float*>(p + kK8Dmin);
     for (int k = 0; k < kPanel8; ++k) {
       alignas(32) uint32_t c[8];
       const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
@@ -424,24 +424,30 @@ void unpack_k_panel8(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
       }
       for (int j = 0; j < 16; ++j) scales[j * kPanel8 + k] = 0;
       for (int i = 0; i < 8; ++i) bias[i * kPanel8 + k] = 0;
-      d[k] = m[k] = 0.0f;
+      d[k] = dmin[k] = 0.0f;
       if (k >= nr) continue;
       if (kType == GgmlType::Q6_K) {
         const auto* q6 = reinterpret_cast<const quant::BlockQ6_K*>(blk);
         for (int j = 0; j < 16; ++j) scales[j * kPanel8 + k] = int16_pair(q6->scales[j], q6->scales[j]);
         for (int i = 0; i < 8; ++i) bias[i * kPanel8 + k] = int16_pair(q6->scales[2 * i], q6->scales[2 * i + 1]);
         d[k] = _cvtsh_ss(q6->d);
-        m[k] = -32.0f * d[k];
       } else {
         int sc[8], mn[8];
         unpack_k4_scales(blk + 4, sc, mn);
         for (int j = 0; j < 8; ++j) scales[j * kPanel8 + k] = int16_pair(sc[j], sc[j]);
         for (int i = 0; i < 8; ++i) bias[i * kPanel8 + k] = int16_pair(mn[i], mn[i]);
         d[k] = half_to_float(blk);
-        m[k] = -half_to_float(blk + 2);
+        dmin[k] = half_to_float(blk + 2);
       }
     }
   }
+}
+
+// A float result the compiler cannot fuse into a following add (an FMA rounds once where the scalar
+// kernel rounds twice).
+__m256 unfused(__m256 v) {
+  __asm__("" : "+x"(v));
+  return v;
 }
 
 template <GgmlType kType, int T>
@@ -472,7 +478,7 @@ void k_panel8_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64
       }
     }
     const __m256 d = _mm256_load_ps(reinterpret_cast<const float*>(p + kK8D));
-    const __m256 m = _mm256_load_ps(reinterpret_cast<const float*>(p + kK8M));
+    const __m256 dmin = _mm256_load_ps(reinterpret_cast<const float*>(p + kK8Dmin));
     for (int t = 0; t < T; ++t) {
       __m256i ibias = _mm256_setzero_si256();
       for (int i = 0; i < 8; ++i) {
@@ -481,8 +487,19 @@ void k_panel8_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64
         const __m256i mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + kK8Bias + i * 32));
         ibias = _mm256_add_epi32(ibias, _mm256_madd_epi16(mult, _mm256_set1_epi32(pair)));
       }
-      const __m256 sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), d, _mm256_mul_ps(_mm256_cvtepi32_ps(ibias), m));
-      acc[t] = _mm256_fmadd_ps(sum, _mm256_set1_ps(act[t]->d), acc[t]);
+      // The scalar kernel's float arithmetic, operation for operation (see the AVX-512 k_tile): a
+      // prompt's hidden state must not depend on how it was batched.
+      const __m256 act_d = _mm256_set1_ps(act[t]->d);
+      const __m256 d_eff = unfused(_mm256_mul_ps(d, act_d));
+      if (kType == GgmlType::Q6_K) {
+        const __m256i signed_sum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(ibias, 5));  // codes were +32
+        acc[t] = _mm256_add_ps(acc[t], unfused(_mm256_mul_ps(d_eff, _mm256_cvtepi32_ps(signed_sum))));
+      } else {
+        const __m256 dmin_eff = unfused(_mm256_mul_ps(dmin, act_d));
+        const __m256 sum = _mm256_sub_ps(unfused(_mm256_mul_ps(d_eff, _mm256_cvtepi32_ps(isum[t]))),
+                                         unfused(_mm256_mul_ps(dmin_eff, _mm256_cvtepi32_ps(ibias))));
+        acc[t] = _mm256_add_ps(acc[t], sum);
+      }
     }
   }
   for (int t = 0; t < T; ++t) {

@@ -447,14 +447,15 @@ void gemm_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
 // K-quant panel, per super-block: codes [8 chunks][8 groups][16 rows]; integer scales [16][16] (Q4_K /
 // Q5_K use the first 8, one per 32 elements; Q6_K all 16, one per 16 elements); bias multipliers
 // [8][16] as int16 pairs matching the activation bsums pairs (Q4_K/Q5_K: (mn_j, mn_j); Q6_K:
-// (sc_2i, sc_2i+1)); then float d[16] and m[16] with
-//   sum = d * isum + m * ibias   (Q4_K/Q5_K: m = -dmin; Q6_K: m = -32 d).
+// (sc_2i, sc_2i+1)); then float d[16] and dmin[16] (Q6_K: unused) with
+//   Q4_K/Q5_K: sum = d * isum - dmin * ibias;   Q6_K: sum = d * (isum - 32 * ibias).
+// Products and sums here use explicit rounding (no fusing), see k_tile.
 constexpr size_t kKCodes = 8 * 8 * kPanelRows * 4;
 constexpr size_t kKScales = kKCodes;
 constexpr size_t kKBias = kKScales + 16 * kPanelRows * 4;
 constexpr size_t kKD = kKBias + 8 * kPanelRows * 4;
-constexpr size_t kKM = kKD + kPanelRows * 4;
-constexpr size_t kKPanelBlock = kKM + kPanelRows * 4;
+constexpr size_t kKDmin = kKD + kPanelRows * 4;
+constexpr size_t kKPanelBlock = kKDmin + kPanelRows * 4;
 
 template <GgmlType kType>
 void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
@@ -468,7 +469,7 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
     auto* scales = reinterpret_cast<int32_t*>(p + kKScales);
     auto* bias = reinterpret_cast<uint32_t*>(p + kKBias);
     auto* d = reinterpret_cast<float*>(p + kKD);
-    auto* m = reinterpret_cast<float*>(p + kKM);
+    auto* dmin = reinterpret_cast<float*>(p + kKDmin);
     for (int c = 0; c < 8; ++c) {
       __m256i v[kPanelRows];
       for (int k = 0; k < kPanelRows; ++k) {
@@ -489,7 +490,7 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
     for (int k = 0; k < kPanelRows; ++k) {
       for (int j = 0; j < 16; ++j) scales[j * kPanelRows + k] = 0;
       for (int i = 0; i < 8; ++i) bias[i * kPanelRows + k] = 0;
-      d[k] = m[k] = 0.0f;
+      d[k] = dmin[k] = 0.0f;
       if (k >= nr) continue;
       const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
       if (kType == GgmlType::Q6_K) {
@@ -500,18 +501,23 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
                                      (static_cast<uint32_t>(static_cast<uint16_t>(q6->scales[2 * i + 1])) << 16);
         }
         d[k] = _cvtsh_ss(q6->d);
-        m[k] = -32.0f * d[k];
       } else {
         int sc[8], mn[8];
         unpack_k4_scales(blk + 4, sc, mn);
         for (int j = 0; j < 8; ++j) scales[j * kPanelRows + k] = sc[j];
         for (int i = 0; i < 8; ++i) bias[i * kPanelRows + k] = static_cast<uint32_t>(mn[i]) * 0x10001u;
         d[k] = half_to_float(blk);
-        m[k] = -half_to_float(blk + 2);
+        dmin[k] = half_to_float(blk + 2);
       }
     }
   }
 }
+
+// Float product and sum rounded once each, never contracted into an FMA by the compiler (the
+// embedded-rounding forms are opaque to it).
+constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+__m512 mul_exact(__m512 a, __m512 b) { return _mm512_mul_round_ps(a, b, kNearest); }
+__m512 add_exact(__m512 a, __m512 b) { return _mm512_add_round_ps(a, b, kNearest); }
 
 template <int T, bool kSixBit>
 void k_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, float* y, int64_t ldy,
@@ -551,7 +557,7 @@ void k_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, 
         }
       }
     }
-    const __m512 d = _mm512_load_ps(p + kKD), m = _mm512_load_ps(p + kKM);
+    const __m512 d = _mm512_load_ps(p + kKD), dmin = _mm512_load_ps(p + kKDmin);
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
       const auto* blk = reinterpret_cast<const quant::BlockQ8_K*>(act_s + t * a.row_bytes);
@@ -561,8 +567,22 @@ void k_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, 
         const __m512i pairs = _mm512_load_si512(p + kKBias + i * 64);
         ibias = _mm512_dpwssd_epi32(ibias, pairs, _mm512_set1_epi32(load_i32(reinterpret_cast<const uint8_t*>(blk->bsums + 2 * i))));
       }
-      const __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), d, _mm512_mul_ps(_mm512_cvtepi32_ps(ibias), m));
-      acc[t] = _mm512_fmadd_ps(sum, _mm512_set1_ps(blk->d), acc[t]);
+      // The super-block's float arithmetic is the scalar kernel's, operation for operation and without
+      // fused multiply-adds, so that each lane rounds exactly as the scalar and one-token paths do. A
+      // prompt's hidden state then does not depend on how it was batched: a last-bit difference would
+      // otherwise flip a round-half-even decision of the next Q8_K quantization (one activation step,
+      // max/127, which with an outlier channel is large) and move log-probabilities by 1e-2.
+      const __m512 act_d = _mm512_set1_ps(blk->d);
+      const __m512 d_eff = mul_exact(d, act_d);
+      if (kSixBit) {
+        const __m512i signed_sum = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ibias, 5));  // codes were +32
+        acc[t] = add_exact(acc[t], mul_exact(d_eff, _mm512_cvtepi32_ps(signed_sum)));
+      } else {
+        const __m512 dmin_eff = mul_exact(dmin, act_d);
+        const __m512 sum = _mm512_sub_round_ps(mul_exact(d_eff, _mm512_cvtepi32_ps(isum[t])),
+                                               mul_exact(dmin_eff, _mm512_cvtepi32_ps(ibias)), kNearest);
+        acc[t] = add_exact(acc[t], sum);
+      }
     }
   }
   for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * ldy, store_mask, acc[t]);
