@@ -40,7 +40,8 @@ export interface ChatViewPort {
 
 export class ChatController implements vscode.Disposable {
   private entries: ChatEntry[];
-  private current?: { entryId: string; source: RpcCancellationSource };
+  /** Cancels the answer being written, while there is one. */
+  private current?: RpcCancellationSource;
   private prefill?: RpcCancellationSource;
   private contextInfo?: ContextInfo;
   private progressValue?: PrefillProgress;
@@ -65,10 +66,6 @@ export class ChatController implements vscode.Disposable {
     return this.entries;
   }
 
-  get busy(): boolean {
-    return this.current !== undefined;
-  }
-
   attach(view: ChatViewPort | undefined): void {
     this.view = view;
   }
@@ -89,7 +86,7 @@ export class ChatController implements vscode.Disposable {
     const entry: ChatEntry = { id: `q${Date.now().toString(36)}-${++this.counter}`, question: text, answer: "", citedPaths: [], status: "streaming" };
     this.entries = [...this.entries, entry].slice(-MAX_HISTORY);
     const source = new RpcCancellationSource();
-    this.current = { entryId: entry.id, source };
+    this.current = source;
     this.update(entry);
     try {
       const result = await this.answer(conversation, source, (piece) => {
@@ -121,7 +118,7 @@ export class ChatController implements vscode.Disposable {
 
   /** Stops the answer being written, or the prefill it waits for. */
   stop(): void {
-    this.current?.source.cancel();
+    this.current?.cancel();
     this.prefill?.cancel();
   }
 
@@ -279,6 +276,8 @@ export class ChatController implements vscode.Disposable {
   }
 
   private update(entry: ChatEntry): void {
+    // New Chat while an answer was being written: that entry is gone and stays gone.
+    if (!this.entries.includes(entry)) return;
     void this.workspaceState.update(HISTORY_KEY, this.entries);
     this.view?.post({ type: "entry", entry: { ...entry } });
   }
