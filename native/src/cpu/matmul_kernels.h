@@ -8,6 +8,7 @@
 #include "cpu/features.h"
 #include "cpu/matmul.h"
 #include "cpu/threadpool.h"
+#include "quant/kquant_scales.h"
 #include "quant/types.h"
 
 namespace hcattn::cpu {
@@ -44,14 +45,7 @@ void matmul_at_level(SimdLevel level, const WeightView& w, const float* x, int64
 // The weight codes' unsigned offset for the Q8_0-activation types (see PackedActs::block_bias).
 inline int legacy_code_offset(quant::GgmlType t) { return t == quant::GgmlType::Q4_0 ? 8 : 128; }
 
-// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (FORMATS.md §2.3).
-inline void unpack_k4_scales(const uint8_t* s, int sc[8], int mn[8]) {
-  for (int j = 0; j < 4; ++j) {
-    sc[j] = s[j] & 63;
-    mn[j] = s[j + 4] & 63;
-    sc[j + 4] = (s[j + 8] & 0x0F) | ((s[j] >> 6) << 4);
-    mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
-  }
-}
+// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block, as the dequantizer reads them.
+using quant::unpack_k4_scales;
 
 }  // namespace hcattn::cpu

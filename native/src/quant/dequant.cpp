@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "quant/kquant_scales.h"
 #include "quant/types.h"
 
 namespace hcattn::quant {
@@ -52,24 +53,12 @@ void dequant_q8_0(const uint8_t* b, float* y) {
   for (int j = 0; j < QK; ++j) y[j] = static_cast<float>(qs[j]) * d;
 }
 
-// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block, one per 32 elements.
-void unpack_scales_k4(const uint8_t* s, int sc[8], int mn[8]) {
-  for (int j = 0; j < 4; ++j) {
-    sc[j] = s[j] & 63;
-    mn[j] = s[j + 4] & 63;
-  }
-  for (int j = 4; j < 8; ++j) {
-    sc[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 // Q4_K and Q5_K share everything but the fifth bit (qh == nullptr for Q4_K).
 void dequant_k4_k5(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, float* y) {
   const float d = load_half(b);
   const float dmin = load_half(b + 2);
   int sc[8], mn[8];
-  unpack_scales_k4(b + 4, sc, mn);
+  unpack_k4_scales(b + 4, sc, mn);
   for (int sub = 0; sub < 8; ++sub) {
     const float d1 = d * static_cast<float>(sc[sub]);
     const float m1 = dmin * static_cast<float>(mn[sub]);
