@@ -131,15 +131,42 @@ __m256i codes_q6_k(const quant::BlockQ6_K* blk, int c) {
 
 // ---- K-quants with Q8_K activations ----
 
+int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// A float result the compiler cannot fuse into the next operation (an FMA rounds once where the scalar
+// kernel, compiled without FMA, rounds twice).
+float unfused(float v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+__m256 unfused(__m256 v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+// One K-quant super-block added to a row's running sum with the scalar kernel's operations in its
+// order, from exact integer sums: every K-quant path (scalar, decode, prefill panels) then gives the
+// same bit pattern, and a prompt's hidden state does not depend on how it was batched. A last-bit
+// difference would flip a round-half-even decision of the next Q8_K quantization (one step of max/127,
+// large with an outlier channel) and move log-probabilities by ~1e-2.
+float k4_step(float sum, float d, float dmin, float act_d, int32_t isum, int32_t imin) {
+  const float d_eff = unfused(d * act_d), dmin_eff = unfused(dmin * act_d);
+  return sum + unfused(unfused(d_eff * static_cast<float>(isum)) - unfused(dmin_eff * static_cast<float>(imin)));
+}
+float q6_step(float sum, float d, float act_d, int32_t isum) {
+  return sum + unfused(unfused(d * act_d) * static_cast<float>(isum));
+}
+
 template <bool kFifthBit, int T>
 void row_k4_k5(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, float* y, int64_t ldy) {
   constexpr size_t kBlockBytes = kFifthBit ? sizeof(quant::BlockQ5_K) : sizeof(quant::BlockQ4_K);
-  __m256 acc[T];
-  float mins[T];
-  for (int t = 0; t < T; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    mins[t] = 0.0f;
-  }
+  float sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = 0.0f;
   for (int64_t s = 0; s < nsb; ++s) {
     const uint8_t* blk = row + s * kBlockBytes;
     prefetch_lines(blk, 3);
@@ -159,21 +186,16 @@ void row_k4_k5(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb,
     for (int t = 0; t < T; ++t) {
       int imin = 0;
       for (int j = 0; j < 8; ++j) imin += mn[j] * (act[t]->bsums[2 * j] + act[t]->bsums[2 * j + 1]);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * act[t]->d), acc[t]);
-      mins[t] += dmin * act[t]->d * static_cast<float>(imin);
+      sum[t] = k4_step(sum[t], d, dmin, act[t]->d, hsum_i32(isum[t]), imin);
     }
   }
-  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]) - mins[t];
+  for (int t = 0; t < T; ++t) y[t * ldy] = sum[t];
 }
 
 template <int T>
 void row_q6_k(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, float* y, int64_t ldy) {
-  __m256 acc[T];
-  float bias[T];
-  for (int t = 0; t < T; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    bias[t] = 0.0f;
-  }
+  float sum[T];
+  for (int t = 0; t < T; ++t) sum[t] = 0.0f;
   for (int64_t s = 0; s < nsb; ++s) {
     const auto* blk = reinterpret_cast<const quant::BlockQ6_K*>(row) + s;
     prefetch_lines(reinterpret_cast<const uint8_t*>(blk), 4);
@@ -192,12 +214,10 @@ void row_q6_k(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, 
     for (int t = 0; t < T; ++t) {
       int ibias = 0;
       for (int k = 0; k < 16; ++k) ibias += blk->scales[k] * act[t]->bsums[k];
-      const float dt = d * act[t]->d;
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(dt), acc[t]);
-      bias[t] += dt * static_cast<float>(32 * ibias);
+      sum[t] = q6_step(sum[t], d, act[t]->d, hsum_i32(isum[t]) - 32 * ibias);  // codes were +32
     }
   }
-  for (int t = 0; t < T; ++t) y[t * ldy] = hsum(acc[t]) - bias[t];
+  for (int t = 0; t < T; ++t) y[t * ldy] = sum[t];
 }
 
 // ---- F32 / F16 / BF16 with activations of the same type ----
@@ -443,13 +463,6 @@ void unpack_k_panel8(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
   }
 }
 
-// A float result the compiler cannot fuse into a following add (an FMA rounds once where the scalar
-// kernel rounds twice).
-__m256 unfused(__m256 v) {
-  __asm__("" : "+x"(v));
-  return v;
-}
-
 template <GgmlType kType, int T>
 void k_panel8_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, float* y, int64_t ldy, int nr) {
   constexpr int kGroups16 = kType == GgmlType::Q4_K ? 8 : kType == GgmlType::Q5_K ? 4 : 2;
@@ -487,8 +500,7 @@ void k_panel8_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64
         const __m256i mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + kK8Bias + i * 32));
         ibias = _mm256_add_epi32(ibias, _mm256_madd_epi16(mult, _mm256_set1_epi32(pair)));
       }
-      // The scalar kernel's float arithmetic, operation for operation (see the AVX-512 k_tile): a
-      // prompt's hidden state must not depend on how it was batched.
+      // k4_step / q6_step for 8 rows at once.
       const __m256 act_d = _mm256_set1_ps(act[t]->d);
       const __m256 d_eff = unfused(_mm256_mul_ps(d, act_d));
       if (kType == GgmlType::Q6_K) {

@@ -161,6 +161,31 @@ void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
   }
 }
 
+int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// A float the compiler cannot fuse into the next operation: the K-quant super-block steps below must
+// round exactly as the scalar kernel (compiled without FMA) does.
+float unfused(float v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+// One K-quant super-block added to a row's running sum, with the scalar kernel's operations in its
+// order, from exact integer sums: a row's result is then the same bit pattern at every SIMD level and
+// in decode and prefill alike (see k_tile for why that matters).
+float k4_step(float sum, float d, float dmin, float act_d, int32_t isum, int32_t imin) {
+  const float d_eff = unfused(d * act_d), dmin_eff = unfused(dmin * act_d);
+  return sum + unfused(unfused(d_eff * static_cast<float>(isum)) - unfused(dmin_eff * static_cast<float>(imin)));
+}
+float q6_step(float sum, float d, float act_d, int32_t isum) {
+  return sum + unfused(unfused(d * act_d) * static_cast<float>(isum));
+}
+
 // The 6-bit scales and mins of a Q4_K / Q5_K super-block rearranged (FORMATS.md §2.3) so that bytes
 // 0-7 are sc0..sc7 and bytes 8-15 are mn0..mn7: a dozen word operations instead of sixteen byte
 // extractions.
@@ -187,7 +212,7 @@ void gemv_k4_k5(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = base + r * w.row_bytes;
-    __m256 acc = _mm256_setzero_ps(), mins_acc = _mm256_setzero_ps();
+    float sum = 0.0f;
     for (int64_t s = 0; s < nsb; ++s) {
       const uint8_t* blk = row + s * kBlockBytes;
       prefetch_lines(blk, 3);
@@ -197,7 +222,6 @@ void gemv_k4_k5(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1
       // mins: lane j = mn_j * (bsums[2j] + bsums[2j+1]), scaled by dmin * d_act.
       const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales_mins, dup_mins));
       const __m256i mins = _mm256_madd_epi16(mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].bsums)));
-      mins_acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(half_to_float(blk + 2) * act[s].d), mins_acc);
       const __m256i high = kFifthBit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)) : _mm256_setzero_si256();
       __m256i isum = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -218,9 +242,9 @@ void gemv_k4_k5(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1
         isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dlo, _mm256_permutexvar_epi32(_mm256_set1_epi32(2 * i), sc)));
         isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dhi, _mm256_permutexvar_epi32(_mm256_set1_epi32(2 * i + 1), sc)));
       }
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(half_to_float(blk) * act[s].d), acc);
+      sum = k4_step(sum, half_to_float(blk), half_to_float(blk + 2), act[s].d, hsum_i32(isum), hsum_i32(mins));
     }
-    y[r] = hsum(acc) - hsum(mins_acc);
+    y[r] = sum;
   }
 }
 
@@ -232,8 +256,7 @@ void gemv_q6_k(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1,
   const __m128i spread = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   for (int64_t r = r0; r < r1; ++r) {
     const auto* row = reinterpret_cast<const quant::BlockQ6_K*>(base + r * w.row_bytes);
-    __m256 acc = _mm256_setzero_ps();
-    float bias = 0.0f;
+    float sum = 0.0f;
     for (int64_t s = 0; s < nsb; ++s) {
       const quant::BlockQ6_K& blk = row[s];
       prefetch_lines(reinterpret_cast<const uint8_t*>(&blk), 4);
@@ -249,11 +272,9 @@ void gemv_q6_k(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1,
       }
       int ibias = 0;
       for (int k = 0; k < 16; ++k) ibias += blk.scales[k] * act[s].bsums[k];
-      const float d = _cvtsh_ss(blk.d) * act[s].d;
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc);
-      bias += d * static_cast<float>(32 * ibias);
+      sum = q6_step(sum, _cvtsh_ss(blk.d), act[s].d, hsum_i32(isum) - 32 * ibias);  // codes were +32
     }
-    y[r] = hsum(acc) - bias;
+    y[r] = sum;
   }
 }
 
