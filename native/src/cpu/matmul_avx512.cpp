@@ -470,7 +470,7 @@ void gemm_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
 // [8][16] as int16 pairs matching the activation bsums pairs (Q4_K/Q5_K: (mn_j, mn_j); Q6_K:
 // (sc_2i, sc_2i+1)); then float d[16] and dmin[16] (Q6_K: unused) with
 //   Q4_K/Q5_K: sum = d * isum - dmin * ibias;   Q6_K: sum = d * (isum - 32 * ibias).
-// Products and sums here use explicit rounding (no fusing), see k_tile.
+// The float steps round as the scalar kernel's do (no fused multiply-adds), see k_tile.
 constexpr size_t kKCodes = 8 * 8 * kPanelRows * 4;
 constexpr size_t kKScales = kKCodes;
 constexpr size_t kKBias = kKScales + 16 * kPanelRows * 4;
@@ -534,11 +534,12 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
   }
 }
 
-// Float product and sum rounded once each, never contracted into an FMA by the compiler (the
-// embedded-rounding forms are opaque to it).
+// Float products, sums and differences rounded once each, never contracted into an FMA by the
+// compiler (the embedded-rounding forms are opaque to it).
 constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-__m512 mul_exact(__m512 a, __m512 b) { return _mm512_mul_round_ps(a, b, kNearest); }
-__m512 add_exact(__m512 a, __m512 b) { return _mm512_add_round_ps(a, b, kNearest); }
+__m512 mul_unfused(__m512 a, __m512 b) { return _mm512_mul_round_ps(a, b, kNearest); }
+__m512 add_unfused(__m512 a, __m512 b) { return _mm512_add_round_ps(a, b, kNearest); }
+__m512 sub_unfused(__m512 a, __m512 b) { return _mm512_sub_round_ps(a, b, kNearest); }
 
 template <int T, bool kSixBit>
 void k_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, float* y, int64_t ldy,
@@ -592,17 +593,17 @@ void k_tile(const uint8_t* panel, int64_t nsb, const PackedActs& a, int64_t t0, 
       // fused multiply-adds, so that each lane rounds exactly as the scalar and one-token paths do. A
       // prompt's hidden state then does not depend on how it was batched: a last-bit difference would
       // otherwise flip a round-half-even decision of the next Q8_K quantization (one activation step,
-      // max/127, which with an outlier channel is large) and move log-probabilities by 1e-2.
+      // max/127, which with an outlier channel is large) and move log-probabilities by up to 3e-2.
       const __m512 act_d = _mm512_set1_ps(blk->d);
-      const __m512 d_eff = mul_exact(d, act_d);
+      const __m512 d_eff = mul_unfused(d, act_d);
       if (kSixBit) {
         const __m512i signed_sum = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ibias, 5));  // codes were +32
-        acc[t] = add_exact(acc[t], mul_exact(d_eff, _mm512_cvtepi32_ps(signed_sum)));
+        acc[t] = add_unfused(acc[t], mul_unfused(d_eff, _mm512_cvtepi32_ps(signed_sum)));
       } else {
-        const __m512 dmin_eff = mul_exact(dmin, act_d);
-        const __m512 sum = _mm512_sub_round_ps(mul_exact(d_eff, _mm512_cvtepi32_ps(isum[t])),
-                                               mul_exact(dmin_eff, _mm512_cvtepi32_ps(ibias)), kNearest);
-        acc[t] = add_exact(acc[t], sum);
+        const __m512 dmin_eff = mul_unfused(dmin, act_d);
+        const __m512 sum = sub_unfused(mul_unfused(d_eff, _mm512_cvtepi32_ps(isum[t])),
+                                       mul_unfused(dmin_eff, _mm512_cvtepi32_ps(ibias)));
+        acc[t] = add_unfused(acc[t], sum);
       }
     }
   }
