@@ -99,8 +99,9 @@ int main() {
     const double fast = b.fast / static_cast<double>(m) / f16_per_token;
     std::printf("budget %-5s: fast tier %.4f of f16 K+V, host tier %.2f bytes/token\n", kv::key_budget_name(budget), fast,
                 b.host / static_cast<double>(m));
-    // The codebooks (d * c floats per layer and head) are the only overhead over the codes themselves.
-    CHECK(fast >= expected && fast < expected * 1.02);
+    // Overhead over the codes: the codebooks (d * c floats per layer and head, 1/1024 here) and the tail
+    // estimate's block means (d f16 per 64 positions: 1/128 of f16 K+V).
+    CHECK(fast >= expected && fast < expected + 1.0 / 128 + 0.002);
   }
 
   // Star attention: a prefill query reads exactly the sinks and its own block.

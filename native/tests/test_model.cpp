@@ -237,7 +237,7 @@ bool throws(F&& f) {
 int main() {
   const Weights w = random_weights(1234);
   const std::string path = write_model_file(w, "/tmp/hcattn_test_model_" + std::to_string(::getpid()) + ".gguf");
-  auto model = hcattn::Model::load(path, {2, "full"});
+  auto model = hcattn::Model::load(path, {2});
   const hcattn::ModelInfo& info = model->info();
   CHECK(info.name == "test-tiny");
   CHECK(info.n_layer == kLayers && info.n_head == kHeads && info.n_head_kv == kHeadsKv && info.head_dim == kHeadDim);
@@ -397,7 +397,7 @@ int main() {
 
   // Linear RoPE scaling: the same weights with positions compressed 4x.
   const std::string linear_path = write_model_file(w, path + ".linear.gguf", 4.0f);
-  auto linear = hcattn::Model::load(linear_path, {2, "full"});
+  auto linear = hcattn::Model::load(linear_path, {2});
   const std::vector<float> lin = linear->create_context(copt)->eval_logits(ids);
   const std::vector<Vec> lin_ref = reference_logits(w, seq, 0.25);
   double max_lin = 0, moved = 0;

@@ -31,7 +31,6 @@ BuildInfo build_info();
 
 struct ModelOptions {
   int threads = 0;           // CPU threads; 0: all hardware threads
-  std::string kv = "full";   // KV cache kind for new contexts: "full" (plain cache, the reference path)
 };
 
 // What a loaded model is (DESIGN §4 engine/load answer).
@@ -56,10 +55,47 @@ struct ModelInfo {
 
 enum class KvType { F32, F16 };
 
+// The KV cache of a context (DESIGN §5). "full" keeps every key and value exactly (the reference path,
+// stored as kv_type); "50%", "25%" and "12.5%" are HCAttention budgets: the fast tier relative to f16
+// K+V (f16 keys at 50%, key codes of d/2 or d/4 groups below), values and exact keys in the host tier,
+// and per step a top-p selection of the tokens each query reads.
+struct KvOptions {
+  std::string mode = "full";     // "full" | "50%" | "25%" | "12.5%"
+  float top_p = 0.995f;          // softmax mass the selection keeps (0.9 drops too much: see kv_fidelity)
+  int sinks = 4;                 // first tokens, always attended
+  int recent = 64;               // last tokens, always attended
+  int k_max = 0;                 // cap on the top-p part of a selection (0: none)
+  float margin = 3.0f;           // also keep tokens within this many logits of the top-p cut
+  int centroids = 256;           // codebook size per key group
+  int calibration_tokens = 1024; // the first keys of each layer train its codebooks
+  int star_block = 0;            // prefill: 0 = chunk queries use the selection; > 0 = star-attention blocks
+  bool rescore = true;           // exact scores (host-tier keys) for the selected tokens
+  bool tail = true;              // estimate the unselected tokens' share from per-block mean values
+};
+
 struct ContextOptions {
   int n_ctx = 0;             // positions the context can hold; 0: min(n_ctx_train, 4096)
   int n_batch = 512;         // tokens per prefill chunk (one batched matrix-matrix pass per chunk)
-  KvType kv_type = KvType::F32;
+  KvType kv_type = KvType::F32;  // storage of the "full" cache
+  KvOptions kv;
+};
+
+// KV memory of a context as allocated (measured, not computed from a formula).
+struct KvMemory {
+  std::string mode;
+  int64_t tokens = 0;
+  size_t fast_bytes = 0;          // GPU memory or hot RAM: key codes (or f16 keys at 50%, all of K+V when full)
+  size_t host_bytes = 0;          // host RAM: values and exact keys
+  double f16_bytes_per_token = 0; // what an f16 K+V cache needs per token, the reference for the budgets
+};
+
+// A stretch of a context (system prompt, one file, one question) with the chained hash that identifies
+// it together with everything before it. Segments tile the saved tokens in order.
+struct SnapshotSegment {
+  std::string id;
+  std::string hash;
+  int64_t begin = 0;  // token range [begin, end)
+  int64_t end = 0;
 };
 
 struct PrefillProgress {
@@ -160,6 +196,10 @@ class Context {
 
   // Keeps the first n tokens (their KV entries stay exact); the logits are cleared.
   void truncate(int n);
+  KvMemory kv_memory() const;
+  // Saves the KV cache and tokens to a .hckv snapshot (atomic: temp file, fsync, rename). Needs an
+  // HCAttention budget; segments may be empty or must tile [0, n_past()).
+  void save_snapshot(const std::string& path, const std::vector<SnapshotSegment>& segments) const;
   // A new context holding a copy of the first n_prefix tokens of this one (n_prefix < 0: all).
   std::unique_ptr<Context> fork(int n_prefix = -1) const;
 
@@ -187,6 +227,11 @@ class Model : public std::enable_shared_from_this<Model> {
   bool is_end_of_generation(Token token) const;
 
   std::unique_ptr<Context> create_context(const ContextOptions& options = {});
+  // A context restored from a snapshot of this model with the same KV options, keeping its first
+  // keep_tokens positions (-1: all; otherwise 0 or a segment boundary). Throws with a message naming
+  // the problem for a damaged file, another model, or other KV settings. segments receives the kept ones.
+  std::unique_ptr<Context> load_context(const std::string& path, const ContextOptions& options, int64_t keep_tokens = -1,
+                                        std::vector<SnapshotSegment>* segments = nullptr);
 
   struct Impl;
 

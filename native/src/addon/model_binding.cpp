@@ -550,8 +550,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     const Napi::Object o = options_arg(info, 1);
     ModelOptions options;
     options.threads = static_cast<int>(number_opt(o, "threads", 0));
-    const Napi::Value kv = o.Get("kv");
-    if (kv.IsString()) options.kv = kv.As<Napi::String>().Utf8Value();
     auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options, data(info));
     w->Queue();
     return w->Promise();

@@ -11,6 +11,8 @@
 #include "engine/sha256.h"
 #include "gguf/gguf.h"
 #include "hcattn/engine.h"
+#include "kv/hc_cache.h"
+#include "kv/snapshot.h"
 #include "model/kv_cache.h"
 #include "model/llama.h"
 #include "quant/types.h"
@@ -136,13 +138,35 @@ ModelInfo describe(const gguf::File& f, const model::Llama& llama, const Tokeniz
 
 }  // namespace
 
+namespace {
+
+// The HCAttention settings of a context's KV options (mode is one of the budgets).
+kv::HcConfig hc_config(const KvOptions& o) {
+  kv::HcConfig c;
+  c.budget = kv::parse_key_budget(o.mode);
+  c.centroids = o.centroids;
+  c.select.top_p = o.top_p;
+  c.select.sinks = o.sinks;
+  c.select.recent = o.recent;
+  c.select.k_max = o.k_max;
+  c.select.margin = o.margin;
+  c.rescore = o.rescore;
+  c.tail = o.tail;
+  c.calibration_tokens = o.calibration_tokens;
+  c.star_block = o.star_block;
+  if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) throw Error("kv top_p must be in (0, 1], got " + std::to_string(o.top_p));
+  if (o.sinks < 0 || o.recent < 0 || o.k_max < 0 || o.margin < 0 || o.star_block < 0)
+    throw Error("kv sinks, recent, k_max, margin and star_block must not be negative");
+  if (o.calibration_tokens < 1) throw Error("kv calibration_tokens must be at least 1");
+  return c;
+}
+
+}  // namespace
+
 Model::Model() : impl_(std::make_unique<Impl>()) {}
 Model::~Model() = default;
 
 std::shared_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
-  if (options.kv != "full") {
-    throw Error("KV cache kind '" + options.kv + "' is not available in this build; use \"full\"");
-  }
   std::shared_ptr<Model> m(new Model());
   Impl& im = *m->impl_;
   im.options = options;
@@ -215,9 +239,28 @@ std::unique_ptr<Context> Model::create_context(const ContextOptions& options) {
   if (impl->options.n_ctx <= 0) impl->options.n_ctx = std::min(impl_->info.n_ctx_train, 4096);
   if (impl->options.n_batch <= 0) throw Error("n_batch must be positive");
   impl->options.n_batch = std::min(impl->options.n_batch, impl->options.n_ctx);
-  impl->kv = model::make_full_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx,
-                                       options.kv_type == KvType::F16 ? model::KvStorage::F16 : model::KvStorage::F32);
+  if (impl->options.kv.mode == "full") {
+    impl->kv = model::make_full_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx,
+                                         options.kv_type == KvType::F16 ? model::KvStorage::F16 : model::KvStorage::F32);
+  } else {
+    impl->kv = kv::make_hc_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx, hc_config(impl->options.kv));
+  }
   return std::unique_ptr<Context>(new Context(std::move(impl)));
+}
+
+std::unique_ptr<Context> Model::load_context(const std::string& path, const ContextOptions& options, int64_t keep_tokens,
+                                             std::vector<SnapshotSegment>* segments) {
+  if (options.kv.mode == "full") throw Error("KV snapshots need an HCAttention budget (50%, 25% or 12.5%), not \"full\"");
+  std::unique_ptr<Context> ctx = create_context(options);
+  kv::LoadedSnapshot loaded = kv::load_snapshot(path, impl_->info.digest, impl_->llama->kv_shape(), hc_config(options.kv),
+                                                ctx->n_ctx(), keep_tokens);
+  ctx->impl_->kv = std::move(loaded.cache);
+  ctx->impl_->tokens.assign(loaded.info.tokens.begin(), loaded.info.tokens.end());
+  if (segments) {
+    segments->clear();
+    for (const kv::Segment& seg : loaded.info.segments) segments->push_back({seg.id, seg.hash, seg.begin, seg.end});
+  }
+  return ctx;
 }
 
 Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -274,7 +317,28 @@ std::vector<float> Context::eval_logits(const std::vector<Token>& tokens, const 
 void Context::truncate(int n) {
   if (n < 0 || n > n_past()) throw Error("truncate: " + std::to_string(n) + " is outside 0.." + std::to_string(n_past()));
   impl_->tokens.resize(n);
+  impl_->kv->truncate(n);
   impl_->logits.clear();
+}
+
+KvMemory Context::kv_memory() const {
+  const model::KvShape shape = impl_->llama().kv_shape();
+  const model::KvBytes b = impl_->kv->bytes();
+  KvMemory m;
+  m.mode = impl_->options.kv.mode;
+  m.tokens = n_past();
+  m.fast_bytes = b.fast;
+  m.host_bytes = b.host;
+  m.f16_bytes_per_token = 2.0 * 2.0 * shape.n_layer * shape.n_head_kv * shape.head_dim;
+  return m;
+}
+
+void Context::save_snapshot(const std::string& path, const std::vector<SnapshotSegment>& segments) const {
+  const auto* cache = dynamic_cast<const kv::HcKvCache*>(impl_->kv.get());
+  if (!cache) throw Error("KV snapshots need an HCAttention budget (50%, 25% or 12.5%), not \"full\"");
+  std::vector<kv::Segment> segs;
+  for (const SnapshotSegment& s : segments) segs.push_back({s.id, s.hash, s.begin, s.end});
+  kv::save_snapshot(path, *cache, impl_->model->info().digest, impl_->tokens, segs);
 }
 
 std::unique_ptr<Context> Context::fork(int n_prefix) const {

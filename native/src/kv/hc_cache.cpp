@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "common/error.h"
@@ -48,8 +49,15 @@ struct HeadStore {
   std::vector<uint16_t> keys;    // (n, d) f16: fast tier at 50%, host tier (re-scoring) otherwise
   std::vector<uint16_t> values;  // (n, d) f16, host tier
   std::vector<uint16_t> codes;   // (n, g), fast tier at 25% / 12.5%
+  std::vector<uint16_t> block_means;  // (ceil(n / kTailBlock), d) f16: mean value per block, fast tier (tail estimate)
   KeyCodebook codebook;          // empty until calibrated
 };
+
+// Rotated copies of each calibration key (see calibration_keys).
+constexpr int kRotations = 4;
+
+// Positions per block of the tail estimate (the mean value of a block stands for its unselected tokens).
+constexpr int kTailBlock = 64;
 
 class Cache final : public HcKvCache {
  public:
@@ -145,6 +153,7 @@ class Cache final : public HcKvCache {
         h.values.resize(kept * d);
         copy(h.keys.data(), keys + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
         copy(h.values.data(), values + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
+        if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
         h.codes.resize(kept * g);
         if (!keep_books) continue;
@@ -167,7 +176,8 @@ class Cache final : public HcKvCache {
       const size_t key_bytes = h.keys.capacity() * sizeof(uint16_t);
       (keys_fast ? b.fast : b.host) += key_bytes;
       b.host += h.values.capacity() * sizeof(uint16_t);
-      b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float);
+      b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float) +
+                h.block_means.capacity() * sizeof(uint16_t);
     }
     return b;
   }
@@ -195,6 +205,7 @@ class Cache final : public HcKvCache {
         ensure(h.codes, end * groups_);
         if (calibrated_[layer]) encode(h, pos, n_tokens);
       }
+      if (cfg_.tail) update_block_means(h, pos, pos + n_tokens);
     }
     if (layer == 0) stored_ = pos + n_tokens;
     if (groups_ > 0 && !calibrated_[layer] && pos + n_tokens >= cfg_.calibration_tokens) calibrate(layer, pos + n_tokens);
@@ -215,6 +226,16 @@ class Cache final : public HcKvCache {
     });
   }
 
+  void truncate(int n) override {
+    stored_ = std::min(stored_, n);
+    if (n >= cfg_.calibration_tokens) return;
+    // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n).
+    for (int layer = 0; layer < shape_.n_layer; ++layer) {
+      calibrated_[layer] = false;
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) head(layer, kvh).codebook = KeyCodebook{};
+    }
+  }
+
   std::unique_ptr<model::KvCache> clone_prefix(int n) const override {
     auto copy = std::make_unique<Cache>(shape_, capacity_, cfg_);
     const int d = shape_.head_dim;
@@ -227,6 +248,7 @@ class Cache final : public HcKvCache {
         HeadStore& dst = copy->head(layer, kvh);
         dst.keys.assign(src.keys.begin(), src.keys.begin() + static_cast<size_t>(n) * d);
         dst.values.assign(src.values.begin(), src.values.begin() + static_cast<size_t>(n) * d);
+        if (cfg_.tail) copy->update_block_means(dst, 0, n);
         if (groups_ > 0) {
           dst.codes.assign(src.codes.begin(), src.codes.begin() + static_cast<size_t>(n) * groups_);
           if (keep_books) dst.codebook = src.codebook;
@@ -239,7 +261,8 @@ class Cache final : public HcKvCache {
 
  private:
   struct Scratch {
-    std::vector<float> scores, lut, q;
+    std::vector<float> scores, lut, final, acc;
+    std::vector<uint8_t> selected;
     Selection sel;
   };
 
@@ -260,13 +283,36 @@ class Cache final : public HcKvCache {
     const int n = cfg_.calibration_tokens;
     for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
       HeadStore& h = head(layer, kvh);
-      std::vector<float> keys(static_cast<size_t>(n) * d);
-      for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[i]);
-      h.codebook = KeyCodebook::train(keys.data(), n, d, groups_, cfg_.centroids,
+      std::vector<float> keys = calibration_keys(h, layer * 1000 + kvh);
+      h.codebook = KeyCodebook::train(keys.data(), static_cast<int64_t>(keys.size() / d), d, groups_, cfg_.centroids,
                                       cfg_.seed + static_cast<uint64_t>(layer) * 1000 + kvh);
       encode(h, 0, stored);
     }
     calibrated_[layer] = true;
+  }
+
+  // The first calibration_tokens keys, plus kRotations copies of each turned to a random other position
+  // of the context. Post-RoPE keys of the first positions cover only a small arc of each slow RoPE pair's
+  // circle; keys met later lie elsewhere on it, and a codebook trained on the first positions alone
+  // misplaces them (measured on stories260K: top-1 agreement 55% without, see the note on the issue).
+  std::vector<float> calibration_keys(const HeadStore& h, uint64_t stream) const {
+    const int d = shape_.head_dim;
+    const int n = cfg_.calibration_tokens;
+    const int copies = shape_.rope ? 1 + kRotations : 1;
+    std::vector<float> keys(static_cast<size_t>(n) * d * copies);
+    for (size_t i = 0; i < static_cast<size_t>(n) * d; ++i) keys[i] = quant::fp16_to_fp32(h.keys[i]);
+    if (copies == 1) return keys;
+    std::mt19937_64 rng(cfg_.seed * 7919 + stream);
+    std::uniform_int_distribution<int> offset(1, std::max(1, capacity_ - 1));
+    std::vector<float> cs(shape_.rope->n_rot());
+    for (int c = 1; c < copies; ++c)
+      for (int i = 0; i < n; ++i) {
+        float* key = &keys[(static_cast<size_t>(c) * n + i) * d];
+        std::copy_n(&keys[static_cast<size_t>(i) * d], d, key);
+        shape_.rope->angles(offset(rng), cs.data());
+        shape_.rope->rotate(key, 1, cs.data());
+      }
+    return keys;
   }
 
   float exact_score(const HeadStore& h, const float* q, int j) const {
@@ -288,54 +334,100 @@ class Cache final : public HcKvCache {
     Selection& sel = s.sel;
     sel.index.clear();
     sel.weight.clear();
+    // Prefill queries keep their chunk's earlier tokens exactly, like the recent window of decode.
+    SelectParams params = cfg_.select;
+    if (prefill) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
 
-    if (prefill && cfg_.star_block > 0) {
-      // Star attention: the sinks and this query's own aligned block, all exact.
-      const int block = p / cfg_.star_block * cfg_.star_block;
-      const int sinks = static_cast<int>(std::min<int64_t>(cfg_.select.sinks, block));
+    if ((prefill && cfg_.star_block > 0) || (groups_ > 0 && !calibrated_[layer])) {
+      // Star attention reads the sinks and the query's own aligned block; a layer without codebooks yet
+      // reads every key. Either way all scores are exact and nothing is estimated.
+      const int from = prefill && cfg_.star_block > 0 ? p / cfg_.star_block * cfg_.star_block : 0;
+      const int sinks = static_cast<int>(std::min<int64_t>(cfg_.select.sinks, from));
       for (int j = 0; j < sinks; ++j) sel.index.push_back(j);
-      for (int j = block; j < n; ++j) sel.index.push_back(j);
+      for (int j = from; j < n; ++j) sel.index.push_back(j);
       weigh_exact(hs, q, sel);
-    } else if (groups_ == 0 || !calibrated_[layer]) {
-      // 50% budget (f16 keys in the fast tier) or not yet calibrated: exact scores for every key, then the
-      // same top-p selection over them.
-      s.scores.resize(n);
+      sum_values(hs, sel, out);
+      return;
+    }
+
+    // Scores for every token: exact from the f16 keys at 50%, from the key codes below.
+    s.scores.resize(n);
+    if (groups_ == 0) {
       for (int j = 0; j < n; ++j) s.scores[j] = exact_score(hs, q, j);
-      if (groups_ == 0) {
-        select_tokens(s.scores.data(), n, cfg_.select, sel);
-      } else {
-        for (int j = 0; j < n; ++j) sel.index.push_back(j);
-        weigh(s.scores.data(), sel);
-      }
     } else {
       const int c = cfg_.centroids;
       s.lut.resize(static_cast<size_t>(groups_) * c);
-      s.scores.resize(n);
       hs.codebook.build_lut(q, s.lut.data());
       score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, s.scores.data());
       for (int j = 0; j < n; ++j) s.scores[j] *= shape_.kq_scale;
-      // Prefill queries keep their chunk's earlier tokens, like the recent window of decode.
-      SelectParams params = cfg_.select;
-      if (prefill) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
-      select_tokens(s.scores.data(), n, params, sel);
-      if (cfg_.rescore) {
-        weigh_exact(hs, q, sel);
-      } else {
-        // Approximate scores for the top-p part; the sinks and recent window are still scored exactly.
-        const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
-        for (size_t i = 0; i < sel.index.size(); ++i) {
-          const int j = sel.index[i];
-          if (j < cfg_.select.sinks || j >= recent_from) s.scores[j] = exact_score(hs, q, j);
-        }
-        weigh(s.scores.data(), sel);
+    }
+    select_tokens(s.scores.data(), n, params, sel);
+
+    // Final scores of the selected tokens: exact where the keys are read (re-scoring, and always for
+    // the sinks and recent window), approximate otherwise.
+    const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
+    s.final.resize(sel.index.size());
+    float m = -std::numeric_limits<float>::infinity();
+    for (size_t i = 0; i < sel.index.size(); ++i) {
+      const int j = sel.index[i];
+      const bool exact = groups_ == 0 || cfg_.rescore || j < cfg_.select.sinks || j >= recent_from;
+      s.final[i] = exact && groups_ > 0 ? exact_score(hs, q, j) : s.scores[j];
+      m = std::max(m, s.final[i]);
+    }
+    for (int j = 0; j < n; ++j) m = std::max(m, s.scores[j]);
+
+    // out = (sum over selected of w_j v_j + estimated tail) / (sum of their weights), where the tail
+    // stands for the tokens left out: per block of kTailBlock positions, their (approximate) weight
+    // times the block's mean value. Only blocks wholly before the recent window take part, so a prefill
+    // query never sees a value from its own future through a block mean.
+    std::vector<float>& acc = s.acc;
+    acc.assign(d, 0.0f);
+    double total = 0;
+    for (size_t i = 0; i < sel.index.size(); ++i) {
+      const float w = std::exp(s.final[i] - m);
+      total += w;
+      const uint16_t* v = &hs.values[static_cast<size_t>(sel.index[i]) * d];
+      for (int c = 0; c < d; ++c) acc[c] += w * quant::fp16_to_fp32(v[c]);
+    }
+    if (cfg_.tail) {
+      s.selected.assign(n, 0);
+      for (int32_t j : sel.index) s.selected[j] = 1;
+      const int full_blocks = static_cast<int>(recent_from / kTailBlock);
+      for (int b = 0; b < full_blocks; ++b) {
+        double t = 0;
+        for (int j = b * kTailBlock; j < (b + 1) * kTailBlock; ++j)
+          if (!s.selected[j]) t += std::exp(s.scores[j] - m);
+        if (t == 0) continue;
+        total += t;
+        const uint16_t* mean = &hs.block_means[static_cast<size_t>(b) * d];
+        for (int c = 0; c < d; ++c) acc[c] += static_cast<float>(t) * quant::fp16_to_fp32(mean[c]);
       }
     }
-    // Weighted sum of the selected values (host tier).
+    const float inv = static_cast<float>(1.0 / total);
+    for (int c = 0; c < d; ++c) out[c] = acc[c] * inv;
+  }
+
+  void sum_values(const HeadStore& hs, const Selection& sel, float* out) const {
+    const int d = shape_.head_dim;
     std::fill(out, out + d, 0.0f);
     for (size_t i = 0; i < sel.index.size(); ++i) {
       const uint16_t* v = &hs.values[static_cast<size_t>(sel.index[i]) * d];
       const float w = sel.weight[i];
       for (int c = 0; c < d; ++c) out[c] += w * quant::fp16_to_fp32(v[c]);
+    }
+  }
+
+  // Mean value of each tail block touched by positions [from, end) (a partial last block: of its stored positions).
+  void update_block_means(HeadStore& h, int from, int end) const {
+    const int d = shape_.head_dim;
+    ensure(h.block_means, static_cast<size_t>((end + kTailBlock - 1) / kTailBlock) * d);
+    for (int b = from / kTailBlock; b * kTailBlock < end; ++b) {
+      const int lo = b * kTailBlock, hi = std::min(end, lo + kTailBlock);
+      for (int c = 0; c < d; ++c) {
+        float sum = 0;
+        for (int j = lo; j < hi; ++j) sum += quant::fp16_to_fp32(h.values[static_cast<size_t>(j) * d + c]);
+        h.block_means[static_cast<size_t>(b) * d + c] = quant::fp32_to_fp16(sum / static_cast<float>(hi - lo));
+      }
     }
   }
 

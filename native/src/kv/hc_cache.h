@@ -34,25 +34,21 @@ int key_groups(KeyBudget b, int head_dim);
 struct HcConfig {
   KeyBudget budget = KeyBudget::Quarter;
   int centroids = 256;            // c per group codebook
-  SelectParams select{0.9f, 4, 64, 0, 0.0f};
+  SelectParams select{0.995f, 4, 64, 0, 3.0f};
   bool rescore = true;            // exact scores for the selected tokens from host-tier f16 keys
+  bool tail = true;               // estimate the unselected tokens' share from per-block mean values
   int calibration_tokens = 1024;  // keys that train each layer's codebooks
   int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
   uint64_t seed = 1;
 };
 
-// Bytes actually allocated in each tier (capacity of the buffers, not a formula).
-struct TierBytes {
-  size_t fast = 0;
-  size_t host = 0;
-};
+using TierBytes = model::KvBytes;
 
 class SnapshotWriter;
 class SnapshotReader;
 
 class HcKvCache : public model::KvCache {
  public:
-  virtual TierBytes bytes() const = 0;
   virtual int stored_tokens() const = 0;  // highest position stored + 1 (layer 0)
   virtual bool calibrated(int layer) const = 0;
   virtual const model::KvShape& shape() const = 0;

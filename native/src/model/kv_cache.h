@@ -6,10 +6,12 @@
 // entries [0, p] of the same layer, which must all have been stored; truncating a context only lowers
 // its n, so entries past it are simply overwritten later.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
 #include "cpu/threadpool.h"
+#include "model/rope.h"
 
 namespace hcattn::model {
 
@@ -19,12 +21,23 @@ struct KvShape {
   int n_head_kv = 0;   // key/value heads; query head h reads KV head h / (n_head / n_head_kv)
   int head_dim = 0;
   float kq_scale = 0;  // multiplies q·k before the softmax
+  // The model's rotary embedding (owned by the model, which outlives its caches): a post-RoPE key at
+  // position p turns into the same key at p + δ when rotated by the angles of δ. HCAttention uses it to
+  // train key codebooks that hold for every position, not just the calibration ones.
+  const Rope* rope = nullptr;
+};
+
+// Bytes a cache has allocated in each memory tier (buffer capacities, not a formula).
+struct KvBytes {
+  size_t fast = 0;  // GPU memory or hot RAM: what every decode step reads
+  size_t host = 0;  // host RAM: read only for the tokens a step selects
 };
 
 class KvCache {
  public:
   virtual ~KvCache() = default;
   virtual int capacity() const = 0;
+  virtual KvBytes bytes() const = 0;
 
   // k, v: (n_tokens, n_head_kv * head_dim) for positions [pos, pos + n_tokens) of one layer.
   virtual void store(int layer, int pos, int n_tokens, const float* k, const float* v) = 0;
@@ -33,6 +46,9 @@ class KvCache {
   virtual void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) = 0;
   // A cache holding a copy of positions [0, n).
   virtual std::unique_ptr<KvCache> clone_prefix(int n) const = 0;
+  // The context now ends at n: state derived from positions past n must not survive (the entries
+  // themselves are overwritten as new positions are stored).
+  virtual void truncate(int n) {}
 };
 
 enum class KvStorage { F32, F16 };

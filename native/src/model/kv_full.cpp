@@ -28,6 +28,8 @@ class FullKvCache final : public KvCache {
         values_(new T[static_cast<size_t>(shape.n_layer) * capacity * row_]) {}
 
   int capacity() const override { return capacity_; }
+  // Both tensors are allocated for the whole capacity up front and read by every step.
+  KvBytes bytes() const override { return {2 * static_cast<size_t>(shape_.n_layer) * capacity_ * row_ * sizeof(T), 0}; }
 
   void store(int layer, int pos, int n_tokens, const float* k, const float* v) override {
     if (pos < 0 || pos + n_tokens > capacity_) {

@@ -87,6 +87,7 @@ KvShape Llama::kv_shape() const {
   s.n_head_kv = h_.n_head_kv;
   s.head_dim = h_.head_dim;
   s.kq_scale = h_.kq_scale;
+  s.rope = rope_.get();
   return s;
 }
 

