@@ -9,7 +9,12 @@
 //   model.detokenize(ids, special = false) → string
 //   model.tokenToPiece(id, special = false) → string
 //   model.isEndOfGeneration(id) → boolean
-//   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16"}) → Context
+//   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16", kv?}) → Context
+//       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, centroids?,
+//            calibrationTokens?, starBlock?, rescore?, tail?}
+//   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
+//   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, f16BytesPerToken}
+//   ctx.saveSnapshot(path, segments: [{id, hash, begin, end}]) → Promise<void>
 //   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond})) → Promise<{evaluated, cancelled, seconds}>
 //   ctx.evalLogits(tokens, topK = 10, {full?}) → Promise<{top: [[id, logprob], ...][], logprobs?: Float32Array}>
 //   ctx.generate({maxTokens?, sampling?, stop?, stopTokens?}, onToken?(text, id)) →   (id -1: held-back text at the end)
@@ -20,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -216,6 +222,96 @@ class TokenizeWorker : public Napi::AsyncWorker {
   std::vector<Token> ids_;
 };
 
+// Runs `work` on a worker thread; `done` builds the resolved value on the JS thread.
+class TaskWorker : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, const char* name, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(done_(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+};
+
+KvOptions kv_options(const Napi::Object& context_options) {
+  KvOptions kv;
+  const Napi::Value v = context_options.Get("kv");
+  if (v.IsUndefined() || v.IsNull()) return kv;
+  if (!v.IsObject()) throw Napi::TypeError::New(context_options.Env(), "option 'kv' must be an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  const Napi::Value mode = o.Get("mode");
+  if (mode.IsString()) kv.mode = mode.As<Napi::String>().Utf8Value();
+  kv.top_p = static_cast<float>(number_opt(o, "topP", kv.top_p));
+  kv.sinks = static_cast<int>(number_opt(o, "sinks", kv.sinks));
+  kv.recent = static_cast<int>(number_opt(o, "recent", kv.recent));
+  kv.k_max = static_cast<int>(number_opt(o, "kMax", kv.k_max));
+  kv.margin = static_cast<float>(number_opt(o, "margin", kv.margin));
+  kv.centroids = static_cast<int>(number_opt(o, "centroids", kv.centroids));
+  kv.calibration_tokens = static_cast<int>(number_opt(o, "calibrationTokens", kv.calibration_tokens));
+  kv.star_block = static_cast<int>(number_opt(o, "starBlock", kv.star_block));
+  if (o.Has("rescore")) kv.rescore = o.Get("rescore").ToBoolean().Value();
+  if (o.Has("tail")) kv.tail = o.Get("tail").ToBoolean().Value();
+  return kv;
+}
+
+ContextOptions context_options(Napi::Env env, const Napi::Object& o) {
+  ContextOptions c;
+  c.n_ctx = static_cast<int>(number_opt(o, "nCtx", c.n_ctx));
+  c.n_batch = static_cast<int>(number_opt(o, "nBatch", c.n_batch));
+  const Napi::Value kv = o.Get("kvType");
+  if (kv.IsString()) {
+    const std::string t = kv.As<Napi::String>().Utf8Value();
+    if (t == "f16") {
+      c.kv_type = KvType::F16;
+    } else if (t != "f32") {
+      throw Napi::TypeError::New(env, "kvType must be \"f32\" or \"f16\"");
+    }
+  }
+  c.kv = kv_options(o);
+  return c;
+}
+
+std::vector<SnapshotSegment> segments_argument(const Napi::Value& v) {
+  std::vector<SnapshotSegment> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), "segments must be an array of {id, hash, begin, end}");
+  const Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    const Napi::Value item = a.Get(i);
+    if (!item.IsObject()) throw Napi::TypeError::New(v.Env(), "segments must be an array of {id, hash, begin, end}");
+    const Napi::Object o = item.As<Napi::Object>();
+    out.push_back({o.Get("id").ToString().Utf8Value(), o.Get("hash").ToString().Utf8Value(),
+                   static_cast<int64_t>(number_opt(o, "begin", 0)), static_cast<int64_t>(number_opt(o, "end", 0))});
+  }
+  return out;
+}
+
+Napi::Array segments_value(Napi::Env env, const std::vector<SnapshotSegment>& segments) {
+  Napi::Array a = Napi::Array::New(env, segments.size());
+  for (size_t i = 0; i < segments.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", segments[i].id);
+    o.Set("hash", segments[i].hash);
+    o.Set("begin", static_cast<double>(segments[i].begin));
+    o.Set("end", static_cast<double>(segments[i].end));
+    a.Set(static_cast<uint32_t>(i), o);
+  }
+  return a;
+}
+
 class PrefillWorker : public Napi::AsyncProgressQueueWorker<PrefillProgress> {
  public:
   PrefillWorker(Napi::Env env, ContextPtr state, std::vector<Token> tokens, Napi::Function on_progress)
@@ -411,6 +507,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                            InstanceMethod<&ContextWrap::Truncate>("truncate"),
                            InstanceMethod<&ContextWrap::Fork>("fork", napi_default, data),
                            InstanceMethod<&ContextWrap::Dispose>("dispose"),
+                           InstanceMethod<&ContextWrap::KvMemory>("kvMemory"),
+                           InstanceMethod<&ContextWrap::SaveSnapshot>("saveSnapshot"),
                            InstanceAccessor<&ContextWrap::NPast>("nPast"),
                            InstanceAccessor<&ContextWrap::NCtx>("nCtx"),
                            InstanceAccessor<&ContextWrap::Tokens>("tokens"),
@@ -507,7 +605,35 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return info.Env().Undefined();
   }
 
+  Napi::Value KvMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_idle(env);
+    const hcattn::KvMemory m = ctx(env).kv_memory();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("mode", m.mode);
+    o.Set("tokens", static_cast<double>(m.tokens));
+    o.Set("fastBytes", static_cast<double>(m.fast_bytes));
+    o.Set("hostBytes", static_cast<double>(m.host_bytes));
+    o.Set("f16BytesPerToken", m.f16_bytes_per_token);
+    return o;
+  }
+
+  Napi::Value SaveSnapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "saveSnapshot(path, segments?)");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    std::vector<SnapshotSegment> segments = segments_argument(info.Length() > 1 ? info[1] : env.Undefined());
+    // The guard keeps the context busy until the promise settles (released when the worker is deleted).
+    auto guard = std::make_shared<BusyGuard>(env, state_);
+    auto* w = new TaskWorker(
+        env, "hcattn.Context.saveSnapshot", [guard, path, segments] { guard->ctx().save_snapshot(path, segments); },
+        [](Napi::Env e) { return e.Undefined(); });
+    w->Queue();
+    return w->Promise();
+  }
+
   Napi::Value NPast(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ctx(info.Env()).n_past()); }
+
   Napi::Value NCtx(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ctx(info.Env()).n_ctx()); }
   Napi::Value Tokens(const Napi::CallbackInfo& info) {
     check_idle(info.Env());
@@ -529,6 +655,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceMethod<&ModelWrap::TokenToPiece>("tokenToPiece"),
                            InstanceMethod<&ModelWrap::IsEndOfGeneration>("isEndOfGeneration"),
                            InstanceMethod<&ModelWrap::CreateContext>("createContext", napi_default, data),
+                           InstanceMethod<&ModelWrap::LoadContext>("loadContext", napi_default, data),
                        });
   }
 
@@ -596,23 +723,36 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Napi::Value CreateContext(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const Napi::Object o = options_arg(info, 0);
-    ContextOptions c;
-    c.n_ctx = static_cast<int>(number_opt(o, "nCtx", c.n_ctx));
-    c.n_batch = static_cast<int>(number_opt(o, "nBatch", c.n_batch));
-    const Napi::Value kv = o.Get("kvType");
-    if (kv.IsString()) {
-      const std::string t = kv.As<Napi::String>().Utf8Value();
-      if (t == "f16") {
-        c.kv_type = KvType::F16;
-      } else if (t != "f32") {
-        throw Napi::TypeError::New(env, "kvType must be \"f32\" or \"f16\"");
-      }
-    }
+    const ContextOptions c = context_options(env, options_arg(info, 0));
     auto state = std::make_shared<ContextState>();
     state->ctx = js_errors(env, [&] { return model_->create_context(c); });
     auto ext = Napi::External<ContextPtr>::New(env, &state);
     return data(info)->context_ctor.New({ext});
+  }
+
+  Napi::Value LoadContext(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString())
+      throw Napi::TypeError::New(env, "loadContext(path, contextOptions, keepTokens = -1)");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const ContextOptions c = context_options(env, options_arg(info, 1));
+    const int64_t keep = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : -1;
+    auto state = std::make_shared<ContextState>();
+    auto segments = std::make_shared<std::vector<SnapshotSegment>>();
+    std::shared_ptr<hcattn::Model> model = model_;
+    ClassData* d = data(info);
+    auto* w = new TaskWorker(
+        env, "hcattn.Model.loadContext", [=] { state->ctx = model->load_context(path, c, keep, segments.get()); },
+        [=](Napi::Env e) -> Napi::Value {
+          ContextPtr holder = state;
+          auto ext = Napi::External<ContextPtr>::New(e, &holder);
+          Napi::Object r = Napi::Object::New(e);
+          r.Set("context", d->context_ctor.New({ext}));
+          r.Set("segments", segments_value(e, *segments));
+          return r;
+        });
+    w->Queue();
+    return w->Promise();
   }
 
   std::shared_ptr<hcattn::Model> model_;
