@@ -97,14 +97,56 @@ export interface Context {
   cancel(): void;
   truncate(n: number): void;
   fork(nPrefix?: number): Context;
+  /** Measured KV bytes per memory tier. */
+  kvMemory(): KvMemory;
+  /**
+   * Writes the context atomically as a .hckv file (HCAttention modes only, not "full"). The segments tile
+   * [0, nPast) in order, or are empty.
+   */
+  saveSnapshot(path: string, segments: SnapshotSegment[]): Promise<void>;
   /** Frees the KV cache now instead of at garbage collection. */
   dispose(): void;
+}
+
+export type KvMode = "full" | "50%" | "25%" | "12.5%";
+
+/** HCAttention's KV budget; unset fields take the engine's defaults. */
+export interface KvOptions {
+  mode: KvMode;
+  topP?: number;
+  sinks?: number;
+  recent?: number;
+  kMax?: number;
+  margin?: number;
+  centroids?: number;
+  calibrationTokens?: number;
+  starBlock?: number;
+  rescore?: number;
+  tail?: number;
+}
+
+export interface KvMemory {
+  mode: KvMode;
+  tokens: number;
+  fastBytes: number;
+  hostBytes: number;
+  /** What one token would take in a plain f16 cache, for comparison. */
+  f16BytesPerToken: number;
+}
+
+/** A named token range of a saved context: [begin, end). */
+export interface SnapshotSegment {
+  id: string;
+  hash: string;
+  begin: number;
+  end: number;
 }
 
 export interface ContextOptions {
   nCtx?: number;
   nBatch?: number;
   kvType?: "f32" | "f16";
+  kv?: KvOptions;
 }
 
 export interface Model {
@@ -114,6 +156,11 @@ export interface Model {
   tokenToPiece(id: number, special?: boolean): string;
   isEndOfGeneration(id: number): boolean;
   createContext(options?: ContextOptions): Context;
+  /**
+   * Loads a .hckv file saved with the same model and KV settings, keeping its first keepTokens tokens
+   * (-1: all; otherwise 0 or a segment end). Throws for a damaged or foreign file.
+   */
+  loadContext(path: string, options: ContextOptions, keepTokens?: number): Promise<{ context: Context; segments: SnapshotSegment[] }>;
 }
 
 export interface ModelStatic {

@@ -86,6 +86,8 @@ export interface OpenParams {
   segments: SegmentRef[];
   /** Folder of the snapshot store for this workspace and model; "" when saving is off. */
   snapshotDir: string;
+  /** Absolute path of the workspace folder: names its saved context (default: the snapshot folder). */
+  workspaceFolder?: string;
 }
 
 export type ContextSource = "memory" | "disk" | "prefill";

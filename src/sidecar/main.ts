@@ -9,7 +9,15 @@ import {
   StreamMessageReader,
   StreamMessageWriter,
 } from "vscode-jsonrpc/node";
-import { type HcattnAddon, loadAddon, type Model } from "../engine/addon";
+import {
+  type Context,
+  type ContextOptions,
+  type HcattnAddon,
+  type KvMemory,
+  type KvOptions,
+  loadAddon,
+  type Model,
+} from "../engine/addon";
 import {
   chatAsk,
   chatToken,
@@ -21,12 +29,15 @@ import {
   engineShutdown,
   engineStats,
   type LoadParams,
+  type KvConfig,
   type LoadResult,
+  type SaveResult,
   type StatsResult,
 } from "../engine/protocol";
 import { checkGgufFile, ModelFileError } from "../model/modelFile";
+import { mkdir, readdir, stat as statFile } from "node:fs/promises";
 import { availableMemory, doesNotFitMessage, formatGiB, kvBytesPerToken, memoryNeed, totalNeed } from "./memory";
-import { ContextSession, type OperationHooks } from "./sessions";
+import { ContextSession, type OperationHooks, type SnapshotPlace } from "./sessions";
 import { SnapshotStore } from "./snapshots";
 
 /** The context's KV cache holds f16 values: half the memory of f32, and what llama.cpp uses by default. */
@@ -44,12 +55,45 @@ function log(line: string): void {
 interface Loaded {
   model: Model;
   session: ContextSession;
-  kvBytesPerToken: number;
+  kv: KvOptions;
+}
+
+/** Share of a plain f16 cache that each budget keeps in the fast tier. */
+const BUDGET_SHARE: Record<KvOptions["mode"], number> = { full: 1, "50%": 0.5, "25%": 0.25, "12.5%": 0.125 };
+
+/** The engine's HCAttention options for the repoLlama.kv settings. */
+function kvOptionsOf(kv: KvConfig): KvOptions {
+  if (kv.budget === "full") return { mode: "full" };
+  return { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens };
+}
+
+const SNAPSHOT_SUFFIX = ".hckv";
+
+/**
+ * The saved context of this workspace, model and KV layout. The store names it and lists the folder; the
+ * engine writes and verifies the file itself (its .hckv carries its own checksums, and wrapping multi-GB
+ * files in the store's envelope would read and write every byte twice).
+ */
+function snapshotFileOf(folder: string, workspace: string, modelDigest: string, kv: KvOptions): string {
+  const name = SnapshotStore.fileNameOf({ workspaceFolder: workspace, modelDigest, kvConfig: { ...kv } });
+  return path.join(folder, name.replace(/\.snap$/, SNAPSHOT_SUFFIX));
+}
+
+/** Bytes of the saved contexts in a folder: the store's envelopes and the engine's .hckv files. */
+async function snapshotBytes(folder: string): Promise<number> {
+  const inStore = (await new SnapshotStore(folder, 0).list()).reduce((sum, entry) => sum + entry.bytes, 0);
+  let engineFiles = 0;
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    if (name.endsWith(SNAPSHOT_SUFFIX)) engineFiles += (await statFile(path.join(folder, name)).catch(() => ({ size: 0 }))).size;
+  }
+  return inStore + engineFiles;
 }
 
 let loaded: Loaded | undefined;
 /** The snapshot folder of the latest context/open, whose files engine/stats counts as the disk tier. */
 let snapshotDir = "";
+/** Names the workspace in snapshot file names: the latest context/open's, else its snapshot folder. */
+let workspaceKey = "";
 
 const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 
@@ -129,17 +173,21 @@ async function load(params: LoadParams): Promise<LoadResult> {
   }
   const info = model.info;
   const contextTokens = params.contextTokens > 0 ? params.contextTokens : info.nCtxTrain;
+  const kv = kvOptionsOf(params.kv);
+  // Planned as a plain f16 cache: HCAttention's host tier lives in RAM too, so the budget moves bytes
+  // between tiers more than it removes them; engine/stats reports what the context measures.
   const need = memoryNeed(info, contextTokens, KV_BYTES_PER_VALUE, PREFILL_BATCH);
   // The weights are loaded now, so the system counts them as used: only the context must still fit.
   const refusal = doesNotFitMessage(need, availableMemory(), contextTokens, Math.min(info.fileBytes, process.memoryUsage().rss));
   if (refusal) throw new ResponseError(EngineErrorCodes.doesNotFit, refusal);
 
-  const ctx = model.createContext({ nCtx: contextTokens, nBatch: PREFILL_BATCH, kvType: "f16" });
-  loaded = { model, session: new ContextSession(model, ctx), kvBytesPerToken: kvBytesPerToken(info, KV_BYTES_PER_VALUE) };
+  const contextOptions: ContextOptions = { nCtx: contextTokens, nBatch: PREFILL_BATCH, kvType: "f16", kv };
+  const ctx = model.createContext(contextOptions);
+  loaded = { model, session: new ContextSession(model, ctx, contextOptions), kv };
   const seconds = (performance.now() - started) / 1000;
   log(
     `loaded ${modelPath}: ${info.name}, ${info.quantization}, ${info.nLayer} layers, context ${contextTokens} tokens, ` +
-      `${formatGiB(totalNeed(need))} planned, ${info.threads} threads, ${build.simd}, ${seconds.toFixed(2)} s`,
+      `KV ${kv.mode}, ${formatGiB(totalNeed(need))} planned, ${info.threads} threads, ${build.simd}, ${seconds.toFixed(2)} s`,
   );
   return {
     model: {
@@ -166,10 +214,19 @@ async function load(params: LoadParams): Promise<LoadResult> {
   };
 }
 
+/**
+ * The context's KV bytes as the engine measures them. An engine built before HCAttention has no
+ * kvMemory(): its plain f16 cache is then computed from the model's shape, all of it in the fast tier.
+ */
+function measuredKv(ctx: Context, model: Model): KvMemory {
+  if (typeof ctx.kvMemory === "function") return ctx.kvMemory();
+  const perToken = kvBytesPerToken(model.info, KV_BYTES_PER_VALUE);
+  return { mode: "full", tokens: ctx.nPast, fastBytes: ctx.nPast * perToken, hostBytes: 0, f16BytesPerToken: perToken };
+}
+
 async function stats(): Promise<StatsResult> {
   const rssBytes = process.memoryUsage().rss;
-  const snapshots = snapshotDir ? await new SnapshotStore(snapshotDir, 0).list() : [];
-  const diskBytes = snapshots.reduce((sum, entry) => sum + entry.bytes, 0);
+  const diskBytes = snapshotDir ? await snapshotBytes(snapshotDir) : 0;
   if (!loaded) {
     return {
       memory: { fastBytes: 0, hostBytes: 0, diskBytes },
@@ -182,12 +239,13 @@ async function stats(): Promise<StatsResult> {
     };
   }
   const { session, model } = loaded;
-  const kvBytesBudget = session.capacity * loaded.kvBytesPerToken;
+  // Measured by the engine: what each tier holds now, not what a plain cache would.
+  const measured = measuredKv(session.context, model);
+  const kvBytesBudget = Math.ceil(session.capacity * measured.f16BytesPerToken * BUDGET_SHARE[measured.mode]);
   return {
     model: { name: model.info.name, digest: model.info.digest },
-    // The plain cache is allocated whole, in RAM: all of it is the fast tier until HCAttention tiers it.
-    memory: { fastBytes: kvBytesBudget, hostBytes: 0, diskBytes },
-    kvBytesInUse: session.tokens * loaded.kvBytesPerToken,
+    memory: { fastBytes: measured.fastBytes, hostBytes: measured.hostBytes, diskBytes },
+    kvBytesInUse: measured.fastBytes + measured.hostBytes,
     kvBytesBudget,
     contextTokens: session.tokens,
     rssBytes,
@@ -205,15 +263,37 @@ connection.onRequest(engineLoad, (params) => {
   return result;
 });
 
-connection.onRequest(contextOpen, (params, token) => {
-  const { session } = requireLoaded();
+/** The snapshot file of the loaded model in a folder, or undefined when the KV mode cannot be saved. */
+function snapshotPlaceOf(current: Loaded, folder: string): SnapshotPlace | undefined {
+  // A plain ("full") cache has no snapshot format in the engine.
+  if (!folder || current.kv.mode === "full") return undefined;
+  return { file: snapshotFileOf(folder, workspaceKey || folder, current.model.info.digest, current.kv), log };
+}
+
+connection.onRequest(contextOpen, async (params, token) => {
+  const current = requireLoaded();
   snapshotDir = params.snapshotDir;
+  workspaceKey = params.workspaceFolder ?? "";
   const contextId = params.segments.length ? params.segments[params.segments.length - 1].chainHash : "";
-  return session.open(params, {
-    ...hooksOf(token),
-    progress: (doneTokens, totalTokens, tokensPerSecond) =>
-      void connection.sendNotification(contextProgress, { contextId, doneTokens, totalTokens, tokensPerSecond }),
-  });
+  const place = snapshotPlaceOf(current, params.snapshotDir);
+  const result = await current.session.open(
+    params,
+    {
+      ...hooksOf(token),
+      progress: (doneTokens, totalTokens, tokensPerSecond) =>
+        void connection.sendNotification(contextProgress, { contextId, doneTokens, totalTokens, tokensPerSecond }),
+    },
+    place,
+  );
+  // A prefilled prefix is saved right away, so that the next session of the editor loads it from disk.
+  // It runs after the answer, queued behind it on the context: a question asked meanwhile waits for it.
+  if (place && result.tokensPerSecond > 0) {
+    void current.session.save(place.file).then(
+      (saved) => log(`saved ${result.tokens} tokens to ${place.file}: ${saved.bytes} bytes in ${saved.seconds.toFixed(3)} s`),
+      (error: Error) => log(`saving the context to ${place.file} failed: ${error.message}`),
+    );
+  }
+  return result;
 });
 
 connection.onRequest(chatAsk, (params, token) => {
@@ -224,19 +304,34 @@ connection.onRequest(chatAsk, (params, token) => {
   });
 });
 
-connection.onRequest(contextSave, () => {
-  throw new ResponseError(
-    EngineErrorCodes.unsupported,
-    "This engine cannot write context snapshots yet (they arrive with its .hckv format); the context is kept in memory only.",
-  );
+connection.onRequest(contextSave, async (params): Promise<SaveResult> => {
+  const current = requireLoaded();
+  if (current.kv.mode === "full") {
+    throw new ResponseError(
+      EngineErrorCodes.unsupported,
+      'Contexts are saved only with an HCAttention budget; set repoLlama.kv.budget to "50%", "25%" or "12.5%".',
+    );
+  }
+  if (params.contextId !== current.session.contextId || params.contextId === "") {
+    throw new ResponseError(EngineErrorCodes.unknownContext, "The context to save is not the one open now; open it again with context/open.");
+  }
+  const folder = params.snapshotDir || snapshotDir;
+  if (!folder) throw new ResponseError(EngineErrorCodes.unsupported, "context/save needs a snapshotDir (saving is off when it is empty).");
+  await mkdir(folder, { recursive: true });
+  const place = snapshotPlaceOf(current, folder);
+  if (!place) throw new ResponseError(EngineErrorCodes.unsupported, "This context cannot be saved.");
+  const saved = await current.session.save(place.file);
+  log(`saved ${current.session.tokens} tokens to ${place.file}: ${saved.bytes} bytes in ${saved.seconds.toFixed(3)} s`);
+  return { path: place.file, bytes: saved.bytes, seconds: saved.seconds };
 });
 
 connection.onRequest(engineStats, () => stats());
 
 connection.onRequest(engineShutdown, () => {
   log("shutdown requested");
-  // Answer first, then exit once the answer is written.
-  setImmediate(() => exit(0));
+  // Answer first, then exit once the answer is written and a save in progress has finished: its file is
+  // what the next session loads.
+  setImmediate(() => void (loaded ? loaded.session.idle() : Promise.resolve()).finally(() => exit(0)));
 });
 
 // The extension closed our stdin (it quit or crashed): nobody is left to answer.

@@ -8,10 +8,14 @@
 // - A question never modifies the repository prefix: its turn is appended after the prefix and removed with
 //   truncate(prefix), which keeps the prefix's KV entries exact. This is a fork without a copy (the
 //   engine's fork() copies the whole KV capacity, which would double the memory of a large context).
+// - A context loaded from a snapshot file replaces `ctx` only when it keeps at least one segment; the
+//   snapshot's segments are named by chain hash, so a kept segment is exactly the prompt asked for.
 // - One operation at a time runs on the context (the engine computes one thing at a time anyway): a
 //   question asked during a prefill waits for it.
+import { existsSync } from "node:fs";
+import { rm, stat } from "node:fs/promises";
 import { ResponseError } from "vscode-jsonrpc";
-import type { Context, Model } from "../engine/addon";
+import type { Context, ContextOptions, Model } from "../engine/addon";
 import {
   type AskParams,
   type AskResult,
@@ -40,6 +44,12 @@ export interface OpenHooks extends OperationHooks {
   progress(doneTokens: number, totalTokens: number, tokensPerSecond: number): void;
 }
 
+/** Where the context of this workspace is saved, and where a snapshot that cannot be used is reported. */
+export interface SnapshotPlace {
+  file: string;
+  log(line: string): void;
+}
+
 export interface AskHooks extends OperationHooks {
   token(text: string): void;
 }
@@ -57,8 +67,13 @@ export class ContextSession {
 
   constructor(
     private readonly model: Model,
-    private readonly ctx: Context,
+    private ctx: Context,
+    private readonly contextOptions: ContextOptions,
   ) {}
+
+  get context(): Context {
+    return this.ctx;
+  }
 
   get tokens(): number {
     return this.placed.length ? this.placed[this.placed.length - 1].end : 0;
@@ -73,13 +88,29 @@ export class ContextSession {
     return this.placed.length ? this.placed[this.placed.length - 1].chainHash : "";
   }
 
-  open(params: OpenParams, hooks: OpenHooks): Promise<OpenResult> {
-    return this.exclusive(() => this.openNow(params, hooks));
+  open(params: OpenParams, hooks: OpenHooks, snapshot?: SnapshotPlace): Promise<OpenResult> {
+    return this.exclusive(() => this.openNow(params, hooks, snapshot));
+  }
+
+  /** Saves the repository prefix (never a question) with its segments' token ranges. */
+  save(file: string): Promise<{ bytes: number; seconds: number }> {
+    return this.exclusive(async () => {
+      if (this.tokens === 0) throw new Error("There is no repository context to save; open one with context/open first.");
+      const started = performance.now();
+      const segments = this.placed.map((p) => ({ id: p.id, hash: p.chainHash, begin: p.start, end: p.end }));
+      await this.ctx.saveSnapshot(file, segments);
+      return { bytes: (await stat(file)).size, seconds: (performance.now() - started) / 1000 };
+    });
   }
 
   ask(params: AskParams, hooks: AskHooks): Promise<AskResult> {
     const received = performance.now();
     return this.exclusive(() => this.askNow(params, hooks, received));
+  }
+
+  /** Resolves once the queued operations (a save after a prefill among them) are done. */
+  async idle(): Promise<void> {
+    await this.queue;
   }
 
   dispose(): void {
@@ -93,12 +124,17 @@ export class ContextSession {
     return result;
   }
 
-  private async openNow(params: OpenParams, hooks: OpenHooks): Promise<OpenResult> {
+  private async openNow(params: OpenParams, hooks: OpenHooks, snapshot?: SnapshotPlace): Promise<OpenResult> {
     const { segments } = params;
     if (segments.length === 0) {
       throw new ResponseError(EngineErrorCodes.unsupported, "context/open needs at least one segment (the prompt head).");
     }
     const ids = await this.tokenizeSegments(segments);
+
+    let fromDisk = false;
+    if (snapshot && !(this.placed.length > 0 && this.placed[0].chainHash === segments[0].chainHash)) {
+      fromDisk = await this.loadSnapshot(snapshot, segments);
+    }
 
     let kept = 0;
     while (kept < this.placed.length && kept < segments.length && this.placed[kept].chainHash === segments[kept].chainHash) kept++;
@@ -150,11 +186,43 @@ export class ContextSession {
       contextId,
       tokens: totalTokens,
       reusedTokens,
-      source: pending.length === 0 ? "memory" : "prefill",
+      source: fromDisk && reusedTokens > 0 ? "disk" : pending.length === 0 ? "memory" : "prefill",
       reusedSegments: kept,
       prefillSeconds,
       tokensPerSecond,
     };
+  }
+
+  /**
+   * Replaces the context with the snapshot's longest prefix of matching segments; false when none match or
+   * the file cannot be used (a damaged or foreign file is deleted so that the next save replaces it).
+   */
+  private async loadSnapshot(snapshot: SnapshotPlace, segments: SegmentRef[]): Promise<boolean> {
+    if (!existsSync(snapshot.file)) return false;
+    const started = performance.now();
+    let loaded: Awaited<ReturnType<Model["loadContext"]>>;
+    try {
+      loaded = await this.model.loadContext(snapshot.file, this.contextOptions, -1);
+    } catch (error) {
+      snapshot.log(`saved context ${snapshot.file} cannot be used (${(error as Error).message}); deleted it, prefilling instead`);
+      await rm(snapshot.file, { force: true });
+      return false;
+    }
+    const saved = loaded.segments;
+    let kept = 0;
+    while (kept < saved.length && kept < segments.length && saved[kept].hash === segments[kept].chainHash) kept++;
+    if (kept === 0) {
+      loaded.context.dispose();
+      return false;
+    }
+    const keep = saved[kept - 1].end;
+    if (loaded.context.nPast !== keep) loaded.context.truncate(keep);
+    this.ctx.dispose();
+    this.ctx = loaded.context;
+    this.placed = saved.slice(0, kept).map((s) => ({ id: s.id, chainHash: s.hash, start: s.begin, end: s.end }));
+    const seconds = (performance.now() - started) / 1000;
+    snapshot.log(`loaded ${keep} tokens (${kept} of ${saved.length} saved segments) from ${snapshot.file} in ${seconds.toFixed(3)} s`);
+    return true;
   }
 
   private cancelledOpen(done: number, total: number): ResponseError<void> {
