@@ -10,10 +10,8 @@ import {
   StreamMessageWriter,
 } from "vscode-jsonrpc/node";
 import {
-  type Context,
   type ContextOptions,
   type HcattnAddon,
-  type KvMemory,
   type KvOptions,
   loadAddon,
   type Model,
@@ -36,7 +34,7 @@ import {
 } from "../engine/protocol";
 import { checkGgufFile, ModelFileError } from "../model/modelFile";
 import { mkdir, readdir, stat as statFile } from "node:fs/promises";
-import { availableMemory, doesNotFitMessage, formatGiB, kvBytesPerToken, memoryNeed, totalNeed } from "./memory";
+import { availableMemory, doesNotFitMessage, formatGiB, memoryNeed, totalNeed } from "./memory";
 import { ContextSession, type OperationHooks, type SnapshotPlace } from "./sessions";
 import { SnapshotStore } from "./snapshots";
 
@@ -214,16 +212,6 @@ async function load(params: LoadParams): Promise<LoadResult> {
   };
 }
 
-/**
- * The context's KV bytes as the engine measures them. An engine built before HCAttention has no
- * kvMemory(): its plain f16 cache is then computed from the model's shape, all of it in the fast tier.
- */
-function measuredKv(ctx: Context, model: Model): KvMemory {
-  if (typeof ctx.kvMemory === "function") return ctx.kvMemory();
-  const perToken = kvBytesPerToken(model.info, KV_BYTES_PER_VALUE);
-  return { mode: "full", tokens: ctx.nPast, fastBytes: ctx.nPast * perToken, hostBytes: 0, f16BytesPerToken: perToken };
-}
-
 async function stats(): Promise<StatsResult> {
   const rssBytes = process.memoryUsage().rss;
   const diskBytes = snapshotDir ? await snapshotBytes(snapshotDir) : 0;
@@ -240,7 +228,7 @@ async function stats(): Promise<StatsResult> {
   }
   const { session, model } = loaded;
   // Measured by the engine: what each tier holds now, not what a plain cache would.
-  const measured = measuredKv(session.context, model);
+  const measured = session.context.kvMemory();
   const kvBytesBudget = Math.ceil(session.capacity * measured.f16BytesPerToken * BUDGET_SHARE[measured.mode]);
   return {
     model: { name: model.info.name, digest: model.info.digest },
