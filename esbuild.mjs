@@ -1,7 +1,7 @@
 // Bundles the extension, the sidecar, the CLI, the fixture writer and the chat webview script into dist/,
 // and copies the native addon next to them (the bundles load it from their own folder).
 import * as esbuild from "esbuild";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync } from "node:fs";
 
 const watch = process.argv.includes("--watch");
 const production = process.argv.includes("--production");
@@ -35,7 +35,12 @@ const builds = [
 
 mkdirSync("dist", { recursive: true });
 const addon = "build/native/Release/hcattn.node";
-if (existsSync(addon)) copyFileSync(addon, "dist/hcattn.node");
+// Copy then rename: a process that has the old addon mapped keeps its file intact (overwriting a mapped
+// shared library in place crashes that process with SIGBUS).
+if (existsSync(addon)) {
+  copyFileSync(addon, "dist/hcattn.node.tmp");
+  renameSync("dist/hcattn.node.tmp", "dist/hcattn.node");
+}
 else console.warn(`esbuild: ${addon} not built yet (run npm run build:native); dist/ has no engine`);
 
 if (watch) {
