@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "engine/sha256.h"
 #include "kv/codebook.h"
+#include "kv/f16_rows.h"
 #include "kv/snapshot.h"
 #include "quant/types.h"
 
@@ -317,10 +318,7 @@ class Cache final : public HcKvCache {
 
   float exact_score(const HeadStore& h, const float* q, int j) const {
     const int d = shape_.head_dim;
-    const uint16_t* k = &h.keys[static_cast<size_t>(j) * d];
-    float s = 0;
-    for (int i = 0; i < d; ++i) s += q[i] * quant::fp16_to_fp32(k[i]);
-    return s * shape_.kq_scale;
+    return dot_f16(q, &h.keys[static_cast<size_t>(j) * d], d) * shape_.kq_scale;
   }
 
   // The query of head h at position p attends; chunk_start >= 0 when it belongs to a prefill chunk
@@ -386,8 +384,7 @@ class Cache final : public HcKvCache {
     for (size_t i = 0; i < sel.index.size(); ++i) {
       const float w = std::exp(s.final[i] - m);
       total += w;
-      const uint16_t* v = &hs.values[static_cast<size_t>(sel.index[i]) * d];
-      for (int c = 0; c < d; ++c) acc[c] += w * quant::fp16_to_fp32(v[c]);
+      axpy_f16(w, &hs.values[static_cast<size_t>(sel.index[i]) * d], acc.data(), d);
     }
     if (cfg_.tail) {
       s.selected.assign(n, 0);
@@ -399,8 +396,7 @@ class Cache final : public HcKvCache {
           if (!s.selected[j]) t += std::exp(s.scores[j] - m);
         if (t == 0) continue;
         total += t;
-        const uint16_t* mean = &hs.block_means[static_cast<size_t>(b) * d];
-        for (int c = 0; c < d; ++c) acc[c] += static_cast<float>(t) * quant::fp16_to_fp32(mean[c]);
+        axpy_f16(static_cast<float>(t), &hs.block_means[static_cast<size_t>(b) * d], acc.data(), d);
       }
     }
     const float inv = static_cast<float>(1.0 / total);
@@ -411,9 +407,7 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim;
     std::fill(out, out + d, 0.0f);
     for (size_t i = 0; i < sel.index.size(); ++i) {
-      const uint16_t* v = &hs.values[static_cast<size_t>(sel.index[i]) * d];
-      const float w = sel.weight[i];
-      for (int c = 0; c < d; ++c) out[c] += w * quant::fp16_to_fp32(v[c]);
+      axpy_f16(sel.weight[i], &hs.values[static_cast<size_t>(sel.index[i]) * d], out, d);
     }
   }
 

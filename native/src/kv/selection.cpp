@@ -5,7 +5,7 @@
 #include <limits>
 #include <numeric>
 
-#include "quant/types.h"
+#include "kv/f16_rows.h"
 
 namespace hcattn::kv {
 
@@ -135,10 +135,7 @@ void rescore_exact_f16(Selection& sel, const float* q, const uint16_t* keys, int
   std::vector<double> s(sel.index.size());
   double m = -std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < sel.index.size(); ++i) {
-    const uint16_t* k = keys + static_cast<int64_t>(sel.index[i]) * stride;
-    float dot = 0;
-    for (int c = 0; c < d; ++c) dot += q[c] * quant::fp16_to_fp32(k[c]);
-    s[i] = static_cast<double>(dot) * scale;
+    s[i] = static_cast<double>(dot_f16(q, keys + static_cast<int64_t>(sel.index[i]) * stride, d)) * scale;
     m = std::max(m, s[i]);
   }
   double sum = 0;
@@ -149,9 +146,7 @@ void rescore_exact_f16(Selection& sel, const float* q, const uint16_t* keys, int
 void attend_values_f16(const Selection& sel, const uint16_t* values, int64_t stride, int d, float* out) {
   std::fill(out, out + d, 0.0f);
   for (size_t i = 0; i < sel.index.size(); ++i) {
-    const uint16_t* v = values + static_cast<int64_t>(sel.index[i]) * stride;
-    const float w = sel.weight[i];
-    for (int c = 0; c < d; ++c) out[c] += w * quant::fp16_to_fp32(v[c]);
+    axpy_f16(sel.weight[i], values + static_cast<int64_t>(sel.index[i]) * stride, out, d);
   }
 }
 
