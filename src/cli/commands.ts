@@ -2,6 +2,7 @@
 import { evalCommand } from "./eval";
 import { generateCommand } from "./generate";
 import { indexCommand } from "./index";
+import { statsCommand } from "./stats";
 import { tokenizeCommand } from "./tokenize";
 
 export interface CliCommand {
@@ -14,3 +15,4 @@ commands.index = indexCommand;
 commands.tokenize = tokenizeCommand;
 commands.eval = evalCommand;
 commands.generate = generateCommand;
+commands.stats = statsCommand;

@@ -1,16 +1,15 @@
 // repo-llama eval: the model's next-token log-probabilities at every position of a token sequence.
 import { readFile } from "node:fs/promises";
 import type { CliCommand } from "./commands";
-import { loadModel, numberOption, parseCommandArgs, runCommand, UsageError } from "./model-args";
+import { kvArgOptions, kvContextOptions, kvUsage, loadModel, numberOption, parseCommandArgs, runCommand, UsageError } from "./model-args";
 
-const usage = `usage: repo-llama eval --model M --tokens-file F [--top K] [--kv f32|f16]
+const usage = `usage: repo-llama eval --model M --tokens-file F [--top K] [--kv MODE]
 
 F holds a JSON array of token ids. Prints one JSON line per position:
   {"pos": i, "top": [[id, logprob], ...]}   the K most likely next tokens (natural-log probabilities)
   --top K      how many tokens per position (default 5)
-  --kv TYPE    KV cache precision, f32 (default) or f16
   --threads N  engine threads (0: all cores)
-`;
+${kvUsage}`;
 
 export const evalCommand: CliCommand = {
   summary: "print the top-K next-token log-probabilities at every position of a token sequence",
@@ -20,11 +19,11 @@ export const evalCommand: CliCommand = {
         model: { type: "string" },
         "tokens-file": { type: "string" },
         top: { type: "string" },
-        kv: { type: "string", default: "f32" },
         threads: { type: "string" },
+        ...kvArgOptions,
       });
       if (!v["tokens-file"]) throw new UsageError("--tokens-file F is required");
-      if (v.kv !== "f32" && v.kv !== "f16") throw new UsageError(`--kv must be f32 or f16, got "${v.kv}"`);
+      const kv = kvContextOptions(v);
       const topK = numberOption("top", v.top, 5);
       let ids: unknown;
       try {
@@ -36,7 +35,7 @@ export const evalCommand: CliCommand = {
         throw new Error(`${v["tokens-file"]}: expected a JSON array of integer token ids`);
       }
       const model = await loadModel(v.model, v.threads);
-      const ctx = model.createContext({ nCtx: Math.max(1, ids.length), kvType: v.kv });
+      const ctx = model.createContext({ nCtx: Math.max(1, ids.length), ...kv });
       const result = await ctx.evalLogits(ids as number[], topK);
       const lines = result.top.map((top, pos) => JSON.stringify({ pos, top }));
       process.stdout.write(lines.length ? `${lines.join("\n")}\n` : "");

@@ -1,6 +1,6 @@
 // repo-llama generate: continues a prompt with the model, streaming the text as it is produced.
 import type { CliCommand } from "./commands";
-import { loadModel, numberOption, parseCommandArgs, runCommand, UsageError } from "./model-args";
+import { kvArgOptions, kvContextOptions, kvUsage, loadModel, numberOption, parseCommandArgs, runCommand, UsageError } from "./model-args";
 
 const usage = `usage: repo-llama generate --model M --prompt P [-n N] [--temperature T] [--seed S]
 
@@ -12,7 +12,7 @@ beginning-of-text token is added). Ctrl-C stops after the current token.
   --top-p P        default 0.95
   --seed S         draws are reproducible for a seed (default 0)
   --threads N      engine threads (0: all cores)
-`;
+${kvUsage}`;
 
 export const generateCommand: CliCommand = {
   summary: "continue a prompt with the model, streaming the text",
@@ -27,9 +27,11 @@ export const generateCommand: CliCommand = {
         "top-p": { type: "string" },
         seed: { type: "string" },
         threads: { type: "string" },
+        ...kvArgOptions,
       });
       if (v.prompt === undefined) throw new UsageError("--prompt P is required");
       const maxTokens = numberOption("n", v.n, 128);
+      const kv = kvContextOptions(v);
       const sampling = {
         temperature: numberOption("temperature", v.temperature, 0.8),
         topK: numberOption("top-k", v["top-k"], 40),
@@ -38,7 +40,7 @@ export const generateCommand: CliCommand = {
       };
       const model = await loadModel(v.model, v.threads);
       const prompt = await model.tokenize(v.prompt, true, true);
-      const ctx = model.createContext({ nCtx: Math.min(model.info.nCtxTrain, prompt.length + maxTokens) });
+      const ctx = model.createContext({ nCtx: Math.min(model.info.nCtxTrain, prompt.length + maxTokens), ...kv });
       const stop = () => ctx.cancel();
       process.once("SIGINT", stop);
       try {

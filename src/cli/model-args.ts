@@ -1,6 +1,6 @@
 // Shared pieces of the engine commands (tokenize, eval, generate): option parsing and model loading.
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { loadAddon, type Model } from "../engine/addon";
+import { loadAddon, type ContextOptions, type KvMode, type Model } from "../engine/addon";
 
 /** Thrown for bad command lines; the command prints the message and its usage and exits with 2. */
 export class UsageError extends Error {}
@@ -38,4 +38,41 @@ export async function runCommand(name: string, usage: string, body: () => Promis
     process.stderr.write(`repo-llama ${name}: ${(error as Error).message}\n`);
     return 1;
   }
+}
+
+/** The KV cache options every engine command takes. */
+export const kvArgOptions = {
+  kv: { type: "string" },
+  "kv-top-p": { type: "string" },
+  sinks: { type: "string" },
+  recent: { type: "string" },
+} as const;
+
+export const kvUsage = `  --kv MODE        KV cache: f32 (default) or f16 keep every key and value; 50%, 25%, 12.5% are
+                   HCAttention budgets (fast tier relative to f16 K+V)
+  --kv-top-p P     attention mass the HCAttention selection keeps (default 0.995)
+  --sinks N        first tokens always attended (default 4)
+  --recent N       last tokens always attended (default 64)
+`;
+
+const budgets: KvMode[] = ["50%", "25%", "12.5%"];
+
+/** Context options for the parsed --kv, --kv-top-p, --sinks and --recent values. */
+export function kvContextOptions(v: { kv?: string; "kv-top-p"?: string; sinks?: string; recent?: string }): Pick<ContextOptions, "kvType" | "kv"> {
+  const mode = v.kv ?? "f32";
+  if (mode === "f32" || mode === "full" || mode === "f16") {
+    if (v["kv-top-p"] !== undefined || v.sinks !== undefined || v.recent !== undefined) {
+      throw new UsageError("--kv-top-p, --sinks and --recent apply to the HCAttention budgets (--kv 50%|25%|12.5%)");
+    }
+    return { kvType: mode === "f16" ? "f16" : "f32" };
+  }
+  if (!budgets.includes(mode as KvMode)) throw new UsageError(`--kv must be f32, f16, 50%, 25% or 12.5%, got "${mode}"`);
+  return {
+    kv: {
+      mode: mode as KvMode,
+      ...(v["kv-top-p"] !== undefined && { topP: numberOption("kv-top-p", v["kv-top-p"], 0) }),
+      ...(v.sinks !== undefined && { sinks: numberOption("sinks", v.sinks, 0) }),
+      ...(v.recent !== undefined && { recent: numberOption("recent", v.recent, 0) }),
+    },
+  };
 }

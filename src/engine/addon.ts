@@ -121,8 +121,8 @@ export interface KvOptions {
   centroids?: number;
   calibrationTokens?: number;
   starBlock?: number;
-  rescore?: number;
-  tail?: number;
+  rescore?: boolean;
+  tail?: boolean;
 }
 
 export interface KvMemory {
