@@ -8,6 +8,7 @@ import {
   chatDisabledHint,
   type FromWebview,
   formatAnswerStats,
+  formatDiskLoad,
   formatPrefillProgress,
   type IndexState,
   modelProblemMessage,
@@ -252,7 +253,8 @@ function renderContext(info: ContextInfo): void {
   const memory = info.memory
     ? ` · KV fast ${formatBytes(info.memory.fastBytes)}, host ${formatBytes(info.memory.hostBytes)}, disk ${formatBytes(info.memory.diskBytes)}`
     : "";
-  contextSummary.textContent = `Context: ${n(info.tokens)} tokens (${from})${memory}`;
+  const loaded = info.source === "disk" && info.openSeconds !== undefined ? ` · ${formatDiskLoad(info.tokens, info.openSeconds)}` : "";
+  contextSummary.textContent = `Context: ${n(info.tokens)} tokens (${from})${loaded}${memory}`;
 }
 
 function renderProgress(progress: PrefillProgress | undefined): void {

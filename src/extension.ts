@@ -1,12 +1,12 @@
 // The composition root: creates the parts, wires their events and hands back the API. No logic lives here.
 import * as vscode from "vscode";
 import { type AnswerOutcome, ChatController } from "./chat/controller";
-import type { ChatEntry, ViewState } from "./chat/messages";
+import type { ChatEntry, ContextInfo, ViewState } from "./chat/messages";
 import { ChatViewProvider } from "./chat/view";
 import { useChatForExplain } from "./commands/explainRepository";
 import { registerCommands } from "./commands/register";
 import { WorkspaceIndex } from "./commands/reindex";
-import { affectsIndex, affectsModel } from "./config";
+import { affectsIndex, affectsModel, snapshotFolder } from "./config";
 import type { EngineClient } from "./engine/client";
 import { EngineHost } from "./engine/engineHost";
 import { ModelSetting } from "./model/modelSetting";
@@ -26,6 +26,8 @@ export interface RepoLlamaApi {
     stop(): void;
     newChat(): void;
     history(): readonly ChatEntry[];
+    /** The repository context as the view's indicator shows it (source "disk" when loaded from a snapshot). */
+    context(): ContextInfo | undefined;
     openCitation(path: string, line: number): Promise<vscode.TextEditor | undefined>;
   };
 }
@@ -50,7 +52,10 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
   const viewState = (): ViewState => ({ index: index.state, model: model.current });
   // The engine load for the model now configured; questions wait for it.
   let engineLoad: Promise<unknown> = Promise.resolve();
-  const chat = new ChatController(context.workspaceState, index, model, engine, () => engineLoad);
+  const chat = new ChatController(context.workspaceState, index, model, engine, () => engineLoad, {
+    folder: snapshotFolder(context.globalStorageUri),
+    log,
+  });
   const view = new ChatViewProvider(context.extensionUri, viewState, chat);
   context.subscriptions.push(log, status, index, model, engine, chat, useChatForExplain(chat));
 
@@ -86,6 +91,7 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
       stop: () => chat.stop(),
       newChat: () => chat.newChat(),
       history: () => chat.history,
+      context: () => chat.context,
       openCitation: (path, line) => chat.openCitation(path, line),
     },
   };

@@ -12,7 +12,7 @@ import { type AskResult, type AskStats, type ChatMessage, EngineErrorCodes, type
 import type { EngineHost } from "../engine/engineHost";
 import type { ModelSetting } from "../model/modelSetting";
 import { knownCitedPaths } from "./citations";
-import { type ChatEntry, type ContextInfo, formatPrefillProgress, modelProblemMessage, type PrefillProgress, type ToWebview } from "./messages";
+import { type ChatEntry, type ContextInfo, formatDiskLoad, formatPrefillProgress, modelProblemMessage, type PrefillProgress, type ToWebview } from "./messages";
 
 const HISTORY_KEY = "repoLlama.chat.history";
 /** Entries kept in workspaceState; older ones are dropped first. */
@@ -38,6 +38,12 @@ export interface ChatViewPort {
   post(message: ToWebview): void;
 }
 
+/** Where contexts are saved so that the next session loads them from disk instead of prefilling. */
+export interface ContextSnapshots {
+  folder: vscode.Uri;
+  log: vscode.LogOutputChannel;
+}
+
 export class ChatController implements vscode.Disposable {
   private entries: ChatEntry[];
   /** Cancels the answer being written, while there is one. */
@@ -55,11 +61,17 @@ export class ChatController implements vscode.Disposable {
     private readonly engine: EngineHost,
     /** Resolves when the engine has loaded the configured model (or failed to). */
     private readonly engineLoaded: () => Promise<unknown>,
+    private readonly snapshots: ContextSnapshots,
   ) {
     this.entries = workspaceState.get<ChatEntry[]>(HISTORY_KEY, []).map((entry) =>
       // A reload in the middle of an answer leaves an entry that will never finish.
       entry.status === "streaming" ? { ...entry, status: "stopped" } : entry,
     );
+  }
+
+  /** What the view's context indicator shows; undefined before the first context/open. */
+  get context(): ContextInfo | undefined {
+    return this.contextInfo;
   }
 
   get history(): readonly ChatEntry[] {
@@ -206,6 +218,7 @@ export class ChatController implements vscode.Disposable {
       throw new Error(`The engine is not ready (${this.engine.client.health}). Check the Repo Llama Engine log ("Repo Llama: Show Engine Log").`);
     }
     const { segments } = await this.index.result();
+    await vscode.workspace.fs.createDirectory(this.snapshots.folder);
     const source = new RpcCancellationSource();
     this.prefill = source;
     const forward = answer.token.onCancellationRequested(() => source.cancel());
@@ -221,15 +234,22 @@ export class ChatController implements vscode.Disposable {
     };
     try {
       const opened = await this.engine.client.openContext(
-        { segments: segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })), snapshotDir: "" },
+        {
+          segments: segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })),
+          snapshotDir: this.snapshots.folder.fsPath,
+          workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+        },
         onProgress,
         source.token,
       );
+      const openSeconds = (Date.now() - startedAt) / 1000;
+      if (opened.source === "disk") this.snapshots.log.info(`Repository context: ${formatDiskLoad(opened.tokens, openSeconds)}.`);
       this.setContext({
         tokens: opened.tokens,
         reusedTokens: opened.reusedTokens,
         prefilledTokens: opened.tokens - opened.reusedTokens,
         source: opened.source,
+        openSeconds,
       });
       return opened;
     } catch (error) {

@@ -45,6 +45,8 @@ export interface ContextInfo {
   reusedTokens: number;
   prefilledTokens: number;
   source: "memory" | "disk" | "prefill";
+  /** Seconds the context/open request took, as the extension measured it. */
+  openSeconds?: number;
   /** KV memory per tier (engine/stats), when the engine reported it. */
   memory?: { fastBytes: number; hostBytes: number; diskBytes: number };
 }
@@ -127,6 +129,12 @@ export function formatAnswerStats(stats: NonNullable<ChatEntry["stats"]>): strin
 }
 
 /** "12,345 of 50,000 tokens · 812 tokens/s · about 46 s left" */
+/** "loaded 812k tokens from cache in 3.1 s": a context that came back from its saved snapshot. */
+export function formatDiskLoad(tokens: number, seconds: number): string {
+  const count = tokens < 1000 ? `${tokens}` : tokens < 1_000_000 ? `${Math.round(tokens / 1000)}k` : `${(tokens / 1_000_000).toFixed(1)}M`;
+  return `loaded ${count} tokens from cache in ${seconds.toFixed(1)} s`;
+}
+
 export function formatPrefillProgress(p: PrefillProgress): string {
   const counts = `${p.doneTokens.toLocaleString("en-US")} of ${p.totalTokens.toLocaleString("en-US")} tokens`;
   if (p.tokensPerSecond <= 0) return counts;

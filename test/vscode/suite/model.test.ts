@@ -75,6 +75,26 @@ suite("Repo Llama with a scripted model", () => {
     assert.equal(second.stats.generatedTokens, first.stats.generatedTokens);
   });
 
+  test("after an engine restart the context comes back from its saved snapshot, not a prefill", async function () {
+    this.timeout(120_000);
+    const first = api.chat.context();
+    assert.equal(first?.source, "memory", "the follow-up reused the context in memory");
+    // The sidecar saves the snapshot after the prefill; engine/stats counts the saved bytes.
+    await untilAsync(async () => (await api.engine.stats()).memory.diskBytes > 0, 30_000, "the snapshot save");
+    const pid = api.engine.pid;
+    assert.ok(pid, "the engine sidecar is running");
+    process.kill(pid, "SIGKILL");
+    await until(() => api.engine.health === "ok" && api.engine.pid !== undefined && api.engine.pid !== pid, 30_000, "the engine restart");
+
+    const outcome = await api.chat.ask("Answer again from the saved context.");
+    assert.equal(outcome.text, script);
+    const reopened = api.chat.context();
+    assert.equal(reopened?.source, "disk", JSON.stringify(reopened));
+    assert.equal(reopened.tokens, first.tokens);
+    assert.equal(reopened.reusedTokens, first.tokens, "every token of the context was loaded, none prefilled");
+    assert.ok(reopened.openSeconds !== undefined && reopened.openSeconds > 0, `openSeconds ${reopened.openSeconds}`);
+  });
+
   test("Stop cancels the answer in the engine: at most a few tokens arrive after it", async function () {
     this.timeout(120_000);
     let streamed = "";
@@ -169,6 +189,14 @@ suite("Repo Llama with a scripted model", () => {
 async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function untilAsync(condition: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
