@@ -1,7 +1,7 @@
 // The engine's health in the status bar: one item, theme colours only, and a tooltip that says what the
 // state means and links the command that helps.
 import * as vscode from "vscode";
-import { DOWNLOAD_MODEL, ENGINE_MISSING_MESSAGE, type ModelState, modelProblemMessage, SELECT_MODEL } from "./chat/messages";
+import { DOWNLOAD_MODEL, ENGINE_STARTS_MESSAGE, type ModelState, modelProblemMessage, SELECT_MODEL } from "./chat/messages";
 import { CommandIds } from "./commands/ids";
 
 export type EngineHealth = "starting" | "ok" | "busy" | "error" | "stopped";
@@ -68,7 +68,7 @@ export function stoppedEngineReport(model: ModelState): HealthReport {
   }
   return {
     health: "stopped",
-    detail: `Engine not started. ${ENGINE_MISSING_MESSAGE}`,
+    detail: `Engine not started. ${ENGINE_STARTS_MESSAGE}`,
     actions: [{ title: "Show Engine Log", command: CommandIds.showLog }],
   };
 }

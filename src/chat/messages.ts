@@ -96,8 +96,8 @@ export const DOWNLOAD_MODEL = "Download Model";
 export const NO_MODEL_MESSAGE =
   "No model is configured. Repo Llama answers with a local Llama-3 model in GGUF format: select a .gguf file on this machine or download one.";
 
-export const ENGINE_MISSING_MESSAGE =
-  "This build of Repo Llama has no engine to run the model yet, so questions and Explain Repository are not available.";
+export const ENGINE_STARTS_MESSAGE =
+  "The engine starts with the configured model; Show Engine Log tells what it is doing.";
 
 /** The actionable text for a missing or unusable model, or undefined when a model file is configured. */
 export function modelProblemMessage(model: ModelState): string | undefined {

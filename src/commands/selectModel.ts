@@ -2,7 +2,7 @@
 // GGUF file, and store it in repoLlama.modelPath for this user. The engine validates it fully when it loads.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { ENGINE_MISSING_MESSAGE } from "../chat/messages";
+import { ENGINE_STARTS_MESSAGE } from "../chat/messages";
 import { formatBytes } from "../chat/summary";
 import { readConfig, setModelPath } from "../config";
 import { checkGgufFile, ModelFileError } from "../model/modelFile";
@@ -25,8 +25,8 @@ export async function selectModel(notify: (markdown: string) => void, picked?: v
     const header = await checkGgufFile(filePath);
     await setModelPath(filePath);
     const facts = `GGUF version ${header.ggufVersion}, ${formatBytes(header.bytes)}`;
-    void vscode.window.showInformationMessage(`Model set to ${path.basename(filePath)} (${facts}). ${ENGINE_MISSING_MESSAGE}`);
-    notify(`Model set to \`${filePath}\` (${facts}).\n\n${ENGINE_MISSING_MESSAGE}`);
+    void vscode.window.showInformationMessage(`Model set to ${path.basename(filePath)} (${facts}). ${ENGINE_STARTS_MESSAGE}`);
+    notify(`Model set to \`${filePath}\` (${facts}).\n\n${ENGINE_STARTS_MESSAGE}`);
     return { kind: "selected", path: filePath, ...header };
   } catch (error) {
     if (!(error instanceof ModelFileError)) throw error;
