@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "addon/bindings.h"
+#include "addon/js_values.h"
 #include "hcattn/engine.h"
 
 namespace hcattn::addon {
@@ -52,48 +53,6 @@ struct ContextState {
   bool busy = false;  // touched on the JS thread only
 };
 using ContextPtr = std::shared_ptr<ContextState>;
-
-template <typename F>
-auto js_errors(Napi::Env env, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
-
-std::vector<Token> ids_argument(const Napi::Value& v, const char* what) {
-  std::vector<Token> ids;
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-    const Napi::Int32Array a = v.As<Napi::Int32Array>();
-    ids.assign(a.Data(), a.Data() + a.ElementLength());
-    return ids;
-  }
-  if (v.IsArray()) {
-    const Napi::Array a = v.As<Napi::Array>();
-    ids.reserve(a.Length());
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      const Napi::Value e = a.Get(i);
-      if (!e.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must hold numbers (token ids)");
-      ids.push_back(e.As<Napi::Number>().Int32Value());
-    }
-    return ids;
-  }
-  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an Int32Array or an array of token ids");
-}
-
-Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<Token>& ids) {
-  Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
-  if (!ids.empty()) std::memcpy(out.Data(), ids.data(), ids.size() * sizeof(Token));
-  return out;
-}
-
-bool bool_arg(const Napi::CallbackInfo& info, size_t i, bool fallback) {
-  if (info.Length() <= i || info[i].IsUndefined()) return fallback;
-  return info[i].ToBoolean().Value();
-}
 
 Napi::Object options_arg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Napi::Object::New(info.Env());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "addon/bindings.h"
+#include "addon/js_values.h"
 #include "common/error.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -46,59 +47,6 @@ std::string text_argument(const Napi::Value& v, const char* what) {
     }
   }
   throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a string or a Buffer/Uint8Array");
-}
-
-std::vector<Token> ids_argument(const Napi::Value& v) {
-  std::vector<Token> ids;
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-    const Napi::Int32Array a = v.As<Napi::Int32Array>();
-    ids.assign(a.Data(), a.Data() + a.ElementLength());
-    return ids;
-  }
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array) {
-    const Napi::Uint32Array a = v.As<Napi::Uint32Array>();
-    ids.reserve(a.ElementLength());
-    for (size_t i = 0; i < a.ElementLength(); ++i) {
-      // Ids past INT32_MAX become negative and are then rejected as outside the vocabulary.
-      ids.push_back(static_cast<Token>(a[i]));
-    }
-    return ids;
-  }
-  if (v.IsArray()) {
-    const Napi::Array a = v.As<Napi::Array>();
-    ids.reserve(a.Length());
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      const Napi::Value e = a.Get(i);
-      if (!e.IsNumber()) throw Napi::TypeError::New(v.Env(), "token ids must be numbers");
-      ids.push_back(e.As<Napi::Number>().Int32Value());
-    }
-    return ids;
-  }
-  throw Napi::TypeError::New(v.Env(), "token ids must be an Int32Array, a Uint32Array or an array of numbers");
-}
-
-bool bool_argument(const Napi::CallbackInfo& info, size_t i, bool fallback) {
-  if (info.Length() <= i || info[i].IsUndefined()) return fallback;
-  return info[i].ToBoolean().Value();
-}
-
-// Engine errors (hcattn::Error, std::bad_alloc) become JS exceptions; node-addon-api itself only
-// forwards Napi::Error.
-template <typename F>
-auto js_errors(Napi::Env env, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
-
-Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<Token>& ids) {
-  Napi::Int32Array out = Napi::Int32Array::New(env, ids.size());
-  if (!ids.empty()) std::memcpy(out.Data(), ids.data(), ids.size() * sizeof(Token));
-  return out;
 }
 
 // Per-module state: the class constructor, needed to wrap a tokenizer loaded on a worker thread.
@@ -235,7 +183,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       }
       messages.push_back({role.As<Napi::String>().Utf8Value(), content.As<Napi::String>().Utf8Value()});
     }
-    const std::string text = hcattn::Tokenizer::apply_chat_template(messages, bool_argument(info, 1, true));
+    const std::string text = hcattn::Tokenizer::apply_chat_template(messages, bool_arg(info, 1, true));
     return Napi::String::New(env, text);
   }
 
@@ -243,8 +191,8 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     Napi::Env env = info.Env();
     if (info.Length() < 1) throw Napi::TypeError::New(env, "encode(text, addBos, parseSpecial): text is required");
     const std::string text = text_argument(info[0], "encode: text");
-    const bool add_bos = bool_argument(info, 1, false);
-    const bool parse_special = bool_argument(info, 2, false);
+    const bool add_bos = bool_arg(info, 1, false);
+    const bool parse_special = bool_arg(info, 2, false);
     return to_int32_array(env, js_errors(env, [&] { return tokenizer_->encode(text, add_bos, parse_special); }));
   }
 
@@ -254,7 +202,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       throw Napi::TypeError::New(env, "encodeAsync(text, addBos, parseSpecial): text is required");
     }
     auto* worker = new EncodeWorker(env, tokenizer_, text_argument(info[0], "encodeAsync: text"),
-                                    bool_argument(info, 1, false), bool_argument(info, 2, false));
+                                    bool_arg(info, 1, false), bool_arg(info, 2, false));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;
@@ -262,8 +210,8 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
 
   std::string decode_argument_bytes(const Napi::CallbackInfo& info) {
     if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "decode(ids, special): ids are required");
-    const std::vector<Token> ids = ids_argument(info[0]);
-    const bool special = bool_argument(info, 1, false);
+    const std::vector<Token> ids = ids_argument(info[0], "ids");
+    const bool special = bool_arg(info, 1, false);
     return js_errors(info.Env(), [&] { return tokenizer_->decode(ids, special); });
   }
 
@@ -292,7 +240,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
 
   Napi::Value TokenToPiece(const Napi::CallbackInfo& info) {
     const Token id = id_argument(info, "tokenToPiece");
-    const bool special = bool_argument(info, 1, false);
+    const bool special = bool_arg(info, 1, false);
     const std::string piece = js_errors(info.Env(), [&] { return tokenizer_->token_to_piece(id, special); });
     return Napi::Buffer<char>::Copy(info.Env(), piece.data(), piece.size());
   }
