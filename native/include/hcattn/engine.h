@@ -31,6 +31,11 @@ BuildInfo build_info();
 
 struct ModelOptions {
   int threads = 0;           // CPU threads; 0: all hardware threads
+  // Where the forward pass runs: "auto" (CUDA when this build has it and a usable GPU is present,
+  // else the CPU), "cpu" or "cuda". An explicit "cuda" that cannot be honoured (no CUDA in this
+  // build, no GPU or driver, a weight type the GPU kernels lack, too little GPU memory) loads on the
+  // CPU instead and says why in ModelInfo::device_note.
+  std::string device = "auto";
 };
 
 // What a loaded model is (DESIGN §4 engine/load answer).
@@ -51,6 +56,9 @@ struct ModelInfo {
   Token bos = -1;
   Token eos = -1;
   std::string digest;        // sha256 (hex) of metadata, tensor table and samples of every tensor's data
+  std::string device;        // where the forward pass runs: "cpu" or "cuda"
+  std::string device_name;   // that device in words (GPU name and memory, or CPU SIMD level and threads)
+  std::string device_note;   // why CUDA is not used although it was requested or found ("" otherwise)
 };
 
 enum class KvType { F32, F16 };
