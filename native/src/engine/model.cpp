@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "cpu/threadpool.h"
+#include "engine/backend.h"
 #include "engine/sha256.h"
 #include "gguf/gguf.h"
 #include "hcattn/engine.h"
@@ -26,6 +27,7 @@ struct Model::Impl {
   std::unique_ptr<Tokenizer> tokenizer;  // null when the file's vocabulary cannot be used for text
   std::string tokenizer_error;           // why, then
   std::unique_ptr<cpu::ThreadPool> pool;
+  std::unique_ptr<engine::Backend> backend;  // where forward passes run (options.device)
   ModelInfo info;
   ModelOptions options;
   std::mutex compute;                    // the pool runs one forward pass at a time
@@ -180,6 +182,11 @@ std::shared_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   }
   im.pool = std::make_unique<cpu::ThreadPool>(options.threads);
   im.info = describe(*im.file, *im.llama, im.tokenizer.get());
+  engine::BackendChoice choice = engine::select_backend(options.device, *im.llama, *im.pool);
+  im.backend = std::move(choice.backend);
+  im.info.device = im.backend->name();
+  im.info.device_name = im.backend->description();
+  im.info.device_note = choice.note;
   return m;
 }
 
@@ -227,7 +234,9 @@ struct Context::Impl {
   // Runs one chunk; out receives all rows of logits when all_logits, else the last row.
   void run_chunk(const Token* ids, int n, bool all_logits, float* out) {
     std::lock_guard<std::mutex> lock(model->impl_->compute);
-    llama().forward(ids, n, static_cast<int>(tokens.size()), *kv, activations(n), *model->impl_->pool, all_logits, out);
+    engine::Backend& backend = *model->impl_->backend;
+    backend.forward(ids, n, static_cast<int>(tokens.size()), *kv,
+                    backend.uses_host_activations() ? &activations(n) : nullptr, all_logits, out);
     tokens.insert(tokens.end(), ids, ids + n);
   }
 };
@@ -240,8 +249,8 @@ std::unique_ptr<Context> Model::create_context(const ContextOptions& options) {
   if (impl->options.n_batch <= 0) throw Error("n_batch must be positive");
   impl->options.n_batch = std::min(impl->options.n_batch, impl->options.n_ctx);
   if (impl->options.kv.mode == "full") {
-    impl->kv = model::make_full_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx,
-                                         options.kv_type == KvType::F16 ? model::KvStorage::F16 : model::KvStorage::F32);
+    impl->kv = impl_->backend->make_full_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx,
+                                                  options.kv_type == KvType::F16 ? model::KvStorage::F16 : model::KvStorage::F32);
   } else {
     impl->kv = kv::make_hc_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx, hc_config(impl->options.kv));
   }
