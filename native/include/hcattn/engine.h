@@ -76,7 +76,7 @@ struct KvOptions {
   float margin = 3.0f;           // also keep tokens within this many logits of the top-p cut
   int centroids = 256;           // codebook size per key group
   int calibration_tokens = 1024; // the first keys of each layer train its codebooks
-  int star_block = 0;            // prefill: 0 = chunk queries use the selection; > 0 = star-attention blocks
+  int star_block = 0;            // > 0: prefill calls without `global` use star-attention blocks (PrefillOptions)
   bool rescore = true;           // exact scores (host-tier keys) for the selected tokens
   bool tail = true;              // estimate the unselected tokens' share from per-block mean values
 };
@@ -112,6 +112,15 @@ struct PrefillProgress {
   double tokens_per_second = 0;
 };
 using ProgressFn = std::function<void(const PrefillProgress&)>;
+
+// How the queries of one prefill call attend in a context whose kv.star_block > 0 (DESIGN §5):
+//   global = false (the document phase): exact attention to the sinks and to the query's own aligned
+//     block of star_block positions; linear in the context, and the same whatever the call and chunk split.
+//   global = true (the question phase): the top-p selection over the whole cache, as decode does.
+// With star_block == 0 (and in "full" mode) both are the same: every query attends to the whole cache.
+struct PrefillOptions {
+  bool global = false;
+};
 
 // Sampling as llama.cpp's common sampler chain orders it: repetition penalty, top-k, top-p, temperature,
 // then a draw. temperature <= 0 is greedy (argmax after the penalty).
@@ -193,10 +202,11 @@ class Context {
   // Appends tokens in chunks of n_batch, calling progress after each chunk. Returns false when cancel
   // became true (checked before every chunk); the context then holds the chunks completed so far.
   bool prefill(const std::vector<Token>& tokens, const ProgressFn& progress = {},
-               const std::atomic<bool>* cancel = nullptr);
-  // Appends one token and returns the logits after it.
+               const std::atomic<bool>* cancel = nullptr, const PrefillOptions& options = {});
+  // Appends one token and returns the logits after it (global attention).
   const std::vector<float>& decode(Token token);
   // Appends tokens and returns the logits after every one of them: tokens.size() rows of n_vocab.
+  // Attends as prefill() without `global` does.
   std::vector<float> eval_logits(const std::vector<Token>& tokens, const std::atomic<bool>* cancel = nullptr);
   // Samples up to options.max_tokens tokens after the current ones (the context must not be empty).
   GenerateResult generate(const GenerateOptions& options, const TokenFn& on_token = {},

@@ -231,9 +231,11 @@ struct Context::Impl {
                   " tokens exceed its " + std::to_string(options.n_ctx) + " positions; create it with a larger nCtx");
     }
   }
-  // Runs one chunk; out receives all rows of logits when all_logits, else the last row.
-  void run_chunk(const Token* ids, int n, bool all_logits, float* out) {
+  // Runs one chunk with the given attention phase; out receives all rows of logits when all_logits, else
+  // the last row.
+  void run_chunk(const Token* ids, int n, kv::AttendPhase phase, bool all_logits, float* out) {
     std::lock_guard<std::mutex> lock(model->impl_->compute);
+    if (auto* hc = dynamic_cast<kv::HcKvCache*>(kv.get())) hc->set_phase(phase);
     engine::Backend& backend = *model->impl_->backend;
     backend.forward(ids, n, static_cast<int>(tokens.size()), *kv,
                     backend.uses_host_activations() ? &activations(n) : nullptr, all_logits, out);
@@ -280,7 +282,9 @@ int Context::n_past() const { return static_cast<int>(impl_->tokens.size()); }
 const std::vector<Token>& Context::tokens() const { return impl_->tokens; }
 const std::vector<float>& Context::logits() const { return impl_->logits; }
 
-bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progress, const std::atomic<bool>* cancel) {
+bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progress, const std::atomic<bool>* cancel,
+                      const PrefillOptions& options) {
+  const kv::AttendPhase phase = options.global ? kv::AttendPhase::Global : kv::AttendPhase::Star;
   impl_->check_room(tokens.size());
   const int n_vocab = impl_->llama().hparams().n_vocab;
   const auto t0 = std::chrono::steady_clock::now();
@@ -289,7 +293,7 @@ bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progre
     if (cancel && cancel->load()) return false;
     const int n = static_cast<int>(std::min(tokens.size() - done, static_cast<size_t>(impl_->options.n_batch)));
     std::vector<float> last(n_vocab);
-    impl_->run_chunk(tokens.data() + done, n, false, last.data());
+    impl_->run_chunk(tokens.data() + done, n, phase, false, last.data());
     impl_->logits.swap(last);
     done += n;
     if (progress) {
@@ -303,7 +307,7 @@ bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progre
 const std::vector<float>& Context::decode(Token token) {
   impl_->check_room(1);
   std::vector<float> next(impl_->llama().hparams().n_vocab);
-  impl_->run_chunk(&token, 1, false, next.data());
+  impl_->run_chunk(&token, 1, kv::AttendPhase::Global, false, next.data());
   impl_->logits.swap(next);
   return impl_->logits;
 }
@@ -316,7 +320,7 @@ std::vector<float> Context::eval_logits(const std::vector<Token>& tokens, const 
   while (done < tokens.size()) {
     if (cancel && cancel->load()) throw Error("evaluation cancelled");
     const int n = static_cast<int>(std::min(tokens.size() - done, static_cast<size_t>(impl_->options.n_batch)));
-    impl_->run_chunk(tokens.data() + done, n, true, out.data() + done * n_vocab);
+    impl_->run_chunk(tokens.data() + done, n, kv::AttendPhase::Star, true, out.data() + done * n_vocab);
     done += n;
   }
   if (!tokens.empty()) impl_->logits.assign(out.end() - n_vocab, out.end());

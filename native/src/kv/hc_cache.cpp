@@ -237,6 +237,8 @@ class Cache final : public HcKvCache {
     }
   }
 
+  void set_phase(AttendPhase phase) override { phase_ = phase; }
+
   std::unique_ptr<model::KvCache> clone_prefix(int n) const override {
     auto copy = std::make_unique<Cache>(shape_, capacity_, cfg_);
     const int d = shape_.head_dim;
@@ -336,10 +338,11 @@ class Cache final : public HcKvCache {
     SelectParams params = cfg_.select;
     if (prefill) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
 
-    if ((prefill && cfg_.star_block > 0) || (groups_ > 0 && !calibrated_[layer])) {
+    const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
+    if (star || (groups_ > 0 && !calibrated_[layer])) {
       // Star attention reads the sinks and the query's own aligned block; a layer without codebooks yet
       // reads every key. Either way all scores are exact and nothing is estimated.
-      const int from = prefill && cfg_.star_block > 0 ? p / cfg_.star_block * cfg_.star_block : 0;
+      const int from = star ? p / cfg_.star_block * cfg_.star_block : 0;
       const int sinks = static_cast<int>(std::min<int64_t>(cfg_.select.sinks, from));
       for (int j = 0; j < sinks; ++j) sel.index.push_back(j);
       for (int j = from; j < n; ++j) sel.index.push_back(j);
@@ -448,6 +451,7 @@ class Cache final : public HcKvCache {
   std::vector<HeadStore> heads_;
   std::vector<bool> calibrated_;
   std::vector<Scratch> scratch_;
+  AttendPhase phase_ = AttendPhase::Star;
 };
 
 }  // namespace

@@ -5,8 +5,9 @@
 //   host: f16 values, and f16 keys for exact re-scoring of the selected tokens (when rescore is on).
 // Decode: per query head, approximate scores from the codes (LUT), top-p selection with sinks and the
 // recent window kept, exact re-scoring of the selected keys, weighted sum of their values.
-// Prefill: queries of a chunk either use the same selection (star_block == 0) or the star-attention
-// rule: exact attention to the sinks and to their own aligned block of star_block positions.
+// Prefill: queries of a chunk either use the same selection (star_block == 0 or the Global phase) or the
+// star-attention rule (Star phase): exact attention to the sinks and to their own aligned block of
+// star_block positions.
 //
 // Invariants: positions are dense in [0, n); the codebooks of a layer are trained once, on exactly the
 // keys of positions [0, calibration_tokens) of that layer, so every cached value is a function of the
@@ -44,6 +45,13 @@ struct HcConfig {
 
 using TierBytes = model::KvBytes;
 
+// How queries attend when star_block > 0 (with star_block == 0 both are Global).
+//   Star:   exact attention to the sinks and to the query's own aligned block of star_block positions,
+//           so a prefill costs O(n * star_block), and every position's result is independent of how
+//           the tokens were split into calls and chunks.
+//   Global: the top-p selection over the whole cache (decode, and prefill of a question).
+enum class AttendPhase { Star, Global };
+
 class SnapshotWriter;
 class SnapshotReader;
 
@@ -58,6 +66,9 @@ class HcKvCache : public model::KvCache {
   // Writes the per-layer snapshot sections of positions [0, stored_tokens()). Every layer must hold
   // them (save between steps, not inside one).
   virtual void save(SnapshotWriter& out) const = 0;
+  // The rule the following attend() calls use until the next call (Star at first). The context sets it
+  // per call: Star for a prefill of the repository prefix, Global for questions and every decode step.
+  virtual void set_phase(AttendPhase phase) = 0;
 };
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config);
