@@ -18,8 +18,13 @@ constexpr int kDimsPerLane = kMaxHeadDim / kWarp;
 // all 16 queries. Scoring: lane l computes the full dot product for key l of the tile (keys padded to
 // an odd row length so the 32 lanes hit 32 banks). Values: lane l owns dims l, l+32, ... and gathers
 // the tile's probabilities from the other lanes by shuffle.
+__device__ __forceinline__ float kv_to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float kv_to_float(float x) { return x; }
+
+// KV is __half (f16 caches) or float (F32 caches, as the CPU's exact reference path).
+template <typename KV>
 __global__ void __launch_bounds__(kAttnWarps * kWarp)
-    attention_prefill_kernel(const float* __restrict__ q, const __half* __restrict__ k, const __half* __restrict__ v,
+    attention_prefill_kernel(const float* __restrict__ q, const KV* __restrict__ k, const KV* __restrict__ v,
                              float* __restrict__ out, AttentionShape s) {
   __shared__ float qs[kQueryTile][kMaxHeadDim];
   __shared__ float ks[kKeyTile][kMaxHeadDim + 1];
@@ -55,8 +60,8 @@ __global__ void __launch_bounds__(kAttnWarps * kWarp)
       const int jj = idx / d, c = idx % d;
       const bool in = j0 + jj < s.n_k;
       const size_t at = static_cast<size_t>(j0 + jj) * kv_stride + kvh * d + c;
-      ks[jj][c] = in ? __half2float(k[at]) : 0.0f;
-      vs[jj][c] = in ? __half2float(v[at]) : 0.0f;
+      ks[jj][c] = in ? kv_to_float(k[at]) : 0.0f;
+      vs[jj][c] = in ? kv_to_float(v[at]) : 0.0f;
     }
     __syncthreads();
 
@@ -100,10 +105,7 @@ __global__ void __launch_bounds__(kAttnWarps * kWarp)
   }
 }
 
-}  // namespace
-
-void attention_prefill(const float* q, const uint16_t* k, const uint16_t* v, float* out, const AttentionShape& s,
-                       cudaStream_t stream) {
+void check_shape(const AttentionShape& s) {
   if (s.head_dim <= 0 || s.head_dim % kWarp != 0 || s.head_dim > kMaxHeadDim) {
     throw Error("CUDA attention: head_dim " + std::to_string(s.head_dim) + " is not supported (a multiple of 32 up to 128)");
   }
@@ -112,11 +114,27 @@ void attention_prefill(const float* q, const uint16_t* k, const uint16_t* v, flo
                 std::to_string(s.n_head_kv));
   }
   if (s.n_q > s.n_k) throw Error("CUDA attention: more queries than keys (the chunk's own keys must be included)");
+}
+
+template <typename KV>
+void launch(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& s, cudaStream_t stream) {
+  check_shape(s);
   if (s.n_q <= 0) return;
   const dim3 grid(blocks_for(s.n_q, kQueryTile), s.n_head);
-  attention_prefill_kernel<<<grid, kAttnWarps * kWarp, 0, stream>>>(
-      q, reinterpret_cast<const __half*>(k), reinterpret_cast<const __half*>(v), out, s);
+  attention_prefill_kernel<KV><<<grid, kAttnWarps * kWarp, 0, stream>>>(q, k, v, out, s);
   CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void attention_prefill(const float* q, const uint16_t* k, const uint16_t* v, float* out, const AttentionShape& s,
+                       cudaStream_t stream) {
+  launch(q, reinterpret_cast<const __half*>(k), reinterpret_cast<const __half*>(v), out, s, stream);
+}
+
+void attention_prefill(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
+                       cudaStream_t stream) {
+  launch(q, k, v, out, s, stream);
 }
 
 }  // namespace hcattn::cuda

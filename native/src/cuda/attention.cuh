@@ -21,5 +21,8 @@ struct AttentionShape {
 // Query i sees keys j <= n_k - n_q + i.
 void attention_prefill(const float* q, const uint16_t* k, const uint16_t* v, float* out, const AttentionShape& s,
                        cudaStream_t stream);
+// The same with F32 keys and values (the F32 cache, no rounding of K and V).
+void attention_prefill(const float* q, const float* k, const float* v, float* out, const AttentionShape& s,
+                       cudaStream_t stream);
 
 }  // namespace hcattn::cuda

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/dequant.cuh"
 #include "cuda/ops.h"
 
 namespace hcattn::cuda {
@@ -10,83 +11,6 @@ namespace hcattn::cuda {
 namespace {
 
 using quant::GgmlType;
-
-// Dequantizes elements k..k+7 (k a multiple of 8) of a row in GGUF block layout. Eight elements
-// never cross a block or share more than one scale, so each type needs one scale lookup.
-template <GgmlType T>
-__device__ __forceinline__ void dequant8(const uint8_t* __restrict__ row, int k, float v[8]);
-
-template <>
-__device__ __forceinline__ void dequant8<GgmlType::Q4_0>(const uint8_t* __restrict__ row, int k, float v[8]) {
-  const uint8_t* b = row + (k >> 5) * 18;
-  const float d = load_half(b);
-  const int j = k & 31;  // low nibbles hold elements 0..15, high nibbles 16..31
-  const uint8_t* qs = b + 2 + (j & 15);
-  const int shift = j < 16 ? 0 : 4;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = static_cast<float>(((qs[i] >> shift) & 0x0F) - 8) * d;
-}
-
-template <>
-__device__ __forceinline__ void dequant8<GgmlType::Q8_0>(const uint8_t* __restrict__ row, int k, float v[8]) {
-  const uint8_t* b = row + (k >> 5) * 34;
-  const float d = load_half(b);
-  const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2 + (k & 31));
-#pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = static_cast<float>(qs[i]) * d;
-}
-
-template <>
-__device__ __forceinline__ void dequant8<GgmlType::F16>(const uint8_t* __restrict__ row, int k, float v[8]) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(row + 2 * static_cast<size_t>(k));
-  const __half2* h = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(h[i]);
-    v[2 * i] = f.x;
-    v[2 * i + 1] = f.y;
-  }
-}
-
-template <>
-__device__ __forceinline__ void dequant8<GgmlType::Q4_K>(const uint8_t* __restrict__ row, int k, float v[8]) {
-  const uint8_t* b = row + (k >> 8) * 144;
-  const int e = k & 255;
-  const int sub = e >> 5;  // 32-element sub-block with its own 6-bit scale and min
-  const uint8_t* s = b + 4;
-  int sc, mn;
-  if (sub < 4) {
-    sc = s[sub] & 63;
-    mn = s[sub + 4] & 63;
-  } else {
-    sc = (s[sub + 4] & 0x0F) | ((s[sub - 4] >> 6) << 4);
-    mn = (s[sub + 4] >> 4) | ((s[sub] >> 6) << 4);
-  }
-  const float d1 = load_half(b) * static_cast<float>(sc);
-  const float m1 = load_half(b + 2) * static_cast<float>(mn);
-  // Sub-blocks 2i and 2i+1 share 32 bytes: low nibbles for the even one, high for the odd one.
-  const uint8_t* q = b + 16 + 32 * (sub >> 1) + (e & 31);
-  const int shift = (sub & 1) ? 4 : 0;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = d1 * static_cast<float>((q[i] >> shift) & 0x0F) - m1;
-}
-
-template <>
-__device__ __forceinline__ void dequant8<GgmlType::Q6_K>(const uint8_t* __restrict__ row, int k, float v[8]) {
-  const uint8_t* b = row + (k >> 8) * 210;
-  const int e = k & 255;
-  const int n = e >> 7, g = (e & 127) >> 5, l = e & 31;
-  const uint8_t* ql = b + 64 * n + (g & 1) * 32 + l;
-  const uint8_t* qh = b + 128 + 32 * n + l;
-  const float d = load_half(b + 208) * static_cast<float>(reinterpret_cast<const int8_t*>(b + 192)[e >> 4]);
-  const int low_shift = g < 2 ? 0 : 4;
-  const int high_shift = 2 * g;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const int q = (((ql[i] >> low_shift) & 0x0F) | (((qh[i] >> high_shift) & 3) << 4)) - 32;
-    v[i] = d * static_cast<float>(q);
-  }
-}
 
 // GEMV: one warp per weight row, each lane 8 consecutive elements per step (a warp covers 256), up to
 // kGemvMaxTokens activation rows per launch so a small batch reads the weights once.
@@ -217,7 +141,7 @@ __global__ void __launch_bounds__(kGemmThreads)
 void check_weight(const DeviceWeight& w) {
   if (!matmul_supports(w.type)) {
     throw Error(std::string("the CUDA matmul does not support weight type ") + quant::type_name(w.type) +
-                " (supported: Q4_0 Q8_0 Q4_K Q6_K F16); run this model on the CPU backend");
+                " (supported: Q4_0 Q8_0 Q4_K Q6_K F16 BF16 F32); run this model on the CPU backend");
   }
   const int64_t block = (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K) ? quant::QK_K : quant::QK;
   if (w.cols % block != 0 || w.cols > INT32_MAX || w.rows > INT32_MAX) {
@@ -271,6 +195,8 @@ __global__ void fill_scales_kernel(uint8_t* data, size_t n_blocks, GgmlType type
     const __half scale = __float2half(0.001f + 0.019f * u);
     switch (type) {
       case GgmlType::F16: *reinterpret_cast<__half*>(blk) = __float2half(2.0f * u - 1.0f); break;
+      case GgmlType::BF16: *reinterpret_cast<__nv_bfloat16*>(blk) = __float2bfloat16(2.0f * u - 1.0f); break;
+      case GgmlType::F32: *reinterpret_cast<float*>(blk) = 2.0f * u - 1.0f; break;
       case GgmlType::Q4_K:
         *reinterpret_cast<__half*>(blk) = scale;
         *reinterpret_cast<__half*>(blk + 2) = scale;
@@ -298,7 +224,7 @@ void fill_random_weight(const DeviceWeight& w, uint64_t seed, cudaStream_t strea
 
 bool matmul_supports(GgmlType t) {
   return t == GgmlType::Q4_0 || t == GgmlType::Q8_0 || t == GgmlType::Q4_K || t == GgmlType::Q6_K ||
-         t == GgmlType::F16;
+         t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::F32;
 }
 
 void matmul_gemv(const DeviceWeight& w, const float* x, int64_t n_tokens, float* y, cudaStream_t stream) {
@@ -308,6 +234,8 @@ void matmul_gemv(const DeviceWeight& w, const float* x, int64_t n_tokens, float*
     case GgmlType::Q8_0: return launch_gemv<GgmlType::Q8_0>(w, x, n_tokens, y, stream);
     case GgmlType::Q4_K: return launch_gemv<GgmlType::Q4_K>(w, x, n_tokens, y, stream);
     case GgmlType::Q6_K: return launch_gemv<GgmlType::Q6_K>(w, x, n_tokens, y, stream);
+    case GgmlType::BF16: return launch_gemv<GgmlType::BF16>(w, x, n_tokens, y, stream);
+    case GgmlType::F32: return launch_gemv<GgmlType::F32>(w, x, n_tokens, y, stream);
     default: return launch_gemv<GgmlType::F16>(w, x, n_tokens, y, stream);
   }
 }
@@ -320,14 +248,17 @@ void matmul_gemm(const DeviceWeight& w, const float* x, int64_t n_tokens, float*
     case GgmlType::Q8_0: return launch_gemm<GgmlType::Q8_0>(w, x, n_tokens, y, stream);
     case GgmlType::Q4_K: return launch_gemm<GgmlType::Q4_K>(w, x, n_tokens, y, stream);
     case GgmlType::Q6_K: return launch_gemm<GgmlType::Q6_K>(w, x, n_tokens, y, stream);
+    case GgmlType::BF16: return launch_gemm<GgmlType::BF16>(w, x, n_tokens, y, stream);
+    case GgmlType::F32: return launch_gemm<GgmlType::F32>(w, x, n_tokens, y, stream);
     default: return launch_gemm<GgmlType::F16>(w, x, n_tokens, y, stream);
   }
 }
 
 void matmul(const DeviceWeight& w, const float* x, int64_t n_tokens, float* y, cudaStream_t stream) {
   // Up to a couple of GEMV batches the weights stream once per 8 tokens at full bandwidth; beyond
-  // that the tensor cores win.
-  if (n_tokens <= 2 * kGemvMaxTokens) matmul_gemv(w, x, n_tokens, y, stream);
+  // that the tensor cores win. F32 weights (test models) stay on the F32 GEMV at any batch: the
+  // tensor-core path rounds to F16, which an F32 model's reference results do not.
+  if (n_tokens <= 2 * kGemvMaxTokens || w.type == GgmlType::F32) matmul_gemv(w, x, n_tokens, y, stream);
   else matmul_gemm(w, x, n_tokens, y, stream);
 }
 

@@ -1,7 +1,7 @@
 // Weight × activation products on the GPU with the weights in their GGUF block layout (Q4_0, Q8_0,
-// Q4_K, Q6_K, F16): a GEMV for decode (one warp per weight row, weights dequantized in registers,
-// F32 activations) and a tensor-core GEMM for prefill (64×64 output tiles, weights and activations
-// converted to F16 in shared memory, F32 accumulation with wmma).
+// Q4_K, Q6_K, F16, BF16; F32 for test models): a GEMV for decode (one warp per weight row, weights
+// dequantized in registers, F32 activations) and a tensor-core GEMM for prefill (128×128 output
+// tiles, weights and activations converted to F16 in shared memory, F32 accumulation with wmma).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -21,7 +21,7 @@ struct DeviceWeight {
   size_t row_bytes = 0;
 };
 
-// Whether the CUDA matmul handles this type (Q4_0 Q8_0 Q4_K Q6_K F16).
+// Whether the CUDA matmul handles this type (Q4_0 Q8_0 Q4_K Q6_K F16 BF16 F32).
 bool matmul_supports(quant::GgmlType t);
 
 // y[t * w.rows + r] = dot(row r of w, x[t * w.cols ...]) for t in [0, n_tokens); x and y on the device.

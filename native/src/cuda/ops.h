@@ -6,10 +6,13 @@
 #include "cuda/runtime.h"
 
 #include "cuda/attention.cuh"
+#include "cuda/convert.cuh"
+#include "cuda/embed.cuh"
 #include "cuda/hc_score.cuh"
 #include "cuda/hc_select.cuh"
 #include "cuda/hc_values.cuh"
 #include "cuda/matmul.cuh"
 #include "cuda/norm.cuh"
+#include "cuda/residual.cuh"
 #include "cuda/rope.cuh"
 #include "cuda/swiglu.cuh"
