@@ -1,4 +1,5 @@
 // The table of CLI commands; each lives in its own module under src/cli/.
+import { askCommand } from "./ask";
 import { evalCommand } from "./eval";
 import { generateCommand } from "./generate";
 import { indexCommand } from "./index";
@@ -16,3 +17,4 @@ commands.tokenize = tokenizeCommand;
 commands.eval = evalCommand;
 commands.generate = generateCommand;
 commands.stats = statsCommand;
+commands.ask = askCommand;

@@ -1,0 +1,140 @@
+// repo-llama ask end to end: the real CLI bundle (dist/cli.js), the real engine and a scripted fixture model
+// whose greedy answer is a known text. A workspace of a few files (over 1024 tokens, so the HCAttention
+// codebooks are trained and saved), asked once with a fresh prefill, once from the saved snapshot, and once
+// after its newest file changed, when only that file and the prompt's closing tail may be prefilled.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { loadIndexer } from "../unit/support/indexer.mjs";
+import { buildDist } from "../unit/support/engine-client.mjs";
+import { loadEngine, repoRoot } from "./oracle-fixtures.mjs";
+
+const ANSWER = "The add function in src/math.ts:1 returns the sum of both numbers.";
+const cli = join(repoRoot, "dist", "cli.js");
+const work = mkdtempSync(join(tmpdir(), "repo-llama-ask-"));
+const modelPath = join(work, "scripted.gguf");
+const workspace = join(work, "repo");
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** File i: ordinary code, about 300 tokens, each file different. */
+function sourceFile(i) {
+  const lines = [`// module ${i}: helpers for the demo repository`];
+  for (let f = 0; f < 12; f++) lines.push(`export function helper${i}_${f}(value: number): number {`, `  return value * ${f + 2} + ${i};`, "}");
+  return `${lines.join("\n")}\n`;
+}
+
+const FILES = ["src/math.ts", "src/a.ts", "src/b.ts", "src/c.ts", "src/d.ts", "README.md"];
+
+before(() => {
+  buildDist();
+  const r = spawnSync(process.execPath, [join(repoRoot, "dist", "fixtures.js"), work, "--only", "scripted", "--scripted", ANSWER], { encoding: "utf8" });
+  assert.equal(r.status, 0, `fixture writer failed:\n${r.stdout}\n${r.stderr}`);
+  // Distinct modification times fix the stable-first order: FILES in this order, README.md last.
+  FILES.forEach((name, i) => {
+    const file = join(workspace, name);
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeFileSync(file, name === "src/math.ts" ? "export const add = (a: number, b: number) => a + b;\n" : sourceFile(i));
+    const t = new Date(Date.UTC(2024, 0, 1 + i));
+    utimesSync(file, t, t);
+  });
+});
+
+function ask(...args) {
+  const r = spawnSync(process.execPath, [cli, "ask", "--model", modelPath, "--workspace", workspace, "--threads", "2", ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The prompt's segments and their token counts, tokenized as the sidecar's ContextSession does. */
+async function segmentTokens() {
+  const { indexer } = await loadIndexer();
+  const index = await indexer.indexWorkspace(workspace, { ...indexer.defaultIndexOptions });
+  const model = await loadEngine().Model.load(modelPath, { threads: 2 });
+  const counts = [];
+  for (const s of index.segments) {
+    const special = s.id === "head" || s.id === "tail";
+    counts.push({ id: s.id, tokens: (await model.tokenize(s.text, false, special)).length });
+  }
+  return counts;
+}
+
+const total = (counts) => counts.reduce((n, c) => n + c.tokens, 0);
+
+test("ask prints the scripted answer after prefilling the workspace", async () => {
+  const r = ask("What does add do?");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${ANSWER}\n`);
+  const counts = await segmentTokens();
+  assert.ok(total(counts) > 1024, `workspace of ${total(counts)} tokens should exceed the 1024 calibration tokens`);
+  assert.match(r.stderr, /indexed .*6 files/);
+  assert.match(r.stderr, new RegExp(`prefilled ${total(counts)} tokens in [\\d.]+ s`));
+  assert.match(r.stderr, /prefill [\d,]+\/[\d,]+ tokens \(\d+%/);
+  assert.match(r.stderr, /stop: eog\]/);
+});
+
+test("--snapshot: the first run prefills and saves, the second loads every token and gives the same answer", async () => {
+  const snapshot = join(work, "ctx.hckv");
+  const counts = await segmentTokens();
+  const n = total(counts);
+
+  const first = ask("--snapshot", snapshot, "What does add do?");
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, new RegExp(`prefilled ${n} tokens`));
+  assert.match(first.stderr, new RegExp(`saved ${n} tokens to ${snapshot.replace(/[.]/g, "\\.")}`));
+  assert.ok(existsSync(snapshot));
+
+  const second = ask("--snapshot", snapshot, "What does add do?");
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, new RegExp(`loaded ${n} tokens \\(${counts.length} of ${counts.length} saved segments\\) from ${snapshot.replace(/[.]/g, "\\.")} in [\\d.]+ s`));
+  assert.match(second.stderr, new RegExp(`all ${n} tokens reused, nothing to prefill`));
+  assert.doesNotMatch(second.stderr, /prefilled \d+|saved \d+ tokens/);
+  assert.equal(second.stdout, first.stdout);
+  assert.equal(second.stdout, `${ANSWER}\n`);
+});
+
+test("--snapshot after the newest file changed: only that file and the closing tail are prefilled", async () => {
+  const snapshot = join(work, "edit.hckv");
+  const before = await segmentTokens();
+  assert.equal(ask("--snapshot", snapshot, "What does add do?").code, 0);
+
+  // README.md is the newest file: it stays last in the stable-first order, right before the tail.
+  writeFileSync(join(workspace, "README.md"), `${sourceFile(99)}// edited\n`);
+  const afterEdit = await segmentTokens();
+  assert.equal(afterEdit[afterEdit.length - 2].id, "README.md");
+  const kept = total(before) - before[before.length - 2].tokens - before[before.length - 1].tokens;
+  const tail = afterEdit[afterEdit.length - 2].tokens + afterEdit[afterEdit.length - 1].tokens;
+
+  const r = ask("--snapshot", snapshot, "What does add do?");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`loaded ${kept} tokens \\(${before.length - 2} of ${before.length} saved segments\\)`));
+  assert.match(r.stderr, new RegExp(`prefilled ${tail} tokens in [\\d.]+ s.*, ${kept} reused; context ${kept + tail} tokens`));
+  assert.match(r.stderr, new RegExp(`saved ${kept + tail} tokens to`));
+  assert.equal(r.stdout, `${ANSWER}\n`);
+
+  // And the file saved after the edit is whole again: the next run prefills nothing.
+  const again = ask("--snapshot", snapshot, "What does add do?");
+  assert.match(again.stderr, new RegExp(`loaded ${kept + tail} tokens`));
+  assert.match(again.stderr, /nothing to prefill/);
+});
+
+test("a bad model path or a file that is not GGUF gives a clear error and exit code 1", () => {
+  const missing = join(work, "no-such-model.gguf");
+  const r = spawnSync(process.execPath, [cli, "ask", "--model", missing, "--workspace", workspace, "question"], { encoding: "utf8" });
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, "");
+  assert.equal(r.stderr, `repo-llama ask: ${missing} does not exist. Pass --model the path of a Llama-3 model in GGUF format.\n`);
+
+  const notGguf = join(workspace, "src", "a.ts");
+  const t = spawnSync(process.execPath, [cli, "ask", "--model", notGguf, "--workspace", workspace, "question"], { encoding: "utf8" });
+  assert.equal(t.status, 1);
+  assert.match(t.stderr, /^repo-llama ask: a\.ts is not a GGUF model: it starts with .* instead of "GGUF"\. Pass --model/);
+
+  const u = spawnSync(process.execPath, [cli, "ask", "--model", modelPath, "--workspace", workspace], { encoding: "utf8" });
+  assert.equal(u.status, 2);
+  assert.match(u.stderr, /the question is missing/);
+});
