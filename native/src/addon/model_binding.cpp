@@ -3,8 +3,8 @@
 // through the worker's thread-safe function queue (AsyncProgressQueueWorker), in order, before the
 // Promise settles. ctx.cancel() sets a flag the engine checks before every token and prefill chunk.
 //
-//   Model.load(path, {threads?}) → Promise<Model>
-//   model.info                                   {name, quantization, nLayer, ..., digest, threads}
+//   Model.load(path, {threads?, device?: "auto"|"cpu"|"cuda"}) → Promise<Model>
+//   model.info                                   {name, quantization, nLayer, ..., digest, threads, device, deviceName, deviceNote}
 //   model.tokenize(text, addBos = true, parseSpecial = false) → Promise<Int32Array>
 //   model.detokenize(ids, special = false) → string
 //   model.tokenToPiece(id, special = false) → string
@@ -93,6 +93,9 @@ Napi::Object info_object(Napi::Env env, const hcattn::Model& m) {
   o.Set("eos", i.eos);
   o.Set("digest", i.digest);
   o.Set("threads", m.threads());
+  o.Set("device", i.device);
+  o.Set("deviceName", i.device_name);
+  o.Set("deviceNote", i.device_note);
   return o;
 }
 
@@ -631,11 +634,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) {
-      throw Napi::TypeError::New(env, "Model.load(path, {threads?}): path to a GGUF file (string) is required");
+      throw Napi::TypeError::New(env, "Model.load(path, {threads?, device?}): path to a GGUF file (string) is required");
     }
     const Napi::Object o = options_arg(info, 1);
     ModelOptions options;
     options.threads = static_cast<int>(number_opt(o, "threads", 0));
+    const Napi::Value device = o.Get("device");
+    if (device.IsString()) options.device = device.As<Napi::String>().Utf8Value();
+    else if (!device.IsUndefined()) throw Napi::TypeError::New(env, "Model.load: device must be \"auto\", \"cpu\" or \"cuda\"");
     auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options, data(info));
     w->Queue();
     return w->Promise();
