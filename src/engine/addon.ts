@@ -30,7 +30,17 @@ export interface ModelInfo {
   eos: number;
   digest: string;
   threads: number;
+  /** Where the forward pass runs. */
+  device: Device;
+  /** That device in words: GPU name and memory, or CPU SIMD level and threads. */
+  deviceName: string;
+  /** Why CUDA is not used although it was requested or found ("" otherwise). */
+  deviceNote: string;
 }
+
+export type Device = "cpu" | "cuda";
+/** "auto": CUDA when the addon has it and a usable GPU is present, else the CPU. */
+export type DeviceChoice = "auto" | Device;
 
 export interface SamplingOptions {
   /** 0 (or less) is greedy. Default 0.8. */
@@ -164,7 +174,8 @@ export interface Model {
 }
 
 export interface ModelStatic {
-  load(path: string, options?: { threads?: number; kv?: "full" }): Promise<Model>;
+  /** device "cuda" without a usable GPU loads on the CPU; info.deviceNote then says why. */
+  load(path: string, options?: { threads?: number; device?: DeviceChoice; kv?: "full" }): Promise<Model>;
 }
 
 export interface HcattnAddon {
