@@ -3,7 +3,7 @@
 // codebooks are trained and saved), asked once with a fresh prefill, once from the saved snapshot, and once
 // after its newest file changed, when only that file and the prompt's closing tail may be prefilled.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -120,6 +120,42 @@ test("--snapshot after the newest file changed: only that file and the closing t
   const again = ask("--snapshot", snapshot, "What does add do?");
   assert.match(again.stderr, new RegExp(`loaded ${kept + tail} tokens`));
   assert.match(again.stderr, /nothing to prefill/);
+});
+
+test("Ctrl-C during the prefill exits with 130 after saving the finished files; the next run continues from them", async () => {
+  // About 9k tokens: a prefill of several seconds, so that the interrupt lands in the middle of it.
+  const big = join(work, "big");
+  for (let i = 0; i < 5; i++) {
+    mkdirSync(join(big, "src"), { recursive: true });
+    writeFileSync(join(big, "src", `f${i}.ts`), Array.from({ length: 200 }, (_, k) => `const x${i}_${k} = ${k * 7 + i};`).join("\n"));
+  }
+  const snapshot = join(work, "big.hckv");
+  const args = [cli, "ask", "--model", modelPath, "--workspace", big, "--threads", "2", "--snapshot", snapshot, "What does add do?"];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  let interrupted = false;
+  child.stderr.setEncoding("utf8").on("data", (chunk) => {
+    stderr += chunk;
+    // The second progress line: some chunks are done, so some files are complete.
+    if (!interrupted && (stderr.match(/^prefill /gm) ?? []).length >= 2) {
+      interrupted = true;
+      child.kill("SIGINT");
+    }
+  });
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  assert.ok(interrupted, `the prefill ended before it could be interrupted:\n${stderr}`);
+  assert.equal(code, 130, stderr);
+  const cancelled = stderr.match(/Prefill cancelled after ([\d,]+) of ([\d,]+) tokens/);
+  assert.ok(cancelled, stderr);
+  const saved = Number(stderr.match(/saved (\d+) tokens to /)?.[1]);
+  const total = Number(cancelled[2].replace(/,/g, ""));
+  assert.ok(saved > 0 && saved < total, `saved ${saved} of ${total}:\n${stderr}`);
+
+  const resumed = spawnSync(process.execPath, args, { encoding: "utf8" });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`loaded ${saved} tokens`));
+  assert.match(resumed.stderr, new RegExp(`prefilled ${total - saved} tokens in [\\d.]+ s.*, ${saved} reused; context ${total} tokens`));
+  assert.equal(resumed.stdout, `${ANSWER}\n`);
 });
 
 test("a bad model path or a file that is not GGUF gives a clear error and exit code 1", () => {
