@@ -12,44 +12,17 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { ensureModels, median, ordinaryTokens, repoRoot } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = resolve(here, "..");
-const modelDir = join(repoRoot, "build", "bench-models");
 const MODELS = { "llama3-8b-q4_0": "Llama-3-8B shape, Q4_0", "llama32-1b-q8_0": "Llama-3.2-1B shape, Q8_0" };
 const PROMPT_TOKENS = 512;
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
 /** The benchmark prompt: ordinary (non-special) token ids, the same for both engines. */
-function promptTokens() {
-  let s = 12345;
-  const ids = [128000];
-  while (ids.length < PROMPT_TOKENS) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    ids.push(1000 + (s % 100000));
-  }
-  return ids;
-}
-
-function ensureModels(names) {
-  const missing = names.filter((n) => !existsSync(join(modelDir, `${n}.gguf`)));
-  if (missing.length) {
-    const writer = join(repoRoot, "dist", "fixtures.js");
-    if (!existsSync(writer)) throw new Error(`${writer} is missing: run \`npm run build:ts\` first`);
-    console.error(`writing ${missing.join(", ")} into ${modelDir} (random weights, several GB; takes minutes)`);
-    const r = spawnSync(process.execPath, [writer, modelDir, "--only", missing.join(",")], { stdio: "inherit" });
-    if (r.status !== 0) throw new Error(`fixture writer failed (exit ${r.status})`);
-  }
-  return Object.fromEntries(names.map((n) => [n, join(modelDir, `${n}.gguf`)]));
-}
+const promptTokens = () => ordinaryTokens(PROMPT_TOKENS);
 
 // ---- one measurement, in a child process ----
 

@@ -1,0 +1,437 @@
+// npm run bench -- kv [--json] [--reps N] [--threads N] [--context N] [--decode N] [--tokens N] [--parts a,b]
+// HCAttention side by side with llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU build), in one run:
+//   decode:   tokens/s of greedy steps after a --context-token prompt (default 8192) on the Llama-3.2-1B shape
+//             (Q8_0, random weights), --threads threads (default 2): ours with the full f16 cache and at each
+//             HCAttention budget, llama.cpp with an F16 KV cache and with a Q4_0 K+V cache, both with flash
+//             attention on (llama.cpp needs it for a quantized V cache, and it is its faster path at 8k).
+//             Goals (issue 4): ours at 25% ≥ 2.0× llama.cpp F16 and ≥ 1.5× llama.cpp Q4_0.
+//   memory:   fast-tier bytes per token, measured by ctx.kvMemory() in the same 8k contexts, next to llama.cpp's
+//             F16 / Q8_0 / Q4_0 caches, computed from the ggml type sizes (and cross-checked against the size
+//             of llama.cpp's saved sequence state for the two types it ran).
+//   million:  a --tokens prefill (default 1,000,000) of tiny-hd128-q8_0 at 25% with star-attention blocks:
+//             wall time, tokens/s, peak RSS, snapshot size, and reload time vs re-prefill time (goal ≥ 50×).
+//   fidelity: budget × next-token top-1 agreement with the full cache and mean KL on stories260K, from the
+//             native test test_kv_fidelity (4 self-sampled sequences, one token at a time; its output parsed).
+// Only decode is measured at 8k: both engines prefill the 8k prompt once and keep it (ours as a .hckv
+// snapshot prefilled with star blocks; llama.cpp as its saved sequence state) in build/bench-models/kv-states,
+// and every repeat loads that and decodes. Ours "full" has no snapshot and prefills in every repeat.
+// Every measurement runs in a fresh child process; configurations rotate order per repeat; medians.
+// Results: bench/results/kv.json and bench/results/kv.svg.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  ensureModels,
+  escapeSvg,
+  loadLlamaCpp,
+  loadOurEngine,
+  machineInfo,
+  median,
+  modelDir,
+  ordinaryTokens,
+  repoRoot,
+  reportFromChild,
+  resultsDir,
+  runChild,
+} from "./lib.mjs";
+
+const script = fileURLToPath(import.meta.url);
+const DECODE_MODEL = "llama32-1b-q8_0";
+const BUDGETS = ["50%", "25%", "12.5%"];
+const DECODE_CONFIGS = [
+  { engine: "ours", kv: "full" },
+  ...BUDGETS.map((kv) => ({ engine: "ours", kv })),
+  { engine: "llama.cpp", kv: "f16" },
+  { engine: "llama.cpp", kv: "q4_0" },
+];
+/** Star-attention block of the prefills (ours): linear prefill cost; decode always uses the global selection. */
+const STAR_BLOCK = 2048;
+const PREFILL_BATCH = 512;
+const MILLION_CHUNK = 4096;
+const stateDir = join(modelDir, "kv-states");
+/** ggml block sizes: bytes per element of each llama.cpp KV cache type. */
+const GGML_BYTES_PER_ELEMENT = { f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
+
+const configName = (c) => `${c.engine} ${c.kv}`;
+/** Names the saved 8k states: a changed prompt never loads a state prefilled from another. */
+const promptHash = (prompt) => createHash("sha256").update(Int32Array.from(prompt)).digest("hex").slice(0, 12);
+
+// ---- children ----
+
+async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens) {
+  const engine = loadOurEngine();
+  const prompt = ordinaryTokens(contextTokens);
+  const model = await engine.Model.load(modelPath, { threads });
+  const nCtx = contextTokens + decodeTokens + 8;
+  const options =
+    kv === "full" ? { nCtx, nBatch: PREFILL_BATCH, kvType: "f16" } : { nCtx, nBatch: PREFILL_BATCH, kv: { mode: kv, starBlock: STAR_BLOCK } };
+  const state = join(stateDir, `ours-${kv.replace("%", "pct")}-${contextTokens}-${promptHash(prompt)}-star${STAR_BLOCK}.hckv`);
+  let ctx;
+  let prefillSeconds = null;
+  let stateLoadSeconds = null;
+  if (kv !== "full" && existsSync(state)) {
+    const t = performance.now();
+    try {
+      ctx = (await model.loadContext(state, options, -1)).context;
+      stateLoadSeconds = (performance.now() - t) / 1000;
+    } catch (error) {
+      // Saved by an engine with other defaults or format: prefilled and saved again below.
+      process.stderr.write(`${state} not usable (${error.message}); prefilling again\n`);
+      rmSync(state, { force: true });
+    }
+  }
+  if (!ctx) {
+    ctx = model.createContext(options);
+    const t = performance.now();
+    await ctx.prefill(prompt.slice(0, -1));
+    prefillSeconds = (performance.now() - t) / 1000;
+    if (kv !== "full") {
+      mkdirSync(stateDir, { recursive: true });
+      await ctx.saveSnapshot(state, []);
+    }
+  }
+  const memory = ctx.kvMemory();
+  await ctx.prefill(prompt.slice(-1));
+  // generate samples decodeTokens + 1 tokens and runs a forward step for all but the last.
+  const r = await ctx.generate({ maxTokens: decodeTokens + 1, sampling: { temperature: 0 }, stopTokens: [] });
+  const steps = Math.max(1, r.tokens.length - 1);
+  return { decodeTokPerS: steps / r.stats.seconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, memory };
+}
+
+async function decodeLlamaCpp(kv, modelPath, threads, contextTokens, decodeTokens) {
+  const llama = await loadLlamaCpp();
+  const prompt = ordinaryTokens(contextTokens);
+  const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+  const types = kv === "q4_0" ? { experimentalKvCacheKeyType: "Q4_0", experimentalKvCacheValueType: "Q4_0" } : {};
+  const context = await model.createContext({
+    contextSize: contextTokens + decodeTokens + 8,
+    batchSize: PREFILL_BATCH,
+    threads,
+    sequences: 1,
+    flashAttention: true,
+    ...types,
+  });
+  const sequence = context.getSequence();
+  const state = join(stateDir, `llamacpp-${kv}-${contextTokens}-${promptHash(prompt)}.state`);
+  let prefillSeconds = null;
+  let stateLoadSeconds = null;
+  if (existsSync(state)) {
+    const t = performance.now();
+    await sequence.loadStateFromFile(state, { acceptRisk: true });
+    stateLoadSeconds = (performance.now() - t) / 1000;
+  } else {
+    const t = performance.now();
+    await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1));
+    prefillSeconds = (performance.now() - t) / 1000;
+    mkdirSync(stateDir, { recursive: true });
+    await sequence.saveStateToFile(state);
+  }
+  const stateBytes = statSync(state).size;
+  let steps = 0;
+  const t = performance.now();
+  for await (const token of sequence.evaluate(prompt.slice(-1), { temperature: 0 })) {
+    void token;
+    if (++steps >= decodeTokens) break;
+  }
+  const decodeSeconds = (performance.now() - t) / 1000;
+  return { decodeTokPerS: steps / decodeSeconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, stateBytes };
+}
+
+/** tiny-hd128 at 25% with star blocks: prefill `tokens`, check the next logits are finite, save the snapshot. */
+async function millionPrefill(modelPath, tokens, threads, snapshot) {
+  const engine = loadOurEngine();
+  const model = await engine.Model.load(modelPath, { threads });
+  const options = { nCtx: tokens + 8, nBatch: MILLION_CHUNK, kv: { mode: "25%", starBlock: STAR_BLOCK } };
+  const ctx = model.createContext(options);
+  const ids = Int32Array.from(ordinaryTokens(tokens));
+  let reported = 0;
+  const t = performance.now();
+  const r = await ctx.prefill(ids, (p) => {
+    if (p.done - reported >= tokens / 10 || p.done === p.total) {
+      reported = p.done;
+      process.stderr.write(`  million: ${p.done}/${p.total} tokens, ${p.tokensPerSecond.toFixed(0)} tok/s\n`);
+    }
+  });
+  const prefillSeconds = (performance.now() - t) / 1000;
+  const rssAfterPrefillMB = process.memoryUsage().rss / 2 ** 20;
+  const memory = ctx.kvMemory();
+  const next = await ctx.evalLogits([ids[1]], 1, { full: true });
+  const finite = next.logprobs.every(Number.isFinite);
+  ctx.truncate(tokens);
+  const s = performance.now();
+  await ctx.saveSnapshot(snapshot, []);
+  const saveSeconds = (performance.now() - s) / 1000;
+  return { tokens: r.evaluated, prefillSeconds, prefillTokPerS: r.evaluated / prefillSeconds, rssAfterPrefillMB, memory, finite, saveSeconds, snapshotBytes: statSync(snapshot).size };
+}
+
+async function millionLoad(modelPath, tokens, threads, snapshot) {
+  const engine = loadOurEngine();
+  const model = await engine.Model.load(modelPath, { threads });
+  const options = { nCtx: tokens + 8, nBatch: MILLION_CHUNK, kv: { mode: "25%", starBlock: STAR_BLOCK } };
+  const t = performance.now();
+  const { context } = await model.loadContext(snapshot, options, -1);
+  const loadSeconds = (performance.now() - t) / 1000;
+  const loadedTokens = context.nPast;
+  const next = await context.evalLogits([ordinaryTokens(2)[1]], 1, { full: true });
+  return { loadSeconds, tokens: loadedTokens, finite: next.logprobs.every(Number.isFinite) };
+}
+
+async function child(kind, args) {
+  if (kind === "decode") {
+    const [engineName, kv, modelPath, threads, contextTokens, decodeTokens] = args;
+    const run = engineName === "ours" ? decodeOurs : decodeLlamaCpp;
+    return run(kv, modelPath, Number(threads), Number(contextTokens), Number(decodeTokens));
+  }
+  const [modelPath, tokens, threads, snapshot] = args;
+  if (kind === "million-prefill") return millionPrefill(modelPath, Number(tokens), Number(threads), snapshot);
+  if (kind === "million-load") return millionLoad(modelPath, Number(tokens), Number(threads), snapshot);
+  throw new Error(`unknown child measurement ${kind}`);
+}
+
+// ---- parts ----
+
+function decodePart({ reps, threads, contextTokens, decodeTokens, log }) {
+  const modelPath = ensureModels([DECODE_MODEL])[DECODE_MODEL];
+  const runs = Object.fromEntries(DECODE_CONFIGS.map((c) => [configName(c), []]));
+  for (let rep = 0; rep < reps; rep++) {
+    // Rotate the order so that no configuration always runs first (warmest page cache) or last.
+    const order = DECODE_CONFIGS.map((_, i) => DECODE_CONFIGS[(i + rep) % DECODE_CONFIGS.length]);
+    for (const c of order) {
+      const m = runChild(script, ["decode", c.engine, c.kv, modelPath, threads, contextTokens, decodeTokens], `decode ${configName(c)}`);
+      runs[configName(c)].push(m);
+      const how = m.prefillSeconds !== null ? `prefilled in ${m.prefillSeconds.toFixed(1)} s` : `state loaded in ${m.stateLoadSeconds.toFixed(2)} s`;
+      log(`decode rep ${rep + 1}/${reps} ${configName(c).padEnd(15)} ${m.decodeTokPerS.toFixed(2)} tok/s (${how}, peak RSS ${m.peakRssMB.toFixed(0)} MB)`);
+    }
+  }
+  const medians = Object.fromEntries(Object.entries(runs).map(([name, list]) => [name, median(list.map((m) => m.decodeTokPerS))]));
+  const ratios = {};
+  for (const kv of ["full", ...BUDGETS]) {
+    ratios[`ours ${kv} / llama.cpp f16`] = medians[`ours ${kv}`] / medians["llama.cpp f16"];
+    ratios[`ours ${kv} / llama.cpp q4_0`] = medians[`ours ${kv}`] / medians["llama.cpp q4_0"];
+  }
+  return { model: DECODE_MODEL, contextTokens, decodeTokens, threads, starBlock: STAR_BLOCK, tokPerS: medians, ratios, runs };
+}
+
+/** Fast-tier bytes per token: ours measured in the decode part's 8k contexts, llama.cpp's from its type sizes. */
+function memoryPart(decode) {
+  const ours = {};
+  let f16BytesPerToken = 0;
+  for (const kv of ["full", ...BUDGETS]) {
+    const m = decode.runs[`ours ${kv}`][0].memory;
+    f16BytesPerToken = m.f16BytesPerToken;
+    ours[kv] = {
+      fastBytesPerToken: m.fastBytes / m.tokens,
+      hostBytesPerToken: m.hostBytes / m.tokens,
+      fastPercentOfF16: (100 * m.fastBytes) / m.tokens / m.f16BytesPerToken,
+      tokens: m.tokens,
+    };
+  }
+  // Elements of K+V per token: f16BytesPerToken is 2 bytes each.
+  const elements = f16BytesPerToken / 2;
+  const llamaCpp = {};
+  for (const [type, bytes] of Object.entries(GGML_BYTES_PER_ELEMENT)) {
+    llamaCpp[type] = { bytesPerToken: elements * bytes, percentOfF16: (100 * bytes) / 2, source: "computed from ggml type sizes" };
+  }
+  for (const type of ["f16", "q4_0"]) {
+    const m = decode.runs[`llama.cpp ${type}`][0];
+    llamaCpp[type].savedStateBytesPerToken = m.stateBytes / (decode.contextTokens - 1);
+  }
+  return { model: decode.model, f16BytesPerToken, ours, llamaCpp };
+}
+
+function millionPart({ tokens, threads, log }) {
+  const modelPath = join(repoRoot, "build", "test-data", "tiny-hd128-q8_0.gguf");
+  if (!existsSync(modelPath)) throw new Error(`${modelPath} is missing: run \`node dist/fixtures.js build/test-data\``);
+  const dir = join(tmpdir(), `repo-llama-bench-kv-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const snapshot = join(dir, "million.hckv");
+  try {
+    log(`million: prefilling ${tokens} tokens of tiny-hd128-q8_0 at 25% (star blocks of ${STAR_BLOCK}, chunks of ${MILLION_CHUNK})`);
+    const prefill = runChild(script, ["million-prefill", modelPath, tokens, threads, snapshot], "million-token prefill");
+    log(`million: ${prefill.prefillSeconds.toFixed(1)} s (${prefill.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${prefill.peakRssMB.toFixed(0)} MB, snapshot ${(prefill.snapshotBytes / 2 ** 20).toFixed(0)} MiB`);
+    const loads = [];
+    for (let i = 0; i < 3; i++) loads.push(runChild(script, ["million-load", modelPath, tokens, threads, snapshot], "million-token snapshot load"));
+    const loadSeconds = median(loads.map((l) => l.loadSeconds));
+    log(`million: reload ${loadSeconds.toFixed(3)} s (median of 3, page cache warm)`);
+    return {
+      model: "tiny-hd128-q8_0 (n_ctx_train 4096; random weights, so positions past it are used as they come)",
+      kv: "25%",
+      starBlock: STAR_BLOCK,
+      chunk: MILLION_CHUNK,
+      tokens: prefill.tokens,
+      prefillSeconds: prefill.prefillSeconds,
+      prefillTokPerS: prefill.prefillTokPerS,
+      peakRssMB: prefill.peakRssMB,
+      fastBytesPerToken: prefill.memory.fastBytes / prefill.memory.tokens,
+      hostBytesPerToken: prefill.memory.hostBytes / prefill.memory.tokens,
+      finiteLogitsAfterPrefill: prefill.finite && loads.every((l) => l.finite),
+      snapshotBytes: prefill.snapshotBytes,
+      saveSeconds: prefill.saveSeconds,
+      reloadSeconds: loadSeconds,
+      reloadRuns: loads.map((l) => l.loadSeconds),
+      reprefillOverReload: prefill.prefillSeconds / loadSeconds,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function fidelityPart({ log }) {
+  const candidates = [join(repoRoot, "build", "native", "test_kv_fidelity"), join(repoRoot, "build", "native", "Release", "test_kv_fidelity")];
+  const binary = candidates.find((p) => existsSync(p));
+  if (!binary) throw new Error(`test_kv_fidelity not found (looked in ${candidates.join(", ")}): run \`npm run build:native\``);
+  const r = spawnSync(binary, [], {
+    cwd: repoRoot,
+    encoding: "utf8",
+    env: { ...process.env, HCATTN_TEST_DATA: join(repoRoot, "build", "test-data") },
+  });
+  if (r.status === 77) throw new Error(`test_kv_fidelity skipped: ${r.stdout.trim()}`);
+  const rows = [];
+  for (const m of r.stdout.matchAll(/stories260K (\S+)\s*: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g)) {
+    rows.push({ kv: m[1], top1AgreementPercent: Number(m[2]), agree: Number(m[3]), positions: Number(m[4]), meanKl: Number(m[5]) });
+  }
+  if (rows.length === 0) throw new Error(`test_kv_fidelity printed no fidelity rows (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+  for (const row of rows) log(`fidelity ${row.kv.padEnd(5)} top-1 ${row.top1AgreementPercent.toFixed(2)}%  mean KL ${row.meanKl.toExponential(2)}`);
+  return {
+    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids)`,
+    testPassed: r.status === 0,
+    rows,
+  };
+}
+
+// ---- report ----
+
+function chart(report) {
+  const rows = [];
+  const { decode, memory, million, fidelity } = report;
+  if (decode) {
+    rows.push({ title: `Decode tok/s at ${decode.contextTokens} tokens, ${decode.model}, ${decode.threads} threads (medians)` });
+    for (const [name, value] of Object.entries(decode.tokPerS)) rows.push({ label: name, value, text: `${value.toFixed(2)} tok/s`, ours: name.startsWith("ours") });
+  }
+  if (memory) {
+    rows.push({ title: "Fast-tier KV bytes per token (ours measured, llama.cpp computed)" });
+    for (const [kv, m] of Object.entries(memory.ours)) rows.push({ label: `ours ${kv}`, value: m.fastBytesPerToken, text: `${m.fastBytesPerToken.toFixed(0)} B (${m.fastPercentOfF16.toFixed(1)}% of f16)`, ours: true });
+    for (const [type, m] of Object.entries(memory.llamaCpp)) rows.push({ label: `llama.cpp ${type}`, value: m.bytesPerToken, text: `${m.bytesPerToken.toFixed(0)} B (${m.percentOfF16.toFixed(1)}%)`, ours: false });
+  }
+  if (fidelity) {
+    rows.push({ title: "stories260K next-token top-1 agreement with the full cache (%)" });
+    for (const r of fidelity.rows) rows.push({ label: `ours ${r.kv}`, value: r.top1AgreementPercent, text: `${r.top1AgreementPercent.toFixed(2)}% (KL ${r.meanKl.toExponential(1)})`, ours: true, scale: 100 });
+  }
+  const left = 170, width = 820, barMax = width - left - 200, rowH = 24;
+  let y = 30, body = "";
+  // Bars are scaled within their group (the rows after a title), percentages against 100.
+  let groupMax = 1;
+  rows.forEach((r, i) => {
+    if (r.title) {
+      const next = rows.findIndex((n, j) => j > i && n.title);
+      groupMax = Math.max(...rows.slice(i + 1, next < 0 ? rows.length : next).map((n) => n.value));
+      y += 14;
+      body += `<text x="10" y="${y + 12}" font-weight="bold">${escapeSvg(r.title)}</text>`;
+      y += 22;
+      return;
+    }
+    const w = (r.value / (r.scale ?? groupMax)) * barMax;
+    body += `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${escapeSvg(r.label)}</text>`;
+    body += `<rect x="${left}" y="${y + 2}" width="${w.toFixed(1)}" height="16" fill="${r.ours ? "#3b82f6" : "#9ca3af"}"/>`;
+    body += `<text x="${left + w + 6}" y="${y + 14}">${escapeSvg(r.text)}</text>`;
+    y += rowH;
+  });
+  if (million) {
+    y += 14;
+    body += `<text x="10" y="${y + 12}" font-weight="bold">${escapeSvg(`${million.tokens.toLocaleString("en-US")}-token prefill, tiny-hd128-q8_0, 25%, star blocks of ${million.starBlock}`)}</text>`;
+    const lines = [
+      `prefill ${million.prefillSeconds.toFixed(1)} s (${million.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${million.peakRssMB.toFixed(0)} MB`,
+      `snapshot ${(million.snapshotBytes / 2 ** 20).toFixed(0)} MiB, reload ${million.reloadSeconds.toFixed(3)} s: ${million.reprefillOverReload.toFixed(0)}× faster than re-prefill`,
+    ];
+    for (const line of lines) {
+      y += 20;
+      body += `<text x="20" y="${y + 12}">${escapeSvg(line)}</text>`;
+    }
+    y += 10;
+  }
+  const height = y + 30;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">` +
+    `<rect width="100%" height="100%" fill="white"/>` +
+    `<text x="10" y="18" font-size="14" font-weight="bold">HCAttention KV cache vs llama.cpp</text>` +
+    `<rect x="330" y="8" width="12" height="12" fill="#3b82f6"/><text x="346" y="18">ours</text>` +
+    `<rect x="390" y="8" width="12" height="12" fill="#9ca3af"/><text x="406" y="18">llama.cpp</text>` +
+    body +
+    `</svg>\n`
+  );
+}
+
+function printSummary(report) {
+  const { decode, memory, million, fidelity } = report;
+  if (decode) {
+    console.log(`decode at ${decode.contextTokens} tokens (${decode.model}, ${decode.threads} threads, medians):`);
+    for (const [name, v] of Object.entries(decode.tokPerS)) console.log(`  ${name.padEnd(16)} ${v.toFixed(2)} tok/s`);
+    for (const [name, v] of Object.entries(decode.ratios)) console.log(`  ${name.padEnd(32)} ${v.toFixed(2)}×`);
+  }
+  if (memory) {
+    console.log(`fast-tier bytes per token (f16 K+V: ${memory.f16BytesPerToken} B):`);
+    for (const [kv, m] of Object.entries(memory.ours)) console.log(`  ours ${kv.padEnd(6)} ${m.fastBytesPerToken.toFixed(1)} B (${m.fastPercentOfF16.toFixed(2)}%), host ${m.hostBytesPerToken.toFixed(1)} B  [measured]`);
+    for (const [type, m] of Object.entries(memory.llamaCpp)) console.log(`  llama.cpp ${type.padEnd(5)} ${m.bytesPerToken.toFixed(1)} B (${m.percentOfF16.toFixed(2)}%)  [computed]`);
+  }
+  if (million) {
+    console.log(
+      `${million.tokens}-token prefill: ${million.prefillSeconds.toFixed(1)} s, ${million.prefillTokPerS.toFixed(0)} tok/s, peak RSS ${million.peakRssMB.toFixed(0)} MB, ` +
+        `snapshot ${(million.snapshotBytes / 2 ** 20).toFixed(1)} MiB, reload ${million.reloadSeconds.toFixed(3)} s → re-prefill/reload ${million.reprefillOverReload.toFixed(0)}×`,
+    );
+  }
+  if (fidelity) {
+    console.log("fidelity on stories260K:");
+    for (const r of fidelity.rows) console.log(`  ${r.kv.padEnd(6)} top-1 ${r.top1AgreementPercent.toFixed(2)}%  mean KL ${r.meanKl.toExponential(2)}`);
+  }
+  console.log(`results: ${join(resultsDir, "kv.json")}, chart: ${join(resultsDir, "kv.svg")}`);
+}
+
+export async function main(args) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean", default: false },
+      reps: { type: "string", default: "3" },
+      threads: { type: "string", default: "2" },
+      context: { type: "string", default: "8192" },
+      decode: { type: "string", default: "16" },
+      tokens: { type: "string", default: "1000000" },
+      parts: { type: "string", default: "decode,memory,million,fidelity" },
+    },
+  });
+  const parts = new Set(values.parts.split(",").filter(Boolean));
+  const known = ["decode", "memory", "million", "fidelity"];
+  for (const p of parts) if (!known.includes(p)) throw new Error(`unknown part "${p}" (known: ${known.join(", ")})`);
+  const settings = {
+    reps: Math.max(1, Number(values.reps)),
+    threads: Number(values.threads),
+    contextTokens: Number(values.context),
+    decodeTokens: Math.max(1, Number(values.decode)),
+    tokens: Number(values.tokens),
+  };
+  const log = (line) => {
+    if (!values.json) console.error(line);
+  };
+  const report = { benchmark: "kv", date: new Date().toISOString(), machine: machineInfo(), settings: { ...settings, parts: [...parts] } };
+  // memory reads the decode part's contexts.
+  if (parts.has("decode") || parts.has("memory")) report.decode = decodePart({ ...settings, log });
+  if (parts.has("memory")) report.memory = memoryPart(report.decode);
+  if (parts.has("million")) report.million = millionPart({ ...settings, log });
+  if (parts.has("fidelity")) report.fidelity = fidelityPart({ log });
+
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, "kv.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(resultsDir, "kv.svg"), chart(report));
+  if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else printSummary(report);
+  return 0;
+}
+
+if (process.argv[2] === "--child" && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [, , , kind, ...rest] = process.argv;
+  reportFromChild(() => child(kind, rest));
+}
