@@ -34,7 +34,7 @@ export const evalCommand: CliCommand = {
       if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x))) {
         throw new Error(`${v["tokens-file"]}: expected a JSON array of integer token ids`);
       }
-      const model = await loadModel(v.model, v.threads);
+      const model = await loadModel(v.model, v.threads, v.device);
       const ctx = model.createContext({ nCtx: Math.max(1, ids.length), ...kv });
       const result = await ctx.evalLogits(ids as number[], topK);
       const lines = result.top.map((top, pos) => JSON.stringify({ pos, top }));

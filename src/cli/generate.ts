@@ -38,7 +38,7 @@ export const generateCommand: CliCommand = {
         topP: numberOption("top-p", v["top-p"], 0.95),
         seed: numberOption("seed", v.seed, 0),
       };
-      const model = await loadModel(v.model, v.threads);
+      const model = await loadModel(v.model, v.threads, v.device);
       const prompt = await model.tokenize(v.prompt, true, true);
       const ctx = model.createContext({ nCtx: Math.min(model.info.nCtxTrain, prompt.length + maxTokens), ...kv });
       const stop = () => ctx.cancel();

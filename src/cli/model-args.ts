@@ -1,6 +1,6 @@
 // Shared pieces of the engine commands (tokenize, eval, generate): option parsing and model loading.
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { loadAddon, type ContextOptions, type KvMode, type Model } from "../engine/addon";
+import { loadAddon, type ContextOptions, type DeviceChoice, type KvMode, type Model } from "../engine/addon";
 
 /** Thrown for bad command lines; the command prints the message and its usage and exits with 2. */
 export class UsageError extends Error {}
@@ -20,10 +20,21 @@ export function numberOption(name: string, value: string | undefined, fallback: 
   return n;
 }
 
-export async function loadModel(modelPath: string | undefined, threads: string | undefined): Promise<Model> {
+const devices: DeviceChoice[] = ["auto", "cpu", "cuda"];
+
+/**
+ * Loads the model on --device (auto: CUDA when the addon has it and a GPU is present). A "cuda" request
+ * that cannot be honoured runs on the CPU; the one line saying why goes to stderr.
+ */
+export async function loadModel(modelPath: string | undefined, threads: string | undefined, device?: string): Promise<Model> {
   if (!modelPath) throw new UsageError("--model PATH (a GGUF file) is required");
+  if (device !== undefined && !devices.includes(device as DeviceChoice)) {
+    throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
+  }
   const addon = loadAddon();
-  return addon.Model.load(modelPath, { threads: numberOption("threads", threads, 0) });
+  const model = await addon.Model.load(modelPath, { threads: numberOption("threads", threads, 0), device: (device ?? "auto") as DeviceChoice });
+  if (model.info.deviceNote) process.stderr.write(`repo-llama: ${model.info.deviceNote}\n`);
+  return model;
 }
 
 /** Runs a command body, turning UsageError into usage output (exit 2) and other errors into a message (exit 1). */
@@ -40,12 +51,13 @@ export async function runCommand(name: string, usage: string, body: () => Promis
   }
 }
 
-/** The KV cache options every engine command takes. */
+/** The KV cache and device options every engine command takes. */
 export const kvArgOptions = {
   kv: { type: "string" },
   "kv-top-p": { type: "string" },
   sinks: { type: "string" },
   recent: { type: "string" },
+  device: { type: "string" },
 } as const;
 
 export const kvUsage = `  --kv MODE        KV cache: f32 (default) or f16 keep every key and value; 50%, 25%, 12.5% are
@@ -53,6 +65,8 @@ export const kvUsage = `  --kv MODE        KV cache: f32 (default) or f16 keep e
   --kv-top-p P     attention mass the HCAttention selection keeps (default 0.995)
   --sinks N        first tokens always attended (default 4)
   --recent N       last tokens always attended (default 64)
+  --device D       auto (default: CUDA when built in and a GPU is present), cpu or cuda (without a
+                   usable GPU it runs on the CPU and says why)
 `;
 
 const budgets: KvMode[] = ["50%", "25%", "12.5%"];

@@ -42,7 +42,7 @@ export const statsCommand: CliCommand = {
       const n = numberOption("tokens", v.tokens, 0);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`--tokens must be a positive integer, got "${v.tokens}"`);
       const kv = kvContextOptions(v);
-      const model = await loadModel(v.model, v.threads);
+      const model = await loadModel(v.model, v.threads, v.device);
       const ctx = model.createContext({ nCtx: n, ...kv });
       const started = performance.now();
       try {
