@@ -5,72 +5,45 @@
 // inputs; value sums from mapped pinned host memory against kv::attend_values_f16; and whole decode
 // steps kept on the device (selection handed to the value sums in device memory) against the CPU chain.
 // Skipped (exit 77) with the reason when no CUDA device is usable.
-#include <cstdio>
+#include "cuda_test.h"
 
-#include "test_util.h"
-
+int main() {
+  return cuda_test_main("test_cuda_hcattn", [] {
 #ifdef HCATTN_WITH_CUDA
-#include "cuda/op_checks.h"
+    using namespace hcattn;
+    for (const auto& r : cuda::check_lut_scores(128, 64, 256, 5000, 4, 1)) report(r);
+    for (const auto& r : cuda::check_lut_scores(128, 32, 1024, 3001, 4, 2)) report(r);
+    for (const auto& r : cuda::check_lut_scores(128, 64, 4096, 1000, 1, 3)) report(r);  // 1 MiB LUT: global memory
+    for (const auto& r : cuda::check_lut_scores(96, 12, 16, 777, 2, 4)) report(r);      // g not a multiple of 8
 
-using namespace hcattn;
+    kv::SelectParams p;
+    report(cuda::check_selection(8, 20000, p, false, 5));
+    report(cuda::check_selection(32, 4096, p, false, 6));
+    p.margin = 0.5f;
+    report(cuda::check_selection(4, 20000, p, false, 7));
+    p.margin = 0;
+    p.k_max = 50;
+    report(cuda::check_selection(4, 20000, p, false, 8));
+    p.k_max = 6000;
+    report(cuda::check_selection(2, 50000, p, true, 9));
+    report(cuda::check_selection(2, 30000, kv::SelectParams{}, true, 10));
+    p = kv::SelectParams{};
+    p.top_p = 0;
+    report(cuda::check_selection(2, 5000, p, false, 11));
+    // Not 1: there the cut falls where the running sum meets the total, i.e. on rounding alone.
+    p.top_p = 0.999f;
+    report(cuda::check_selection(2, 5000, p, false, 12));
+    p = kv::SelectParams{};
+    p.sinks = 0;
+    p.recent = 0;
+    report(cuda::check_selection(3, 10, p, false, 13));
+    report(cuda::check_selection(1, 1, kv::SelectParams{}, false, 14));
+    report(cuda::check_selection(1, 1 << 20, kv::SelectParams{}, false, 15));
 
-namespace {
-
-void report(const cuda::CheckResult& r) {
-  std::printf("%-4s %-34s err %.3g (bound %.2g) %s %s\n", r.passed ? "ok" : "FAIL", r.op.c_str(), r.error, r.bound,
-              r.shape.c_str(), r.detail.c_str());
-  CHECK(r.passed);
-}
-
-}  // namespace
-
-int main() {
-  std::string why;
-  if (!cuda::device_usable(&why)) {
-    std::printf("test_cuda_hcattn: skipped: %s\n", why.c_str());
-    return 77;
-  }
-  for (const auto& r : cuda::check_lut_scores(128, 64, 256, 5000, 4, 1)) report(r);
-  for (const auto& r : cuda::check_lut_scores(128, 32, 1024, 3001, 4, 2)) report(r);
-  for (const auto& r : cuda::check_lut_scores(128, 64, 4096, 1000, 1, 3)) report(r);  // 1 MiB LUT: global memory
-  for (const auto& r : cuda::check_lut_scores(96, 12, 16, 777, 2, 4)) report(r);      // g not a multiple of 8
-
-  kv::SelectParams p;
-  report(cuda::check_selection(8, 20000, p, false, 5));
-  report(cuda::check_selection(32, 4096, p, false, 6));
-  p.margin = 0.5f;
-  report(cuda::check_selection(4, 20000, p, false, 7));
-  p.margin = 0;
-  p.k_max = 50;
-  report(cuda::check_selection(4, 20000, p, false, 8));
-  p.k_max = 6000;
-  report(cuda::check_selection(2, 50000, p, true, 9));
-  report(cuda::check_selection(2, 30000, kv::SelectParams{}, true, 10));
-  p = kv::SelectParams{};
-  p.top_p = 0;
-  report(cuda::check_selection(2, 5000, p, false, 11));
-  // Not 1: there the cut falls where the running sum meets the total, i.e. on rounding alone.
-  p.top_p = 0.999f;
-  report(cuda::check_selection(2, 5000, p, false, 12));
-  p = kv::SelectParams{};
-  p.sinks = 0;
-  p.recent = 0;
-  report(cuda::check_selection(3, 10, p, false, 13));
-  report(cuda::check_selection(1, 1, kv::SelectParams{}, false, 14));
-  report(cuda::check_selection(1, 1 << 20, kv::SelectParams{}, false, 15));
-
-  report(cuda::check_value_sums(8, 4, 20000, 128, 16));
-  report(cuda::check_value_sums(4, 1, 3000, 64, 17));
-  report(cuda::check_hc_decode_step(32, 4, 50000, 128, 32, 18));
-  report(cuda::check_hc_decode_step(8, 4, 20000, 128, 64, 19));
-  return test_summary("test_cuda_hcattn");
-}
-
-#else
-
-int main() {
-  std::printf("test_cuda_hcattn: skipped: this build has no CUDA backend (configure with -DHCATTN_CUDA=ON where nvcc exists)\n");
-  return 77;
-}
-
+    report(cuda::check_value_sums(8, 4, 20000, 128, 16));
+    report(cuda::check_value_sums(4, 1, 3000, 64, 17));
+    report(cuda::check_hc_decode_step(32, 4, 50000, 128, 32, 18));
+    report(cuda::check_hc_decode_step(8, 4, 20000, 128, 64, 19));
 #endif
+  });
+}

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/bench_kernels.h"
+#include "cuda/cli_entry.h"
 #include "hcattn/engine.h"
 
 namespace {
@@ -113,7 +114,10 @@ std::string json_string(const std::string& s) {
 std::shared_ptr<hcattn::Model> load_model(const Args& a) {
   hcattn::ModelOptions o;
   o.threads = static_cast<int>(a.number("--threads", 0));
-  return hcattn::Model::load(a.required("--model"), o);
+  o.device = a.get("--device", "auto");
+  auto m = hcattn::Model::load(a.required("--model"), o);
+  if (!m->info().device_note.empty()) std::fprintf(stderr, "hcattn-cli: %s\n", m->info().device_note.c_str());
+  return m;
 }
 
 hcattn::ContextOptions context_options(const Args& a, size_t needed) {
@@ -136,9 +140,11 @@ int cmd_model_info(const Args& a) {
   const auto m = load_model(a);
   const hcattn::ModelInfo& i = m->info();
   std::printf("{\"name\":%s,\"quantization\":\"%s\",\"parameters\":%lld,\"nCtxTrain\":%d,\"nLayer\":%d,\"nHead\":%d,"
-              "\"nHeadKv\":%d,\"headDim\":%d,\"nEmbd\":%d,\"nFf\":%d,\"nVocab\":%d,\"digest\":\"%s\"}\n",
+              "\"nHeadKv\":%d,\"headDim\":%d,\"nEmbd\":%d,\"nFf\":%d,\"nVocab\":%d,\"digest\":\"%s\",\"device\":\"%s\","
+              "\"deviceName\":%s,\"deviceNote\":%s}\n",
               json_string(i.name).c_str(), i.quantization.c_str(), static_cast<long long>(i.parameters), i.n_ctx_train,
-              i.n_layer, i.n_head, i.n_head_kv, i.head_dim, i.n_embd, i.n_ff, i.n_vocab, i.digest.c_str());
+              i.n_layer, i.n_head, i.n_head_kv, i.head_dim, i.n_embd, i.n_ff, i.n_vocab, i.digest.c_str(), i.device.c_str(),
+              json_string(i.device_name).c_str(), json_string(i.device_note).c_str());
   return 0;
 }
 
@@ -224,9 +230,9 @@ int cmd_bench(const Args& a) {
   g.sampling.temperature = 0;
   const hcattn::GenerateResult r = ctx->generate(g);
   const int steps = std::max(1, static_cast<int>(r.tokens.size()) - 1);
-  std::printf("{\"model\":%s,\"threads\":%d,\"loadSeconds\":%.3f,\"promptTokens\":%d,\"prefillTokPerS\":%.3f,"
+  std::printf("{\"model\":%s,\"device\":\"%s\",\"threads\":%d,\"loadSeconds\":%.3f,\"promptTokens\":%d,\"prefillTokPerS\":%.3f,"
               "\"decodeSteps\":%d,\"decodeTokPerS\":%.3f}\n",
-              json_string(m->info().name).c_str(), m->threads(), load_s, n_prompt, n_prompt / prefill_s, steps,
+              json_string(m->info().name).c_str(), m->info().device.c_str(), m->threads(), load_s, n_prompt, n_prompt / prefill_s, steps,
               steps / r.stats.seconds);
   return 0;
 }
@@ -244,10 +250,15 @@ void usage() {
                "                                        streams the continuation to stdout\n"
                "  bench --model M [--prompt-tokens N] [--decode N]\n"
                "                                        load time, prefill and decode tokens/s as JSON\n"
+               "  bench --shape llama3-8b|llama32-1b --qtype q4_0|q8_0 --random [--ctx N] [--kv 50%%|25%%|12.5%%] [--quick]\n"
+               "                                        CUDA: random-weight model on the GPU, prefill/decode and op timings\n"
+               "  test [--models DIR] [--seed N]        CUDA: every op and whole models (fixtures in DIR) against the CPU\n"
                "  bench-kernels [--json] [--threads N] [--types T,..] [--levels L,..] [--tokens N] [--repeats N]\n"
                "                                        matmul kernel micro-benchmark on random in-memory weights\n"
                "  --version                             engine version\n"
-               "common options: --threads N (0: all cores), --ctx N, --batch N\n");
+               "common options: --threads N (0: all cores), --ctx N, --batch N,\n"
+               "                --device auto|cpu|cuda (auto: CUDA when built in and a GPU is present; cuda without\n"
+               "                one runs on the CPU and says why)\n");
 }
 
 }  // namespace
@@ -265,6 +276,12 @@ int main(int argc, char** argv) {
     }
     if (cmd == "info") return cmd_info();
     if (cmd == "bench-kernels") return hcattn::cli::bench_kernels(argc - 1, argv + 1);
+    if (cmd == "test") return hcattn::cuda::cuda_selftest(argc - 1, argv + 1);
+    for (int i = 2; i < argc; ++i) {
+      // A model shape instead of a file: the CUDA benchmark on random weights made on the device.
+      const std::string arg = argv[i];
+      if (cmd == "bench" && (arg == "--shape" || arg == "--random")) return hcattn::cuda::cuda_bench(argc - 1, argv + 1);
+    }
     const Args args(argc, argv, 2);
     if (cmd == "model-info") return cmd_model_info(args);
     if (cmd == "tokenize") return cmd_tokenize(args);

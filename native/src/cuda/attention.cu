@@ -106,8 +106,8 @@ __global__ void __launch_bounds__(kAttnWarps * kWarp)
 }
 
 void check_shape(const AttentionShape& s) {
-  if (s.head_dim <= 0 || s.head_dim % kWarp != 0 || s.head_dim > kMaxHeadDim) {
-    throw Error("CUDA attention: head_dim " + std::to_string(s.head_dim) + " is not supported (a multiple of 32 up to 128)");
+  if (s.head_dim <= 0 || s.head_dim > kMaxHeadDim) {
+    throw Error("CUDA attention: head_dim " + std::to_string(s.head_dim) + " is not supported (at most 128)");
   }
   if (s.n_head_kv <= 0 || s.n_head % s.n_head_kv != 0) {
     throw Error("CUDA attention: n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " +

@@ -13,7 +13,7 @@ struct AttentionShape {
   int n_k = 0;        // keys and values: positions [0, n_k)
   int n_head = 0;     // query heads
   int n_head_kv = 0;  // query head h reads KV head h / (n_head / n_head_kv)
-  int head_dim = 0;   // a multiple of 32, at most 128
+  int head_dim = 0;   // at most 128
   float scale = 0;    // multiplies q·k before the softmax
 };
 

@@ -1,7 +1,9 @@
-// `hcattn-cli bench` on a GPU: the CUDA ops at a real model's shapes on random weights made on the
-// device, each timed with events (median of repeats after a warm-up) and set against the chip's
-// limits. Whole-model figures are sums of the measured ops (the GPU forward pass is assembled from
-// these same calls); they are labelled as estimates.
+// `hcattn-cli bench` on a GPU. First the whole model on the CUDA backend (cuda/llama_cuda.h) with
+// random weights made on the device: real forward passes for an 8k prefill, decode after it, prefill
+// chunks and decode at the --ctx position over a full f16 KV cache filled with random keys and values,
+// with peak GPU and host memory. Then the CUDA ops at the same shapes, each timed with events (median
+// of repeats after a warm-up) against the chip's limits, including the HCAttention decode chain at
+// --ctx; figures assembled from op timings are labelled as estimates.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,15 +11,19 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <sys/resource.h>
 #include <string>
 #include <vector>
 
 #include "cpu/threadpool.h"
 #include "cuda/cli_entry.h"
 #include "cuda/device.h"
+#include "cuda/kv_cache_cuda.h"
+#include "cuda/llama_cuda.h"
 #include "cuda/op_checks.h"
 #include "cuda/ops.h"
 #include "kv/selection.h"
+#include "model/hparams.h"
 #include "quant/types.h"
 
 namespace hcattn::cuda {
@@ -134,6 +140,105 @@ DeviceWeight make_weight(std::vector<DeviceBuffer<uint8_t>>& store, GgmlType t, 
   DeviceWeight w{t, store.back().get(), rows, cols, row_bytes};
   fill_random_weight(w, seed, stream);
   return w;
+}
+
+double host_peak_gib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB
+}
+
+model::Hparams hparams_of(const ModelShape& m) {
+  model::Hparams h;
+  h.n_vocab = m.n_vocab;
+  h.n_ctx_train = 131072;
+  h.n_embd = m.n_embd;
+  h.n_layer = m.n_layer;
+  h.n_head = m.n_head;
+  h.n_head_kv = m.n_head_kv;
+  h.head_dim = m.head_dim;
+  h.n_ff = m.n_ff;
+  h.kq_scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+  h.n_rot = m.head_dim;
+  h.rope_freq_base = 500000.0f;
+  h.rope_scaling = model::RopeScaling::None;
+  h.rope_n_ctx_orig = h.n_ctx_train;
+  return h;
+}
+
+double seconds_of(const std::function<void()>& fn) {
+  const auto a = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+}
+
+// The whole model through CudaLlama::forward (each call ends with the logits on the host, so host
+// clocks time it completely).
+void bench_model(const Options& o) {
+  const ModelShape& m = *o.shape;
+  const model::Hparams h = hparams_of(m);
+  cpu::ThreadPool pool(0);
+  const size_t gpu_before = gpu_used_bytes();
+  CudaLlama llama(h, o.qtype, 1, pool);
+  std::printf("model  %s %s random weights on the GPU: %.2f GiB\n", m.name, quant::type_name(o.qtype),
+              gib(static_cast<double>(llama.weight_bytes())));
+  std::mt19937 rng(5);
+  auto random_tokens = [&](int n) {
+    std::vector<int32_t> t(n);
+    for (int32_t& id : t) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(m.n_vocab));
+    return t;
+  };
+  std::vector<float> logits(m.n_vocab);
+  const int decode_steps = o.quick ? 4 : 16;
+
+  {  // 8k prompt from an empty cache, in chunks of 2048, then decode steps after it.
+    const int prompt = 8192, chunk = 2048;
+    DeviceKvCache kv(llama.kv_shape(), prompt + decode_steps, model::KvStorage::F16);
+    const std::vector<int32_t> ids = random_tokens(prompt + decode_steps);
+    llama.forward(ids.data(), 16, 0, kv, nullptr, false, logits.data());  // warm-up (module load, workspace)
+    const double prefill_s = seconds_of([&] {
+      for (int p = 0; p < prompt; p += chunk) llama.forward(ids.data() + p, chunk, p, kv, nullptr, false, logits.data());
+    });
+    const double decode_s = seconds_of([&] {
+      for (int i = 0; i < decode_steps; ++i) llama.forward(&ids[prompt + i], 1, prompt + i, kv, nullptr, false, logits.data());
+    });
+    std::printf("model  prefill %d tokens (chunks of %d, full f16 KV on the GPU): %.2f s = %.0f tok/s\n", prompt, chunk,
+                prefill_s, prompt / prefill_s);
+    std::printf("model  decode at %d: %.2f ms/token = %.1f tok/s\n", prompt, 1000 * decode_s / decode_steps,
+                decode_steps / decode_s);
+  }
+
+  // At --ctx: a full f16 cache of ctx positions (random keys and values), one prefill chunk at the
+  // start and one at the end (attention cost grows linearly with the position, so their mean times
+  // the number of chunks is the whole prefill), and decode steps at the end.
+  const size_t kv_bytes = static_cast<size_t>(o.ctx) * m.n_layer * m.n_head_kv * m.head_dim * 2 * 2;
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  if (kv_bytes + (size_t{4} << 30) > free_b) {
+    std::printf("model  ctx %lld: a full f16 KV cache needs %.1f GiB, %.1f GiB free: whole-model figures at this context "
+                "come from the op estimates below\n",
+                static_cast<long long>(o.ctx), gib(static_cast<double>(kv_bytes)), gib(static_cast<double>(free_b)));
+  } else {
+    const int ctx = static_cast<int>(o.ctx), chunk = 1024;
+    DeviceKvCache kv(llama.kv_shape(), ctx, model::KvStorage::F16);
+    kv.fill_random(ctx, 77, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<int32_t> ids = random_tokens(chunk);
+    const double first_s = seconds_of([&] { llama.forward(ids.data(), chunk, 0, kv, nullptr, false, logits.data()); });
+    const int last_pos = ctx - decode_steps - chunk;
+    const double last_s = seconds_of([&] { llama.forward(ids.data(), chunk, last_pos, kv, nullptr, false, logits.data()); });
+    const double prefill_s = (first_s + last_s) / 2 * (static_cast<double>(ctx) / chunk);
+    const double decode_s = seconds_of([&] {
+      for (int i = 0; i < decode_steps; ++i)
+        llama.forward(&ids[i], 1, ctx - decode_steps + i, kv, nullptr, false, logits.data());
+    });
+    std::printf("model  prefill chunk of %d at position 0: %.3f s, at %d: %.3f s -> prefill %d tokens ~ %.1f s = %.0f tok/s\n",
+                chunk, first_s, last_pos, last_s, ctx, prefill_s, ctx / prefill_s);
+    std::printf("model  decode at %d (full f16 KV, %.1f GiB): %.2f ms/token = %.1f tok/s\n", ctx,
+                gib(static_cast<double>(kv_bytes)), 1000 * decode_s / decode_steps, decode_steps / decode_s);
+    std::printf("memory model at ctx %d: GPU %.2f GiB in use (weights + KV + work space), host peak RSS %.2f GiB\n", ctx,
+                gib(static_cast<double>(gpu_used_bytes() - gpu_before)), host_peak_gib());
+  }
 }
 
 int run(const Options& o) {
@@ -320,7 +425,9 @@ int cuda_bench(int argc, char** argv) {
     return 77;
   }
   try {
-    return run(parse(argc, argv));
+    const Options o = parse(argc, argv);
+    bench_model(o);
+    return run(o);
   } catch (const std::exception& e) {
     std::printf("cuda bench: error: %s\n", e.what());
     return 1;

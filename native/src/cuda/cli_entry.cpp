@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda/device.h"
+#include "cuda/model_checks.h"
 #include "cuda/op_checks.h"
 
 namespace hcattn::cuda {
@@ -20,11 +21,21 @@ int cuda_selftest(int argc, char** argv) {
   std::printf("cuda test on %s (sm_%d, %.1f GiB)\n", probe.name.c_str(), probe.compute_capability,
               static_cast<double>(probe.total_memory) / (1 << 30));
   uint64_t seed = 1;
-  for (int i = 1; i + 1 < argc; ++i)
+  const char* env = std::getenv("HCATTN_TEST_DATA");
+  std::string models = env ? env : "build/test-data";
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
+    if (std::string(argv[i]) == "--models") models = argv[i + 1];
+  }
   try {
     int failed = 0;
-    const std::vector<CheckResult> results = run_all_checks(seed);
+    // Ops (weight products, norm, RoPE, SwiGLU, attention, HCAttention LUT/scores/selection/value
+    // sums) first, then whole models on the fixtures that are present.
+    std::vector<CheckResult> results = run_all_checks(seed);
+    std::vector<std::string> missing;
+    const std::vector<CheckResult> model_results = check_models(models, seed, &missing);
+    results.insert(results.end(), model_results.begin(), model_results.end());
+    for (const std::string& m : missing) std::printf("note: whole-model check skipped, %s/%s not found\n", models.c_str(), m.c_str());
     for (const CheckResult& r : results) {
       std::printf("%-4s %-40s err %-10.3g bound %-8.2g %s\n", r.passed ? "ok" : "FAIL", r.op.c_str(), r.error, r.bound,
                   r.shape.c_str());
@@ -33,7 +44,7 @@ int cuda_selftest(int argc, char** argv) {
         ++failed;
       }
     }
-    std::printf("cuda test: %zu comparisons, %d failed\n", results.size(), failed);
+    std::printf("cuda test: %zu comparisons (%zu whole-model), %d failed\n", results.size(), model_results.size(), failed);
     return failed == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::printf("cuda test: error: %s\n", e.what());

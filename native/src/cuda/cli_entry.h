@@ -6,7 +6,9 @@
 
 namespace hcattn::cuda {
 
-// Runs every CUDA op against the CPU op (cuda/op_checks.h) and prints one line per comparison.
+// Runs every CUDA op against the CPU op (cuda/op_checks.h), then the whole model on the CUDA backend
+// against the CPU backend on the fixtures found in --models DIR (default $HCATTN_TEST_DATA, else
+// build/test-data; cuda/model_checks.h), printing one line per comparison.
 int cuda_selftest(int argc, char** argv);
 
 // Op benchmarks on random weights made on the device:
