@@ -77,7 +77,7 @@ test("ask prints the scripted answer after prefilling the workspace", async () =
   assert.match(r.stderr, /stop: eog\]/);
 });
 
-test("--snapshot: the first run prefills and saves, the second loads every token and gives the same answer", async () => {
+test("--snapshot: the first run prefills and saves, the second loads every token and gives the same answer; other KV settings prefill again", async () => {
   const snapshot = join(work, "ctx.hckv");
   const counts = await segmentTokens();
   const n = total(counts);
@@ -95,6 +95,13 @@ test("--snapshot: the first run prefills and saves, the second loads every token
   assert.doesNotMatch(second.stderr, /prefilled \d+|saved \d+ tokens/);
   assert.equal(second.stdout, first.stdout);
   assert.equal(second.stdout, `${ANSWER}\n`);
+
+  // Saved with 25%: another budget cannot use it, says why, prefills everything and replaces it.
+  const other = ask("--snapshot", snapshot, "--kv", "12.5%", "What does add do?");
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stderr, /cannot be used \(.*kv budget 25% in the snapshot vs 12\.5% now.*\); deleted it, prefilling instead/);
+  assert.match(other.stderr, new RegExp(`prefilled ${n} tokens[^\n]*; context ${n} tokens\nsaved ${n} tokens to`));
+  assert.match(ask("--snapshot", snapshot, "--kv", "12.5%", "What does add do?").stderr, new RegExp(`loaded ${n} tokens`));
 });
 
 test("--snapshot after the newest file changed: only that file and the closing tail are prefilled", async () => {
