@@ -143,18 +143,6 @@ async function load(params: LoadParams): Promise<LoadResult> {
     );
   }
   const build = addon.buildInfo();
-  if (params.device === "cuda" && build.cudaDevices === 0) {
-    throw new ResponseError(
-      EngineErrorCodes.unsupported,
-      `repoLlama.device is "cuda" but no CUDA GPU is usable (${build.cudaNote || "this build has no CUDA support"}). Set it to "auto" or "cpu".`,
-    );
-  }
-  const deviceNote =
-    params.device === "cpu"
-      ? undefined
-      : build.cudaDevices > 0
-        ? "This engine build runs models on the CPU; the GPU path comes with the CUDA backend."
-        : build.cudaNote || undefined;
 
   if (loaded) {
     loaded.session.dispose();
@@ -162,7 +150,8 @@ async function load(params: LoadParams): Promise<LoadResult> {
   }
   let model: Model;
   try {
-    model = await addon.Model.load(modelPath, { threads: params.threads });
+    // repoLlama.device: "cuda" without a usable GPU loads on the CPU and info.deviceNote says why.
+    model = await addon.Model.load(modelPath, { threads: params.threads, device: params.device });
   } catch (error) {
     throw new ResponseError(
       EngineErrorCodes.badModel,
@@ -185,7 +174,8 @@ async function load(params: LoadParams): Promise<LoadResult> {
   const seconds = (performance.now() - started) / 1000;
   log(
     `loaded ${modelPath}: ${info.name}, ${info.quantization}, ${info.nLayer} layers, context ${contextTokens} tokens, ` +
-      `KV ${kv.mode}, ${formatGiB(totalNeed(need))} planned, ${info.threads} threads, ${build.simd}, ${seconds.toFixed(2)} s`,
+      `KV ${kv.mode}, ${formatGiB(totalNeed(need))} planned, ${info.threads} threads, ${build.simd}, on ${info.device} (${info.deviceName}), ${seconds.toFixed(2)} s` +
+      (info.deviceNote ? `; ${info.deviceNote}` : ""),
   );
   return {
     model: {
@@ -204,8 +194,8 @@ async function load(params: LoadParams): Promise<LoadResult> {
     },
     contextTokens,
     memoryBytes: totalNeed(need),
-    device: "cpu",
-    deviceNote,
+    device: info.device,
+    deviceNote: info.deviceNote || undefined,
     threads: info.threads,
     simd: build.simd,
     seconds,
