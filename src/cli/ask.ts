@@ -193,7 +193,8 @@ export const askCommand: CliCommand = {
           if (isEngineError(error, EngineErrorCodes.cancelled)) {
             // The files prefilled before the cancel are whole segments: saved, the next run starts after them.
             if (snapshotFile && session.tokens > 0) await saveContext(session, snapshotFile);
-            process.stderr.write(`${error.message}\n`);
+            const lost = snapshotFile ? "" : " (without --snapshot FILE they are lost when this command exits)";
+            process.stderr.write(`${error.message}${lost}\n`);
             return 130;
           }
           if (isEngineError(error, EngineErrorCodes.doesNotFit)) {
