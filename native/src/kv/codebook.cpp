@@ -95,6 +95,25 @@ void kmeans(const std::vector<float>& pts, int64_t n, int sub, int c, std::mt199
   }
 }
 
+// The residual levels of one group: radii[l] = base * 2^((l - 10) / 2) for l < kLevels - 1 (a factor
+// sqrt(2) apart, from base / 32 to 4 * base), the last level unbounded. base is the largest residual of
+// the training points, or 1/16 of their RMS norm when the codebook fits them (nearly) exactly: later keys
+// lie off the training points, and their levels must still fall inside the finite range.
+void set_radii(const std::vector<float>& pts, int64_t n, int sub, const float* book, int c, float* radii) {
+  const PreparedBook prepared(book, c, sub);
+  std::vector<int32_t> assign(n);
+  assign_nearest(pts.data(), n, sub, sub, prepared.transposed.data(), prepared.norms.data(), c, assign.data());
+  double worst = 0, norms = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    worst = std::max(worst, static_cast<double>(squared_distance(&pts[i * sub], book + static_cast<int64_t>(assign[i]) * sub, sub)));
+    for (int j = 0; j < sub; ++j) norms += static_cast<double>(pts[i * sub + j]) * pts[i * sub + j];
+  }
+  const double base = std::max(std::sqrt(worst), std::sqrt(norms / static_cast<double>(n)) / 16);
+  const int last = KeyCodebook::kLevels - 1;
+  for (int l = 0; l < last; ++l) radii[l] = static_cast<float>(base * std::pow(2.0, (l - 10) / 2.0));
+  radii[last] = std::numeric_limits<float>::infinity();
+}
+
 }  // namespace
 
 KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups, int c, uint64_t seed, int iters,
@@ -102,7 +121,8 @@ KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups
   if (dim <= 0 || groups <= 0 || dim % groups != 0)
     throw Error("key codebook: head dim " + std::to_string(dim) + " is not divisible into " +
                 std::to_string(groups) + " groups");
-  if (c < 1 || c > 65536) throw Error("key codebook: centroid count must be in [1, 65536], got " + std::to_string(c));
+  if (c < 1 || c > kMaxCentroids)
+    throw Error("key codebook: centroid count must be in [1, " + std::to_string(kMaxCentroids) + "], got " + std::to_string(c));
   if (n < 1) throw Error("key codebook: no calibration keys");
   KeyCodebook cb;
   cb.dim = dim;
@@ -110,6 +130,7 @@ KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups
   cb.centroids_per_group = c;
   const int sub = dim / groups;
   cb.centroids.assign(static_cast<size_t>(groups) * c * sub, 0.0f);
+  cb.radii.assign(static_cast<size_t>(groups) * kLevels, 0.0f);
 
   std::mt19937_64 rng(seed);
   std::vector<int64_t> rows(static_cast<size_t>(std::min(n, max_train)));
@@ -126,7 +147,9 @@ KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups
   for (int grp = 0; grp < groups; ++grp) {
     for (int64_t i = 0; i < m; ++i)
       std::copy_n(keys + rows[i] * dim + static_cast<int64_t>(grp) * sub, sub, &pts[i * sub]);
-    kmeans(pts, m, sub, c, rng, iters, &cb.centroids[static_cast<size_t>(grp) * c * sub]);
+    float* book = &cb.centroids[static_cast<size_t>(grp) * c * sub];
+    kmeans(pts, m, sub, c, rng, iters, book);
+    set_radii(pts, m, sub, book, c, &cb.radii[static_cast<size_t>(grp) * kLevels]);
   }
   return cb;
 }
@@ -140,14 +163,25 @@ void KeyCodebook::encode_many(const float* keys, int64_t n, uint16_t* codes) con
     const PreparedBook prepared(&centroids[static_cast<size_t>(grp) * centroids_per_group * s], centroids_per_group, s);
     assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, prepared.transposed.data(), prepared.norms.data(),
                    centroids_per_group, nearest.data());
-    for (int64_t i = 0; i < n; ++i) codes[i * groups + grp] = static_cast<uint16_t>(nearest[i]);
+    const float* book = &centroids[static_cast<size_t>(grp) * centroids_per_group * s];
+    const float* r = radii.empty() ? nullptr : &radii[static_cast<size_t>(grp) * kLevels];
+    for (int64_t i = 0; i < n; ++i) {
+      // The smallest level whose radius bounds the residual (a missing radius table bounds nothing).
+      int lv = kLevels - 1;
+      if (r) {
+        const float* x = keys + i * dim + static_cast<int64_t>(grp) * s;
+        const float res = std::sqrt(squared_distance(x, book + static_cast<int64_t>(nearest[i]) * s, s));
+        lv = static_cast<int>(std::lower_bound(r, r + kLevels - 1, res) - r);
+      }
+      codes[i * groups + grp] = static_cast<uint16_t>(nearest[i] | (lv << kIndexBits));
+    }
   }
 }
 
 void KeyCodebook::decode(const uint16_t* codes, float* key) const {
   const int s = sub();
   for (int grp = 0; grp < groups; ++grp) {
-    const float* ck = &centroids[(static_cast<size_t>(grp) * centroids_per_group + codes[grp]) * s];
+    const float* ck = &centroids[(static_cast<size_t>(grp) * centroids_per_group + index(codes[grp])) * s];
     std::copy_n(ck, s, key + static_cast<int64_t>(grp) * s);
   }
 }
@@ -166,12 +200,33 @@ void KeyCodebook::build_lut(const float* q, float* lut) const {
   }
 }
 
+void KeyCodebook::build_bound_lut(const float* q, float scale, float* bound_lut) const {
+  const int s = sub();
+  for (int grp = 0; grp < groups; ++grp) {
+    float qn = 0;
+    for (int j = 0; j < s; ++j) qn += q[grp * s + j] * q[grp * s + j];
+    qn = std::sqrt(qn) * std::fabs(scale);
+    for (int l = 0; l < kLevels; ++l)
+      bound_lut[grp * kLevels + l] = radii.empty() || l == kLevels - 1 ? std::numeric_limits<float>::infinity()
+                                                                      : qn * radii[static_cast<size_t>(grp) * kLevels + l];
+  }
+}
+
 void score_codes(const float* lut, const uint16_t* codes, int64_t n, int groups, int c, float* scores) {
   for (int64_t j = 0; j < n; ++j) {
     const uint16_t* cj = codes + j * groups;
     float s = 0;
-    for (int grp = 0; grp < groups; ++grp) s += lut[static_cast<int64_t>(grp) * c + cj[grp]];
+    for (int grp = 0; grp < groups; ++grp) s += lut[static_cast<int64_t>(grp) * c + KeyCodebook::index(cj[grp])];
     scores[j] = s;
+  }
+}
+
+void score_slack(const float* bound_lut, const uint16_t* codes, int64_t n, int groups, float* slack) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint16_t* cj = codes + j * groups;
+    float s = 0;
+    for (int grp = 0; grp < groups; ++grp) s += bound_lut[grp * KeyCodebook::kLevels + KeyCodebook::level(cj[grp])];
+    slack[j] = s;
   }
 }
 

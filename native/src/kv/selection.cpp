@@ -45,7 +45,7 @@ void finish(const float* scores, int64_t n, const SelectParams& p, float max_sco
 
 }  // namespace
 
-void select_tokens_reference(const float* scores, int64_t n, const SelectParams& p, Selection& out) {
+void select_tokens_reference(const float* scores, int64_t n, const SelectParams& p, Selection& out, const float* upper) {
   out = Selection{};
   if (n <= 0) return;
   const float m = *std::max_element(scores, scores + n);
@@ -62,14 +62,16 @@ void select_tokens_reference(const float* scores, int64_t n, const SelectParams&
     chosen.push_back(order[taken]);
     cum += std::exp(static_cast<double>(scores[order[taken]]) - m);
   }
-  if (!chosen.empty() && p.margin > 0) {
+  if (!chosen.empty() && (p.margin > 0 || upper)) {
     const float cut = scores[chosen.back()] - p.margin;
-    for (; taken < order.size() && scores[order[taken]] >= cut; ++taken) chosen.push_back(order[taken]);
+    const float* reach = upper ? upper : scores;
+    for (; taken < order.size(); ++taken)
+      if (reach[order[taken]] >= cut) chosen.push_back(order[taken]);
   }
   finish(scores, n, p, m, total, chosen, out);
 }
 
-void select_tokens(const float* scores, int64_t n, const SelectParams& p, Selection& out) {
+void select_tokens(const float* scores, int64_t n, const SelectParams& p, Selection& out, const float* upper) {
   out = Selection{};
   if (n <= 0) return;
   const float m = *std::max_element(scores, scores + n);
@@ -116,16 +118,17 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
     chosen.push_back(edge[taken]);
     cum += std::exp(static_cast<double>(scores[edge[taken]]) - m);
   }
-  if (!chosen.empty() && p.margin > 0) {
-    // The rest of the boundary bin and everything below it down to the cut; chosen.back() is the last
-    // prefix token only when the boundary bin contributed one, so take the minimum over the prefix.
+  if (!chosen.empty() && (p.margin > 0 || upper)) {
+    // The rest of the boundary bin and everything below it whose bound reaches the cut; chosen.back() is
+    // the last prefix token only when the boundary bin contributed one, so take the minimum over the prefix.
     float lowest = scores[chosen.front()];
     for (int32_t j : chosen) lowest = std::min(lowest, scores[j]);
     const float cut = lowest - p.margin;
+    const float* reach = upper ? upper : scores;
     for (; taken < edge.size(); ++taken)
-      if (scores[edge[taken]] >= cut) chosen.push_back(edge[taken]);
+      if (reach[edge[taken]] >= cut) chosen.push_back(edge[taken]);
     for (int64_t j = 0; j < n; ++j)
-      if (bin_of[j] > boundary && scores[j] >= cut) chosen.push_back(static_cast<int32_t>(j));
+      if (bin_of[j] > boundary && reach[j] >= cut) chosen.push_back(static_cast<int32_t>(j));
   }
   finish(scores, n, p, m, total, chosen, out);
 }

@@ -26,11 +26,15 @@ struct Selection {
 
 // scores: n attention logits (already scaled by 1/sqrt(d)). The top-p set is the shortest prefix of the
 // tokens ordered by (score descending, position ascending) whose mass reaches top_p of the total, plus
-// every token scoring at least (lowest score in that prefix) - margin.
-void select_tokens(const float* scores, int64_t n, const SelectParams& params, Selection& out);
+// every token whose upper bound reaches (lowest score in that prefix) - margin. upper[j] >= scores[j] bounds
+// the exact logit of an approximate score (key-code residual levels, see codebook.h); without it the bound
+// is the score itself.
+void select_tokens(const float* scores, int64_t n, const SelectParams& params, Selection& out,
+                   const float* upper = nullptr);
 
 // The same selection by a full sort: the reference the fast path is tested against.
-void select_tokens_reference(const float* scores, int64_t n, const SelectParams& params, Selection& out);
+void select_tokens_reference(const float* scores, int64_t n, const SelectParams& params, Selection& out,
+                             const float* upper = nullptr);
 
 // Replaces the weights of `sel` by the softmax of the exact scores <q, k> * scale over the selected tokens,
 // keys read from the host tier as f16 rows of `stride` elements. The approximate scores are good at ranking
