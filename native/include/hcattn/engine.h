@@ -75,7 +75,11 @@ struct KvOptions {
   int k_max = 0;                 // cap on the top-p part of a selection (0: none)
   float margin = 3.0f;           // also keep tokens within this many logits of the top-p cut
   int centroids = 256;           // codebook size per key group
-  int calibration_tokens = 1024; // the first keys of each layer train its codebooks
+  int calibration_tokens = 1024; // keys that train each layer's codebooks
+  // "builtin": codebooks trained once per model and KV config on the keys of a prefill of a built-in code
+  // text (cached in memory and in ContextOptions::codebook_cache_dir), used from the first position on;
+  // "workspace": trained on the context's own first calibration_tokens keys.
+  std::string codebooks = "workspace";
   int star_block = 0;            // > 0: prefill calls without `global` use star-attention blocks (PrefillOptions)
   bool rescore = true;           // exact scores (host-tier keys) for the selected tokens
   bool tail = true;              // estimate the unselected tokens' share from per-block mean values
@@ -86,6 +90,9 @@ struct ContextOptions {
   int n_batch = 512;         // tokens per prefill chunk (one batched matrix-matrix pass per chunk)
   KvType kv_type = KvType::F32;  // storage of the "full" cache
   KvOptions kv;
+  // Folder for the built-in KV codebooks (one small .hckv file per model and KV config, written once,
+  // atomically; a damaged one is trained again). "": kept in memory only.
+  std::string codebook_cache_dir;
 };
 
 // KV memory of a context as allocated (measured, not computed from a formula).

@@ -4,11 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <cstdio>
+#include <map>
 #include <mutex>
 
 #include "common/error.h"
 #include "cpu/threadpool.h"
 #include "engine/backend.h"
+#include "engine/builtin_codebooks.h"
 #include "engine/sha256.h"
 #include "gguf/gguf.h"
 #include "hcattn/engine.h"
@@ -31,6 +34,32 @@ struct Model::Impl {
   ModelInfo info;
   ModelOptions options;
   std::mutex compute;                    // the pool runs one forward pass at a time
+  std::mutex codebooks_mutex;            // guards builtin_codebooks; taken before compute
+  std::map<std::string, engine::CodebookSet> builtin_codebooks;  // by engine::builtin_codebook_key
+
+  // The built-in codebooks for this config: from memory, else the cache folder, else (when train) trained
+  // now with a calibration prefill on the CPU. Null when absent and not trained.
+  engine::CodebookSet builtin_codebooks_for(const kv::HcConfig& config, const std::string& cache_dir, bool train) {
+    std::lock_guard<std::mutex> lock(codebooks_mutex);
+    const std::string key = engine::builtin_codebook_key(info.digest, config, llama->hparams().n_ctx_train);
+    if (auto it = builtin_codebooks.find(key); it != builtin_codebooks.end()) return it->second;
+    engine::CodebookSet books;
+    if (train) {
+      std::lock_guard<std::mutex> busy(compute);
+      books = engine::load_or_train_builtin_codebooks(*llama, *pool, tokenizer.get(), info.digest, config, cache_dir);
+    } else if (!cache_dir.empty()) {
+      engine::BuiltinCodebookStats st;
+      // Reading only: a file that is not there yet yields nothing rather than a training run.
+      const std::string path = cache_dir + "/codebooks-" + key.substr(0, 32) + ".hckv";
+      if (FILE* f = std::fopen(path.c_str(), "rb")) {
+        std::fclose(f);
+        std::lock_guard<std::mutex> busy(compute);
+        books = engine::load_or_train_builtin_codebooks(*llama, *pool, tokenizer.get(), info.digest, config, cache_dir, &st);
+      }
+    }
+    if (books) builtin_codebooks.emplace(key, books);
+    return books;
+  }
 
   const Tokenizer& text_tokenizer() const {
     if (!tokenizer) throw Error("this model's vocabulary cannot convert text: " + tokenizer_error);
@@ -156,6 +185,11 @@ kv::HcConfig hc_config(const KvOptions& o) {
   c.tail = o.tail;
   c.calibration_tokens = o.calibration_tokens;
   c.star_block = o.star_block;
+  if (o.codebooks == "builtin") {
+    c.codebook_source = kv::CodebookSource::Preset;
+  } else if (o.codebooks != "workspace") {
+    throw Error("kv codebooks must be \"builtin\" or \"workspace\", got \"" + o.codebooks + "\"");
+  }
   if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) throw Error("kv top_p must be in (0, 1], got " + std::to_string(o.top_p));
   if (o.sinks < 0 || o.recent < 0 || o.k_max < 0 || o.margin < 0 || o.star_block < 0)
     throw Error("kv sinks, recent, k_max, margin and star_block must not be negative");
@@ -254,7 +288,10 @@ std::unique_ptr<Context> Model::create_context(const ContextOptions& options) {
     impl->kv = impl_->backend->make_full_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx,
                                                   options.kv_type == KvType::F16 ? model::KvStorage::F16 : model::KvStorage::F32);
   } else {
-    impl->kv = kv::make_hc_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx, hc_config(impl->options.kv));
+    kv::HcConfig cfg = hc_config(impl->options.kv);
+    if (cfg.codebook_source == kv::CodebookSource::Preset && kv::key_groups(cfg.budget, impl_->info.head_dim) > 0)
+      cfg.codebooks = impl_->builtin_codebooks_for(cfg, options.codebook_cache_dir, true);
+    impl->kv = kv::make_hc_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx, cfg);
   }
   return std::unique_ptr<Context>(new Context(std::move(impl)));
 }
@@ -262,9 +299,26 @@ std::unique_ptr<Context> Model::create_context(const ContextOptions& options) {
 std::unique_ptr<Context> Model::load_context(const std::string& path, const ContextOptions& options, int64_t keep_tokens,
                                              std::vector<SnapshotSegment>* segments) {
   if (options.kv.mode == "full") throw Error("KV snapshots need an HCAttention budget (50%, 25% or 12.5%), not \"full\"");
-  std::unique_ptr<Context> ctx = create_context(options);
-  kv::LoadedSnapshot loaded = kv::load_snapshot(path, impl_->info.digest, impl_->llama->kv_shape(), hc_config(options.kv),
-                                                ctx->n_ctx(), keep_tokens);
+  // The cache made here is replaced by the snapshot's: create it with workspace codebooks so that no
+  // built-in calibration runs for it.
+  ContextOptions scratch = options;
+  scratch.kv.codebooks = "workspace";
+  std::unique_ptr<Context> ctx = create_context(scratch);
+  ctx->impl_->options.kv.codebooks = options.kv.codebooks;
+  const kv::HcConfig cfg = hc_config(options.kv);
+  kv::LoadedSnapshot loaded = kv::load_snapshot(path, impl_->info.digest, impl_->llama->kv_shape(), cfg, ctx->n_ctx(), keep_tokens);
+  // Built-in codebooks are a function of the model and config, so a snapshot holding others was made by
+  // another engine version: refuse it rather than mix two sets of codes. (Without our set at hand, in
+  // memory or in the cache folder, the snapshot's own codebooks are used.)
+  if (cfg.codebook_source == kv::CodebookSource::Preset && kv::key_groups(cfg.budget, impl_->info.head_dim) > 0) {
+    if (engine::CodebookSet ours = impl_->builtin_codebooks_for(cfg, options.codebook_cache_dir, false)) {
+      const std::string digest = engine::codebook_set_digest(impl_->llama->kv_shape(), cfg, ours);
+      if (digest != loaded.info.codebook_digest)
+        throw Error("KV snapshot '" + path + "' holds other built-in codebooks (digest " + loaded.info.codebook_digest.substr(0, 16) +
+                    ") than this engine trains for the model (" + digest.substr(0, 16) +
+                    "): it was made by another engine version; delete it (the next prefill rebuilds it)");
+    }
+  }
   ctx->impl_->kv = std::move(loaded.cache);
   ctx->impl_->tokens.assign(loaded.info.tokens.begin(), loaded.info.tokens.end());
   if (segments) {

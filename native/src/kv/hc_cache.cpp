@@ -54,13 +54,8 @@ struct HeadStore {
   KeyCodebook codebook;          // empty until calibrated
 };
 
-// Rotated copies of each calibration key (see calibration_keys).
+// Rotated copies of each calibration key (see rotated_calibration_keys).
 constexpr int kRotations = 4;
-
-// Floats per (layer, KV head) codebook in a snapshot: centroids (g, c, d/g), then residual radii (g, levels).
-size_t book_floats(size_t groups, size_t d, int centroids) {
-  return groups == 0 ? 0 : groups * static_cast<size_t>(centroids) * (d / groups) + groups * KeyCodebook::kLevels;
-}
 
 // Positions per block of the tail estimate (the mean value of a block stands for its unselected tokens).
 constexpr int kTailBlock = 64;
@@ -74,9 +69,22 @@ class Cache final : public HcKvCache {
     groups_ = key_groups(cfg_.budget, d);
     if (groups_ == 0 && cfg_.budget != KeyBudget::Half)
       throw Error("head dim " + std::to_string(d) + " is too small for the " + key_budget_name(cfg_.budget) + " KV budget");
-    if (cfg_.centroids < 1 || cfg_.centroids > KeyCodebook::kMaxCentroids)
-      throw Error("KV codebook size must be in [1, " + std::to_string(KeyCodebook::kMaxCentroids) + "], got " +
-                  std::to_string(cfg_.centroids));
+    if (cfg_.centroids < 1 || cfg_.centroids > 65536)
+      throw Error("KV codebook size must be in [1, 65536], got " + std::to_string(cfg_.centroids));
+  }
+
+  // Codebooks trained before the cache existed (HcConfig::codebooks): every layer is calibrated from the start.
+  void install_preset_codebooks() {
+    const std::vector<KeyCodebook>& books = *cfg_.codebooks;
+    if (books.size() != heads_.size())
+      throw Error("preset KV codebooks hold " + std::to_string(books.size()) + " (layer, KV head) codebooks, the model has " +
+                  std::to_string(heads_.size()));
+    for (size_t i = 0; i < books.size(); ++i) {
+      if (books[i].dim != shape_.head_dim || books[i].groups != groups_ || books[i].centroids_per_group != cfg_.centroids)
+        throw Error("preset KV codebooks were trained for another head dim, budget or codebook size");
+      heads_[i].codebook = books[i];
+    }
+    std::fill(calibrated_.begin(), calibrated_.end(), true);
   }
 
   int capacity() const override { return capacity_; }
@@ -85,14 +93,20 @@ class Cache final : public HcKvCache {
   const model::KvShape& shape() const override { return shape_; }
   const HcConfig& config() const override { return cfg_; }
 
+  std::vector<KeyCodebook> codebooks() const override {
+    if (groups_ == 0 || std::find(calibrated_.begin(), calibrated_.end(), false) != calibrated_.end()) return {};
+    std::vector<KeyCodebook> out;
+    for (const HeadStore& h : heads_) out.push_back(h.codebook);
+    return out;
+  }
+
   std::string codebook_digest() const override {
     engine::Sha256 sha;
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       if (!calibrated_[layer]) continue;
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
-        const KeyCodebook& cb = head(layer, kvh).codebook;
-        sha.update(cb.centroids.data(), cb.centroids.size() * sizeof(float));
-        sha.update(cb.radii.data(), cb.radii.size() * sizeof(float));
+        const std::vector<float>& c = head(layer, kvh).codebook.centroids;
+        sha.update(c.data(), c.size() * sizeof(float));
       }
     }
     return sha.hex_digest();
@@ -101,24 +115,19 @@ class Cache final : public HcKvCache {
   void save(SnapshotWriter& out) const override {
     const size_t n = static_cast<size_t>(stored_), d = static_cast<size_t>(shape_.head_dim);
     const size_t g = static_cast<size_t>(groups_);
-    const size_t centroid_floats = g * cfg_.centroids * (g > 0 ? d / g : 0);
-    const size_t book = book_floats(g, d, cfg_.centroids);  // floats per head: centroids, then radii
+    const size_t book = g * cfg_.centroids * (g > 0 ? d / g : 0);  // floats per head
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       const bool books = calibrated_[layer];
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& h = head(layer, kvh);
-        if (h.keys.size() < n * d || h.values.size() < n * d || (books && (h.codes.size() < n * g || h.codebook.centroids.size() != centroid_floats)))
+        if (h.keys.size() < n * d || h.values.size() < n * d || (books && (h.codes.size() < n * g || h.codebook.centroids.size() != book)))
           throw Error("cannot save a KV snapshot while layer " + std::to_string(layer) + " holds fewer than " +
                       std::to_string(n) + " positions: save between decode steps, after every layer has stored them");
       }
       const size_t heads = static_cast<size_t>(shape_.n_head_kv);
       out.begin_section(SectionKind::Codebooks, layer, books ? heads * book * sizeof(float) : 0);
       if (books)
-        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
-          const KeyCodebook& cb = head(layer, kvh).codebook;
-          out.write(cb.centroids.data(), cb.centroids.size() * sizeof(float));
-          out.write(cb.radii.data(), cb.radii.size() * sizeof(float));
-        }
+        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).codebook.centroids.data(), book * sizeof(float));
       out.end_section();
       out.begin_section(SectionKind::Codes, layer, books ? heads * n * g * sizeof(uint16_t) : 0);
       if (books)
@@ -146,8 +155,7 @@ class Cache final : public HcKvCache {
                   std::to_string(capacity) + "; create the context with a larger nCtx");
     auto cache = std::make_unique<Cache>(info.shape, capacity, info.config);
     const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
-    const size_t centroid_floats = g * info.config.centroids * (g > 0 ? d / g : 0);
-    const size_t book = book_floats(g, d, info.config.centroids);
+    const size_t book = g * info.config.centroids * (g > 0 ? d / g : 0);
     const size_t kept = static_cast<size_t>(keep), all = static_cast<size_t>(n);
     // memcpy with an empty vector's null data() is undefined even for 0 bytes.
     auto copy = [](void* dst, const uint8_t* src, size_t bytes) {
@@ -155,7 +163,8 @@ class Cache final : public HcKvCache {
     };
     for (int layer = 0; layer < info.shape.n_layer; ++layer) {
       // Codebooks trained on keys past `keep` would not exist in a fresh prefill of [0, keep): drop them.
-      const bool keep_books = info.calibrated[layer] && keep >= info.config.calibration_tokens;
+      const bool keep_books =
+          info.calibrated[layer] && (keep >= info.config.calibration_tokens || info.config.codebook_source == CodebookSource::Preset);
       cache->calibrated_[layer] = keep_books;
       const uint8_t* books = in.section(SectionKind::Codebooks, layer).data;
       const uint8_t* codes = in.section(SectionKind::Codes, layer).data;
@@ -175,11 +184,8 @@ class Cache final : public HcKvCache {
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
-        h.codebook.centroids.resize(centroid_floats);
-        h.codebook.radii.resize(g * KeyCodebook::kLevels);
-        const uint8_t* src = books + kvh * book * sizeof(float);
-        copy(h.codebook.centroids.data(), src, centroid_floats * sizeof(float));
-        copy(h.codebook.radii.data(), src + centroid_floats * sizeof(float), h.codebook.radii.size() * sizeof(float));
+        h.codebook.centroids.resize(book);
+        copy(h.codebook.centroids.data(), books + kvh * book * sizeof(float), book * sizeof(float));
       }
     }
     cache->stored_ = static_cast<int>(keep);
@@ -194,7 +200,7 @@ class Cache final : public HcKvCache {
       (keys_fast ? b.fast : b.host) += key_bytes;
       b.host += h.values.capacity() * sizeof(uint16_t);
       b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float) +
-                h.codebook.radii.capacity() * sizeof(float) + h.block_means.capacity() * sizeof(uint16_t);
+                h.block_means.capacity() * sizeof(uint16_t);
     }
     return b;
   }
@@ -245,7 +251,7 @@ class Cache final : public HcKvCache {
 
   void truncate(int n) override {
     stored_ = std::min(stored_, n);
-    if (n >= cfg_.calibration_tokens) return;
+    if (n >= cfg_.calibration_tokens || preset()) return;
     // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n).
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       calibrated_[layer] = false;
@@ -260,7 +266,7 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim;
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n): drop them.
-      const bool keep_books = calibrated_[layer] && n >= cfg_.calibration_tokens;
+      const bool keep_books = calibrated_[layer] && (n >= cfg_.calibration_tokens || preset());
       copy->calibrated_[layer] = keep_books;
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& src = head(layer, kvh);
@@ -280,10 +286,12 @@ class Cache final : public HcKvCache {
 
  private:
   struct Scratch {
-    std::vector<float> scores, upper, lut, bound_lut, final, acc;
+    std::vector<float> scores, lut, final, acc;
     std::vector<uint8_t> selected;
     Selection sel;
   };
+
+  bool preset() const { return cfg_.codebook_source == CodebookSource::Preset; }
 
   HeadStore& head(int layer, int kvh) { return heads_[static_cast<size_t>(layer) * shape_.n_head_kv + kvh]; }
   const HeadStore& head(int layer, int kvh) const {
@@ -300,38 +308,14 @@ class Cache final : public HcKvCache {
   void calibrate(int layer, int stored) {
     const int d = shape_.head_dim;
     const int n = cfg_.calibration_tokens;
+    std::vector<float> keys(static_cast<size_t>(n) * d);
     for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
       HeadStore& h = head(layer, kvh);
-      std::vector<float> keys = calibration_keys(h, layer * 1000 + kvh);
-      h.codebook = KeyCodebook::train(keys.data(), static_cast<int64_t>(keys.size() / d), d, groups_, cfg_.centroids,
-                                      cfg_.seed + static_cast<uint64_t>(layer) * 1000 + kvh);
+      for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[i]);
+      h.codebook = train_key_codebook(shape_, cfg_, keys.data(), n, layer, kvh, capacity_);
       encode(h, 0, stored);
     }
     calibrated_[layer] = true;
-  }
-
-  // The first calibration_tokens keys, plus kRotations copies of each turned to a random other position
-  // of the context. Post-RoPE keys of the first positions cover only a small arc of each slow RoPE pair's
-  // circle; keys met later lie elsewhere on it, and a codebook trained on the first positions alone
-  // misplaces them (measured on stories260K: top-1 agreement 55% without, see the note on the issue).
-  std::vector<float> calibration_keys(const HeadStore& h, uint64_t stream) const {
-    const int d = shape_.head_dim;
-    const int n = cfg_.calibration_tokens;
-    const int copies = shape_.rope ? 1 + kRotations : 1;
-    std::vector<float> keys(static_cast<size_t>(n) * d * copies);
-    for (size_t i = 0; i < static_cast<size_t>(n) * d; ++i) keys[i] = quant::fp16_to_fp32(h.keys[i]);
-    if (copies == 1) return keys;
-    std::mt19937_64 rng(cfg_.seed * 7919 + stream);
-    std::uniform_int_distribution<int> offset(1, std::max(1, capacity_ - 1));
-    std::vector<float> cs(shape_.rope->n_rot());
-    for (int c = 1; c < copies; ++c)
-      for (int i = 0; i < n; ++i) {
-        float* key = &keys[(static_cast<size_t>(c) * n + i) * d];
-        std::copy_n(&keys[static_cast<size_t>(i) * d], d, key);
-        shape_.rope->angles(offset(rng), cs.data());
-        shape_.rope->rotate(key, 1, cs.data());
-      }
-    return keys;
   }
 
   float exact_score(const HeadStore& h, const float* q, int j) const {
@@ -377,17 +361,8 @@ class Cache final : public HcKvCache {
       hs.codebook.build_lut(q, s.lut.data());
       score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, s.scores.data());
       for (int j = 0; j < n; ++j) s.scores[j] *= shape_.kq_scale;
-      if (cfg_.bound_scale > 0) {
-        // Upper bounds of the exact scores from the codes' residual levels: every token that could reach
-        // the top-p cut is selected (and re-scored exactly).
-        s.bound_lut.resize(static_cast<size_t>(groups_) * KeyCodebook::kLevels);
-        hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
-        s.upper.resize(n);
-        score_slack(s.bound_lut.data(), hs.codes.data(), n, groups_, s.upper.data());
-        for (int j = 0; j < n; ++j) s.upper[j] += s.scores[j];
-      }
     }
-    select_tokens(s.scores.data(), n, params, sel, groups_ > 0 && cfg_.bound_scale > 0 ? s.upper.data() : nullptr);
+    select_tokens(s.scores.data(), n, params, sel);
 
     // Final scores of the selected tokens: exact where the keys are read (re-scoring, and always for
     // the sinks and recent window), approximate otherwise.
@@ -481,8 +456,42 @@ class Cache final : public HcKvCache {
 
 }  // namespace
 
+std::vector<float> rotated_calibration_keys(const model::KvShape& shape, uint64_t seed, const float* keys, int n,
+                                            uint64_t stream, int rotation_span) {
+  const int d = shape.head_dim;
+  const int copies = shape.rope ? 1 + kRotations : 1;
+  std::vector<float> out(static_cast<size_t>(n) * d * copies);
+  std::copy_n(keys, static_cast<size_t>(n) * d, out.begin());
+  if (copies == 1) return out;
+  std::mt19937_64 rng(seed * 7919 + stream);
+  std::uniform_int_distribution<int> offset(1, std::max(1, rotation_span - 1));
+  std::vector<float> cs(shape.rope->n_rot());
+  for (int c = 1; c < copies; ++c)
+    for (int i = 0; i < n; ++i) {
+      float* key = &out[(static_cast<size_t>(c) * n + i) * d];
+      std::copy_n(&out[static_cast<size_t>(i) * d], d, key);
+      shape.rope->angles(offset(rng), cs.data());
+      shape.rope->rotate(key, 1, cs.data());
+    }
+  return out;
+}
+
+KeyCodebook train_key_codebook(const model::KvShape& shape, const HcConfig& config, const float* keys, int n, int layer,
+                               int kvh, int rotation_span) {
+  const int d = shape.head_dim;
+  const uint64_t stream = static_cast<uint64_t>(layer) * 1000 + kvh;
+  const std::vector<float> all = rotated_calibration_keys(shape, config.seed, keys, n, stream, rotation_span);
+  return KeyCodebook::train(all.data(), static_cast<int64_t>(all.size() / d), d, key_groups(config.budget, d),
+                            config.centroids, config.seed + stream);
+}
+
 std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config) {
-  return std::make_unique<Cache>(shape, capacity, config);
+  auto cache = std::make_unique<Cache>(shape, capacity, config);
+  if (config.codebook_source == CodebookSource::Preset && key_groups(config.budget, shape.head_dim) > 0) {
+    if (!config.codebooks) throw Error("the preset KV codebook source needs the codebooks (internal error)");
+    cache->install_preset_codebooks();
+  }
+  return cache;
 }
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens) {

@@ -9,9 +9,9 @@
 // star-attention rule (Star phase): exact attention to the sinks and to their own aligned block of
 // star_block positions.
 //
-// Invariants: positions are dense in [0, n); the codebooks of a layer are trained once, on exactly the
-// keys of positions [0, calibration_tokens) of that layer, so every cached value is a function of the
-// token prefix alone (a context truncated to a segment boundary and prefilled again equals a fresh
+// Invariants: positions are dense in [0, n); the codebooks of a layer are preset, or trained once on
+// exactly the keys of positions [0, calibration_tokens) of that layer, so every cached value is a function
+// of the token prefix (and the preset codebooks) alone (a context truncated to a segment boundary and prefilled again equals a fresh
 // prefill). Before a layer is calibrated its queries attend to every key exactly.
 #pragma once
 #include <cstddef>
@@ -19,6 +19,9 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
+#include "kv/codebook.h"
 #include "kv/selection.h"
 #include "model/kv_cache.h"
 
@@ -32,17 +35,25 @@ const char* key_budget_name(KeyBudget b);
 // Codebook groups g per key at this budget (0 at 50%, where keys stay f16).
 int key_groups(KeyBudget b, int head_dim);
 
+// Where a cache's key codebooks come from.
+//   Context: trained on the context's own first calibration_tokens keys (plus rotated copies) when it
+//            reaches that many positions; until then its layers attend exactly.
+//   Preset:  trained once per model on a fixed text (engine/builtin_codebooks.h) and given to the cache
+//            (HcConfig::codebooks); every layer uses codes from position 0.
+enum class CodebookSource : uint8_t { Context = 0, Preset = 1 };
+
 struct HcConfig {
   KeyBudget budget = KeyBudget::Quarter;
   int centroids = 256;            // c per group codebook
   SelectParams select{0.995f, 4, 64, 0, 3.0f};
   bool rescore = true;            // exact scores for the selected tokens from host-tier f16 keys
   bool tail = true;               // estimate the unselected tokens' share from per-block mean values
-  // Selection also keeps every token whose score bound (LUT score + bound_scale * sum over groups of
-  // |q_group| * residual radius, codebook.h) reaches the top-p cut. 1: the worst-case bound; 0: off.
-  float bound_scale = 1.0f;
   int calibration_tokens = 1024;  // keys that train each layer's codebooks
   int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
+  CodebookSource codebook_source = CodebookSource::Context;
+  // Preset: one codebook per (layer, KV head), index layer * n_head_kv + kvh (not saved: a snapshot holds
+  // its codebooks in its own sections).
+  std::shared_ptr<const std::vector<KeyCodebook>> codebooks;
   uint64_t seed = 1;
 };
 
@@ -66,6 +77,8 @@ class HcKvCache : public model::KvCache {
   virtual const HcConfig& config() const = 0;
   // SHA-256 (hex) of every calibrated layer's codebooks, in snapshot order (kv/snapshot.h).
   virtual std::string codebook_digest() const = 0;
+  // Every (layer, KV head)'s codebook (layer * n_head_kv + kvh), or none unless every layer is calibrated.
+  virtual std::vector<KeyCodebook> codebooks() const = 0;
   // Writes the per-layer snapshot sections of positions [0, stored_tokens()). Every layer must hold
   // them (save between steps, not inside one).
   virtual void save(SnapshotWriter& out) const = 0;
@@ -75,6 +88,13 @@ class HcKvCache : public model::KvCache {
 };
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config);
+
+// The codebook of one (layer, KV head) trained on n post-RoPE keys (n, d) plus copies of them rotated to
+// random positions in [1, rotation_span): post-RoPE keys of the first positions cover only a small arc of
+// each slow RoPE pair's circle, keys met later lie elsewhere on it, and a codebook trained on the first
+// positions alone misplaces them (stories260K: top-1 agreement 55% without). Deterministic in its inputs.
+KeyCodebook train_key_codebook(const model::KvShape& shape, const HcConfig& config, const float* keys, int n, int layer,
+                               int kvh, int rotation_span);
 
 // A cache holding positions [0, keep_tokens) of a validated snapshot, with its shape and config and
 // clone_prefix semantics: codebooks are kept only when keep_tokens >= calibration_tokens.
