@@ -33,7 +33,9 @@ int cuda_selftest(int argc, char** argv) {
     // sums) first, then whole models on the fixtures that are present.
     std::vector<CheckResult> results = run_all_checks(seed);
     std::vector<std::string> missing;
-    const std::vector<CheckResult> model_results = check_models(models, seed, &missing);
+    std::vector<CheckResult> model_results = check_random_models(seed);
+    const std::vector<CheckResult> fixture_results = check_models(models, seed, &missing);
+    model_results.insert(model_results.end(), fixture_results.begin(), fixture_results.end());
     results.insert(results.end(), model_results.begin(), model_results.end());
     for (const std::string& m : missing) std::printf("note: whole-model check skipped, %s/%s not found\n", models.c_str(), m.c_str());
     for (const CheckResult& r : results) {

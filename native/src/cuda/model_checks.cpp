@@ -1,12 +1,18 @@
 #include "cuda/model_checks.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <random>
 #include <sys/stat.h>
 
+#include "common/error.h"
 #include "hcattn/engine.h"
+#include "quant/types.h"
 
 namespace hcattn::cuda {
 
@@ -44,7 +50,180 @@ std::vector<std::vector<float>> run(Model& model, const std::vector<Token>& toke
   return out;
 }
 
+// ---- a small llama GGUF with random weights, written for the check (no files to carry) ----
+
+using quant::GgmlType;
+
+// Q8_0 as llama.cpp quantizes: d = max|x| / 127, q = round(x / d).
+void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / quant::QK; ++b, x += quant::QK) {
+    float amax = 0;
+    for (int i = 0; i < quant::QK; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    quant::BlockQ8_0 blk{};
+    blk.d = quant::fp32_to_fp16(d);
+    for (int i = 0; i < quant::QK; ++i) blk.qs[i] = static_cast<int8_t>(std::lround(x[i] * id));
+    std::memcpy(out + b * sizeof blk, &blk, sizeof blk);
+  }
+}
+
+// Q4_0 as llama.cpp quantizes: d = (the value of largest magnitude) / -8, q = x / d + 8.5 clamped to 15;
+// element i in the low nibble of byte i, element i + 16 in its high nibble.
+void quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / quant::QK; ++b, x += quant::QK) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < quant::QK; ++i) {
+      if (std::fabs(x[i]) > amax) {
+        amax = std::fabs(x[i]);
+        max = x[i];
+      }
+    }
+    const float d = max / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    quant::BlockQ4_0 blk{};
+    blk.d = quant::fp32_to_fp16(d);
+    for (int i = 0; i < quant::QK / 2; ++i) {
+      const int lo = std::min(15, static_cast<int>(x[i] * id + 8.5f));
+      const int hi = std::min(15, static_cast<int>(x[i + quant::QK / 2] * id + 8.5f));
+      blk.qs[i] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+    std::memcpy(out + b * sizeof blk, &blk, sizeof blk);
+  }
+}
+
+class GgufWriter {
+ public:
+  void kv_u32(const std::string& key, uint32_t v) {
+    key_of(key, 4);
+    put(v);
+  }
+  void kv_f32(const std::string& key, float v) {
+    key_of(key, 6);
+    put(v);
+  }
+  void kv_str(const std::string& key, const std::string& v) {
+    key_of(key, 8);
+    str(v);
+  }
+  // A 2-D tensor of `rows` rows and `cols` columns (a 1-D one when rows == 1), stored as `type`.
+  void tensor(const std::string& name, GgmlType type, int64_t cols, int64_t rows, const std::vector<float>& v) {
+    std::vector<uint8_t> bytes(quant::row_size(type, cols) * rows);
+    switch (type) {
+      case GgmlType::F32: std::memcpy(bytes.data(), v.data(), bytes.size()); break;
+      case GgmlType::F16:
+        for (size_t i = 0; i < v.size(); ++i) {
+          const uint16_t h = quant::fp32_to_fp16(v[i]);
+          std::memcpy(bytes.data() + 2 * i, &h, 2);
+        }
+        break;
+      case GgmlType::Q8_0: quantize_q8_0(v.data(), static_cast<int64_t>(v.size()), bytes.data()); break;
+      case GgmlType::Q4_0: quantize_q4_0(v.data(), static_cast<int64_t>(v.size()), bytes.data()); break;
+      default: throw Error("test model writer: unsupported type");
+    }
+    ++n_tensors_;
+    str_to(infos_, name);
+    const uint32_t dims = rows == 1 ? 1 : 2;
+    append(infos_, dims);
+    append(infos_, static_cast<uint64_t>(cols));
+    if (dims == 2) append(infos_, static_cast<uint64_t>(rows));
+    append(infos_, static_cast<uint32_t>(type));
+    append(infos_, static_cast<uint64_t>(data_.size()));
+    data_.insert(data_.end(), bytes.begin(), bytes.end());
+    data_.resize((data_.size() + 31) / 32 * 32, 0);
+  }
+  void write(const std::string& path) const {
+    std::vector<uint8_t> head;
+    append(head, uint32_t{0x46554747});
+    append(head, uint32_t{3});
+    append(head, static_cast<uint64_t>(n_tensors_));
+    append(head, static_cast<uint64_t>(n_kv_));
+    head.insert(head.end(), kvs_.begin(), kvs_.end());
+    head.insert(head.end(), infos_.begin(), infos_.end());
+    head.resize((head.size() + 31) / 32 * 32, 0);
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(head.data()), static_cast<std::streamsize>(head.size()));
+    f.write(reinterpret_cast<const char*>(data_.data()), static_cast<std::streamsize>(data_.size()));
+    if (!f) throw Error("cannot write the test model " + path);
+  }
+
+ private:
+  template <typename T>
+  static void append(std::vector<uint8_t>& b, T v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    b.insert(b.end(), p, p + sizeof v);
+  }
+  static void str_to(std::vector<uint8_t>& b, const std::string& s) {
+    append(b, static_cast<uint64_t>(s.size()));
+    b.insert(b.end(), s.begin(), s.end());
+  }
+  void key_of(const std::string& key, uint32_t type) {
+    ++n_kv_;
+    str_to(kvs_, key);
+    append(kvs_, type);
+  }
+  template <typename T>
+  void put(T v) { append(kvs_, v); }
+  void str(const std::string& s) { str_to(kvs_, s); }
+
+  std::vector<uint8_t> kvs_, infos_, data_;
+  size_t n_kv_ = 0, n_tensors_ = 0;
+};
+
 }  // namespace
+
+// Weights are scaled so that activations stay near unit size through the layers.
+std::string write_random_model(GgmlType type, bool rope_freqs, uint64_t seed) {
+  constexpr int vocab = 2048, embd = 256, heads = 4, kv_heads = 2, head_dim = 64, ff = 512, layers = 2;
+  std::mt19937_64 rng(seed);
+  auto uniform = [&](int64_t n, float scale) {
+    std::uniform_real_distribution<float> u(-scale, scale);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    return v;
+  };
+  auto around_one = [&](int64_t n) {
+    std::vector<float> v = uniform(n, 0.2f);
+    for (float& x : v) x += 1.0f;
+    return v;
+  };
+  GgufWriter w;
+  w.kv_str("general.architecture", "llama");
+  w.kv_str("general.name", std::string("cuda-check-") + quant::type_name(type));
+  w.kv_u32("llama.context_length", 4096);
+  w.kv_u32("llama.embedding_length", embd);
+  w.kv_u32("llama.block_count", layers);
+  w.kv_u32("llama.feed_forward_length", ff);
+  w.kv_u32("llama.attention.head_count", heads);
+  w.kv_u32("llama.attention.head_count_kv", kv_heads);
+  w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.kv_f32("llama.rope.freq_base", 500000.0f);
+  w.kv_u32("llama.vocab_size", vocab);
+  const float in_scale = std::sqrt(3.0f / embd), ff_scale = std::sqrt(3.0f / ff);
+  w.tensor("token_embd.weight", type, embd, vocab, uniform(int64_t{vocab} * embd, 1.0f));
+  w.tensor("output_norm.weight", GgmlType::F32, embd, 1, around_one(embd));
+  w.tensor("output.weight", type, embd, vocab, uniform(int64_t{vocab} * embd, 8 * in_scale));
+  if (rope_freqs) {
+    std::vector<float> f(head_dim / 2);
+    for (size_t i = 0; i < f.size(); ++i) f[i] = 1.0f + static_cast<float>(i % 8);
+    w.tensor("rope_freqs.weight", GgmlType::F32, head_dim / 2, 1, f);
+  }
+  for (int l = 0; l < layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    w.tensor(b + "attn_norm.weight", GgmlType::F32, embd, 1, around_one(embd));
+    w.tensor(b + "attn_q.weight", type, embd, heads * head_dim, uniform(int64_t{embd} * heads * head_dim, 2 * in_scale));
+    w.tensor(b + "attn_k.weight", type, embd, kv_heads * head_dim, uniform(int64_t{embd} * kv_heads * head_dim, 2 * in_scale));
+    w.tensor(b + "attn_v.weight", type, embd, kv_heads * head_dim, uniform(int64_t{embd} * kv_heads * head_dim, in_scale));
+    w.tensor(b + "attn_output.weight", type, heads * head_dim, embd, uniform(int64_t{embd} * heads * head_dim, in_scale));
+    w.tensor(b + "ffn_norm.weight", GgmlType::F32, embd, 1, around_one(embd));
+    w.tensor(b + "ffn_gate.weight", type, embd, ff, uniform(int64_t{embd} * ff, in_scale));
+    w.tensor(b + "ffn_up.weight", type, embd, ff, uniform(int64_t{embd} * ff, in_scale));
+    w.tensor(b + "ffn_down.weight", type, ff, embd, uniform(int64_t{embd} * ff, ff_scale));
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/hcattn-cuda-check-" + std::to_string(getpid()) + "-" +
+                           quant::type_name(type) + (rope_freqs ? "-rope-freqs" : "") + ".gguf";
+  w.write(path);
+  return path;
+}
 
 CheckResult check_model_logprobs(const std::string& path, const std::string& kv_mode, bool exact, uint64_t seed) {
   std::string name = path.substr(path.find_last_of('/') + 1);
@@ -97,6 +276,30 @@ CheckResult check_model_logprobs(const std::string& path, const std::string& kv_
   r.passed = r.error <= r.bound;
   if (!r.passed) r.detail = exact ? "log-probabilities differ beyond the F32 bound" : "argmax agreement below 99%";
   return r;
+}
+
+std::vector<CheckResult> check_random_models(uint64_t seed) {
+  struct Case {
+    GgmlType type;
+    bool rope_freqs;
+    const char* kv;
+    bool exact;
+  };
+  const Case cases[] = {{GgmlType::F32, true, "f32", true},    {GgmlType::F16, false, "f32", false},
+                        {GgmlType::Q8_0, false, "f32", false}, {GgmlType::Q4_0, false, "f16", false},
+                        {GgmlType::Q8_0, false, "25%", false}};
+  std::vector<CheckResult> out;
+  for (const Case& c : cases) {
+    const std::string path = write_random_model(c.type, c.rope_freqs, seed++);
+    try {
+      out.push_back(check_model_logprobs(path, c.kv, c.exact, seed++));
+    } catch (...) {
+      std::remove(path.c_str());
+      throw;
+    }
+    std::remove(path.c_str());
+  }
+  return out;
 }
 
 std::vector<CheckResult> check_models(const std::string& dir, uint64_t seed, std::vector<std::string>* missing) {
