@@ -5,10 +5,11 @@
 //     document (other chunk sizes, single-token calls) holds exactly the logits of a fresh prefill, and
 //     the question after it gives the same logits bit for bit.
 //   - The global flag changes what a question reads when star_block > 0, and nothing when it is 0.
-// With HCATTN_KV_PHASES_MODEL=<gguf> (e.g. tiny-hd128-q8_0) and HCATTN_KV_PHASES_TOKENS=<n> it instead
-// measures, for star blocks 1024/2048/4096 and for a fully selected prefix: the prefill time of n tokens
-// of this repository's own sources and the next-token agreement with the full cache on 64 question tokens
-// prefilled globally after them.
+// With HCATTN_KV_PHASES_MODEL=<gguf> (e.g. tiny-hd128-q8_0), HCATTN_KV_PHASES_TOKENS=<n> and optionally
+// HCATTN_KV_PHASES_BLOCKS=0,1024,2048,4096 (0: a fully selected prefix) it instead measures, run from the
+// repository root: the prefill time of n tokens of this repository's own sources at 25% and the next-token
+// agreement with the full cache on up to 256 question tokens (README.md) prefilled globally after them
+// (models without a text vocabulary: their own samples).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -147,20 +148,26 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int measure(const std::string& path, int n_tokens) {
+int measure(const std::string& path, int n_tokens, const std::vector<int>& blocks) {
   auto model = hcattn::Model::load(path, {2});
   const int n_vocab = model->info().n_vocab;
-  std::vector<Token> base = model->tokenize(read_sources(), true, false);
-  if (base.size() < 2) {
-    std::printf("cannot tokenize the sources with this model\n");
-    return 1;
+  std::vector<Token> doc, question;
+  try {
+    const std::vector<Token> base = model->tokenize(read_sources(), true, false);
+    while (static_cast<int>(doc.size()) < n_tokens) doc.insert(doc.end(), base.begin() + (doc.empty() ? 0 : 1), base.end());
+    doc.resize(n_tokens);
+    // The question: 256 tokens of another text than the document's start, attending globally.
+    std::ifstream in("README.md");
+    std::stringstream ss;
+    ss << "\nQuestion: explain this text and how it relates to the code above.\n" << in.rdbuf();
+    question = model->tokenize(ss.str(), false, false);
+    question.resize(std::min<size_t>(question.size(), 256));
+  } catch (const std::exception&) {
+    // A vocabulary without text conversion: the model's own samples stand for both.
+    const std::vector<Token> text = sample_tokens(*model, n_tokens + 128, 99);
+    doc = slice(text, 0, n_tokens);
+    question = slice(text, n_tokens, n_tokens + 128);
   }
-  std::vector<Token> doc;
-  while (static_cast<int>(doc.size()) < n_tokens) doc.insert(doc.end(), base.begin() + 1, base.end());
-  doc.resize(n_tokens);
-  doc[0] = base[0];
-  const std::vector<Token> question =
-      model->tokenize("\nQuestion: where does the KV cache select the tokens a query reads, and why?\nAnswer:", false, false);
   const int n_q = static_cast<int>(question.size());
 
   // Logits of each question position, question prefilled globally after the document.
@@ -170,6 +177,7 @@ int measure(const std::string& path, int n_tokens) {
     co.n_batch = 512;
     co.kv.mode = mode;
     co.kv.star_block = star_block;
+    if (const char* sinks = std::getenv("HCATTN_KV_PHASES_SINKS")) co.kv.sinks = std::atoi(sinks);
     auto ctx = model->create_context(co);
     const auto t0 = std::chrono::steady_clock::now();
     ctx->prefill(doc);
@@ -184,8 +192,7 @@ int measure(const std::string& path, int n_tokens) {
   double full_s = 0;
   const auto ref = run("full", 0, full_s);
   std::printf("%d tokens: full cache prefill %.2f s\n", n_tokens, full_s);
-  for (int star : {0, 1024, 2048, 4096}) {
-    if (star >= n_tokens) continue;
+  for (int star : blocks) {
     double s = 0;
     const auto got = run("25%", star, s);
     int agree = 0;
@@ -205,7 +212,16 @@ int measure(const std::string& path, int n_tokens) {
 int main() {
   if (const char* m = std::getenv("HCATTN_KV_PHASES_MODEL")) {
     const char* n = std::getenv("HCATTN_KV_PHASES_TOKENS");
-    return measure(m, n ? std::atoi(n) : 8192);
+    std::vector<int> blocks = {0, 1024, 2048, 4096};
+    if (const char* b = std::getenv("HCATTN_KV_PHASES_BLOCKS")) {
+      blocks.clear();
+      for (std::stringstream list(b); list.good();) {
+        int v;
+        if (list >> v) blocks.push_back(v);
+        list.ignore(1);
+      }
+    }
+    return measure(m, n ? std::atoi(n) : 8192, blocks);
   }
   const char* dir = std::getenv("HCATTN_TEST_DATA");
   const std::string path = std::string(dir ? dir : "build/test-data") + "/stories260K.gguf";

@@ -92,11 +92,21 @@ export interface EvalLogitsResult {
   logprobs?: Float32Array;
 }
 
+export interface PrefillOptions {
+  /**
+   * How the tokens attend when the context's kv.starBlock > 0: false (default) for the document phase,
+   * star-attention blocks (exact attention to the first block and to the token's own aligned block; linear in the
+   * context, and independent of how the document is split into calls); true for a question or turn, the
+   * top-p selection over the whole cache. Without star blocks both are the same.
+   */
+  global?: boolean;
+}
+
 export interface Context {
   readonly nPast: number;
   readonly nCtx: number;
   readonly tokens: Int32Array;
-  prefill(tokens: ArrayLike<number>, onProgress?: (p: PrefillProgress) => void): Promise<PrefillResult>;
+  prefill(tokens: ArrayLike<number>, onProgress?: (p: PrefillProgress) => void, options?: PrefillOptions): Promise<PrefillResult>;
   evalLogits(tokens: ArrayLike<number>, topK?: number, options?: { full?: boolean }): Promise<EvalLogitsResult>;
   /**
    * Streams each token's text as it is produced; text that could start a stop string (or an unfinished
@@ -130,9 +140,18 @@ export interface KvOptions {
   margin?: number;
   centroids?: number;
   calibrationTokens?: number;
+  /**
+   * Prefill calls without {global: true} attend with star-attention blocks of this many positions (linear
+   * in the context); 0: every prefill query uses the top-p selection (quadratic). See PrefillOptions.
+   */
   starBlock?: number;
   rescore?: boolean;
   tail?: boolean;
+  /**
+   * "builtin": key codebooks trained once per model and KV config on a built-in code text (cached in
+   * memory and in ContextOptions.codebookCacheDir); "workspace": trained on the context's own first keys.
+   */
+  codebooks?: "builtin" | "workspace";
 }
 
 export interface KvMemory {
@@ -157,6 +176,8 @@ export interface ContextOptions {
   nBatch?: number;
   kvType?: "f32" | "f16";
   kv?: KvOptions;
+  /** Folder for the built-in KV codebooks (one small file per model and KV config); unset: memory only. */
+  codebookCacheDir?: string;
 }
 
 export interface Model {

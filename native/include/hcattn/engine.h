@@ -121,8 +121,8 @@ struct PrefillProgress {
 using ProgressFn = std::function<void(const PrefillProgress&)>;
 
 // How the queries of one prefill call attend in a context whose kv.star_block > 0 (DESIGN §5):
-//   global = false (the document phase): exact attention to the sinks and to the query's own aligned
-//     block of star_block positions; linear in the context, and the same whatever the call and chunk split.
+//   global = false (the document phase): exact attention to the anchor (the first star_block positions)
+//     and to the query's own aligned block of star_block positions; linear in the context, and the same whatever the call and chunk split.
 //   global = true (the question phase): the top-p selection over the whole cache, as decode does.
 // With star_block == 0 (and in "full" mode) both are the same: every query attends to the whole cache.
 struct PrefillOptions {

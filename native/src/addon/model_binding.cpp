@@ -11,11 +11,11 @@
 //   model.isEndOfGeneration(id) → boolean
 //   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16", kv?}) → Context
 //       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, centroids?,
-//            calibrationTokens?, starBlock?, rescore?, tail?}
+//            calibrationTokens?, starBlock?, rescore?, tail?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?
 //   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
 //   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, f16BytesPerToken}
 //   ctx.saveSnapshot(path, segments: [{id, hash, begin, end}]) → Promise<void>
-//   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond})) → Promise<{evaluated, cancelled, seconds}>
+//   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond}), {global?}) → Promise<{evaluated, cancelled, seconds}>
 //   ctx.evalLogits(tokens, topK = 10, {full?}) → Promise<{top: [[id, logprob], ...][], logprobs?: Float32Array}>
 //   ctx.generate({maxTokens?, sampling?, stop?, stopTokens?}, onToken?(text, id)) →   (id -1: held-back text at the end)
 //       Promise<{text, tokens, stopReason, stats: {promptTokens, generatedTokens, seconds, tokensPerSecond}}>
@@ -226,6 +226,8 @@ KvOptions kv_options(const Napi::Object& context_options) {
   kv.star_block = static_cast<int>(number_opt(o, "starBlock", kv.star_block));
   if (o.Has("rescore")) kv.rescore = o.Get("rescore").ToBoolean().Value();
   if (o.Has("tail")) kv.tail = o.Get("tail").ToBoolean().Value();
+  const Napi::Value codebooks = o.Get("codebooks");
+  if (codebooks.IsString()) kv.codebooks = codebooks.As<Napi::String>().Utf8Value();
   return kv;
 }
 
@@ -243,6 +245,8 @@ ContextOptions context_options(Napi::Env env, const Napi::Object& o) {
     }
   }
   c.kv = kv_options(o);
+  const Napi::Value dir = o.Get("codebookCacheDir");
+  if (dir.IsString()) c.codebook_cache_dir = dir.As<Napi::String>().Utf8Value();
   return c;
 }
 
@@ -276,11 +280,13 @@ Napi::Array segments_value(Napi::Env env, const std::vector<SnapshotSegment>& se
 
 class PrefillWorker : public Napi::AsyncProgressQueueWorker<PrefillProgress> {
  public:
-  PrefillWorker(Napi::Env env, ContextPtr state, std::vector<Token> tokens, Napi::Function on_progress)
+  PrefillWorker(Napi::Env env, ContextPtr state, std::vector<Token> tokens, Napi::Function on_progress,
+                PrefillOptions options)
       : Napi::AsyncProgressQueueWorker<PrefillProgress>(env, "hcattn.Context.prefill"),
         deferred_(Napi::Promise::Deferred::New(env)),
         guard_(env, std::move(state)),
-        tokens_(std::move(tokens)) {
+        tokens_(std::move(tokens)),
+        options_(options) {
     if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
   }
   Napi::Promise Promise() const { return deferred_.Promise(); }
@@ -292,7 +298,7 @@ class PrefillWorker : public Napi::AsyncProgressQueueWorker<PrefillProgress> {
       const bool stream = !on_progress_.IsEmpty();
       const int before = guard_.ctx().n_past();
       completed_ = guard_.ctx().prefill(
-          tokens_, [&](const PrefillProgress& p) { if (stream) progress.Send(&p, 1); }, guard_.cancel());
+          tokens_, [&](const PrefillProgress& p) { if (stream) progress.Send(&p, 1); }, guard_.cancel(), options_);
       evaluated_ = guard_.ctx().n_past() - before;
       seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const std::exception& e) {
@@ -323,6 +329,7 @@ class PrefillWorker : public Napi::AsyncProgressQueueWorker<PrefillProgress> {
   Napi::Promise::Deferred deferred_;
   BusyGuard guard_;
   std::vector<Token> tokens_;
+  PrefillOptions options_;
   Napi::FunctionReference on_progress_;
   bool completed_ = false;
   int evaluated_ = 0;
@@ -495,8 +502,10 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   }
 
   Napi::Value Prefill(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "prefill(tokens, onProgress?)");
-    auto* w = new PrefillWorker(info.Env(), state_, ids_argument(info[0], "tokens"), callback_arg(info, 1));
+    if (info.Length() < 1) throw Napi::TypeError::New(info.Env(), "prefill(tokens, onProgress?, {global?})");
+    PrefillOptions po;
+    po.global = options_arg(info, 2).Get("global").ToBoolean().Value();
+    auto* w = new PrefillWorker(info.Env(), state_, ids_argument(info[0], "tokens"), callback_arg(info, 1), po);
     w->Queue();
     return w->Promise();
   }

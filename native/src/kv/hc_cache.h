@@ -6,7 +6,7 @@
 // Decode: per query head, approximate scores from the codes (LUT), top-p selection with sinks and the
 // recent window kept, exact re-scoring of the selected keys, weighted sum of their values.
 // Prefill: queries of a chunk either use the same selection (star_block == 0 or the Global phase) or the
-// star-attention rule (Star phase): exact attention to the sinks and to their own aligned block of
+// star-attention rule (Star phase): exact attention to the anchor block and to their own aligned block of
 // star_block positions.
 //
 // Invariants: positions are dense in [0, n); the codebooks of a layer are preset, or trained once on
@@ -60,7 +60,8 @@ struct HcConfig {
 using TierBytes = model::KvBytes;
 
 // How queries attend when star_block > 0 (with star_block == 0 both are Global).
-//   Star:   exact attention to the sinks and to the query's own aligned block of star_block positions,
+//   Star:   exact attention to the anchor (the first star_block positions) and to the query's own aligned
+//           block of star_block positions,
 //           so a prefill costs O(n * star_block), and every position's result is independent of how
 //           the tokens were split into calls and chunks.
 //   Global: the top-p selection over the whole cache (decode, and prefill of a question).

@@ -1,0 +1,80 @@
+// The addon's phase-aware prefill and built-in codebooks (stories260K, real weights):
+// ctx.prefill(tokens, onProgress, {global}) and kv {starBlock, codebooks: "builtin"}, codebookCacheDir.
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+
+import { ensureFixtures, loadEngine, randomTokens } from "./oracle-fixtures.mjs";
+
+const engine = loadEngine();
+const paths = ensureFixtures(["stories260K"]);
+
+/** Greedy next tokens after the context (decode steps attend globally). */
+async function greedy(ctx, n) {
+  const r = await ctx.generate({ maxTokens: n, sampling: { temperature: 0 } });
+  return Array.from(r.tokens);
+}
+
+describe("phase-aware prefill and built-in codebooks through the addon", () => {
+  test("a document split differently and truncated to a boundary equals a fresh prefill; {global} changes the question", async () => {
+    const model = await engine.Model.load(paths.stories260K, { threads: 2 });
+    const doc = randomTokens(400, model.info.nVocab, 5);
+    const question = randomTokens(30, model.info.nVocab, 6);
+    const kv = { mode: "25%", starBlock: 96, calibrationTokens: 128, recent: 16 };
+    const options = { nCtx: 512, nBatch: 64, kv };
+
+    const fresh = model.createContext(options);
+    await fresh.prefill(doc);
+    const ref = fresh.fork();
+    await fresh.prefill(question, undefined, { global: true });
+    const freshAnswer = await greedy(fresh, 8);
+
+    const edited = model.createContext(options);
+    await edited.prefill(doc.slice(0, 250));
+    await edited.prefill(randomTokens(40, model.info.nVocab, 7));
+    edited.truncate(200);
+    for (let at = 200; at < doc.length; at += 33) await edited.prefill(doc.slice(at, Math.min(doc.length, at + 33)));
+    assert.deepEqual(Array.from(edited.tokens), doc);
+    await edited.prefill(question, undefined, { global: true });
+    assert.deepEqual(await greedy(edited, 8), freshAnswer);
+
+    // The same question prefilled with star blocks reads only its block and the anchor, so the token after
+    // it sees other keys and values than after the global question.
+    const starQ = ref.fork();
+    const globalQ = ref.fork();
+    await starQ.prefill(question);
+    await globalQ.prefill(question, undefined, { global: true });
+    const next = [question[3]];
+    const a = await starQ.evalLogits(next, 5);
+    const b = await globalQ.evalLogits(next, 5);
+    assert.notDeepEqual(a.top[0], b.top[0]);
+    for (const c of [fresh, ref, edited, starQ, globalQ]) c.dispose();
+  });
+
+  test("built-in codebooks are written once to codebookCacheDir and read back by a new model", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hcattn-codebooks-"));
+    try {
+      const kv = { mode: "12.5%", codebooks: "builtin", calibrationTokens: 128 };
+      const tokens = randomTokens(300, 512, 9);
+      const run = async () => {
+        const model = await engine.Model.load(paths.stories260K, { threads: 2 });
+        const ctx = model.createContext({ nCtx: 320, kv, codebookCacheDir: dir });
+        await ctx.prefill(tokens);
+        const answer = await greedy(ctx, 6);
+        ctx.dispose();
+        return answer;
+      };
+      const first = await run();
+      const files = readdirSync(dir);
+      assert.equal(files.length, 1);
+      assert.match(files[0], /^codebooks-[0-9a-f]{32}\.hckv$/);
+      assert.deepEqual(await run(), first);
+      const model = await engine.Model.load(paths.stories260K, { threads: 2 });
+      assert.throws(() => model.createContext({ kv: { mode: "25%", codebooks: "pretrained" } }), /builtin.*workspace/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
