@@ -2,8 +2,10 @@
 // position decoded one token at a time with the full cache and with each budget; next-token top-1
 // agreement with the full cache and the mean KL divergence from it. The recent window (16) and the
 // calibration (first 128 keys) are smaller than the defaults so that three quarters of the positions
-// really go through key codes and selection. Targets: 99% at 25% (met) and 97% at 12.5%; the floor
-// asserted at 12.5% is what the method reaches today (94.0%), so that it cannot fall back unnoticed.
+// really go through key codes and selection. Targets: 99% at 25% and 97% at 12.5%. What decided them at
+// 12.5% was the selection, not the tail estimate or the weights: with exact scores for the selection only,
+// 99.6%; with exact scores for the tail only, 94.4%; with neither, 93.9%. Keeping every token whose score
+// bound (code residual levels, kv/codebook.h) reaches the cut gives 99.5%.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -72,7 +74,7 @@ int main() {
     const char* mode;
     double required;
   };
-  for (const Case& c : {Case{"50%", 0.99}, Case{"25%", 0.99}, Case{"12.5%", 0.93}}) {
+  for (const Case& c : {Case{"50%", 0.99}, Case{"25%", 0.99}, Case{"12.5%", 0.97}}) {
     hcattn::KvOptions kv;
     kv.mode = c.mode;
     kv.recent = 16;
