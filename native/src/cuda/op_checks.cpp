@@ -14,6 +14,7 @@
 #include "model/kv_cache.h"
 #include "model/llama.h"
 #include "model/rope.h"
+#include "quant/random_weights.h"
 
 namespace hcattn::cuda {
 
@@ -28,42 +29,9 @@ std::vector<float> random_floats(size_t n, float lo, float hi, std::mt19937_64& 
   return v;
 }
 
-void put_half(uint8_t* p, float v) {
-  const uint16_t h = quant::fp32_to_fp16(v);
-  std::memcpy(p, &h, 2);
-}
-
-// Random codes everywhere, then well-formed half scales (random bytes there would be NaN or inf).
+// Random weights (quant/random_weights.h), seeded from the check's generator.
 std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols, std::mt19937_64& rng) {
-  const size_t row_bytes = quant::row_size(t, cols);
-  std::vector<uint8_t> data(row_bytes * rows);
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (uint8_t& b : data) b = static_cast<uint8_t>(byte(rng));
-  std::uniform_real_distribution<float> val(-1.0f, 1.0f), scale(0.001f, 0.02f);
-  const int64_t n = rows * cols;
-  switch (t) {
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) put_half(data.data() + 2 * i, val(rng));
-      break;
-    case GgmlType::Q4_0:
-      for (int64_t b = 0; b < n / 32; ++b) put_half(data.data() + 18 * b, scale(rng));
-      break;
-    case GgmlType::Q8_0:
-      for (int64_t b = 0; b < n / 32; ++b) put_half(data.data() + 34 * b, scale(rng));
-      break;
-    case GgmlType::Q4_K:
-      for (int64_t b = 0; b < n / 256; ++b) {
-        put_half(data.data() + 144 * b, scale(rng));
-        put_half(data.data() + 144 * b + 2, scale(rng));
-      }
-      break;
-    case GgmlType::Q6_K:
-      for (int64_t b = 0; b < n / 256; ++b) put_half(data.data() + 210 * b + 208, scale(rng));
-      break;
-    default:
-      throw Error(std::string("no random weights for type ") + quant::type_name(t));
-  }
-  return data;
+  return quant::random_weights(t, rows, cols, rng());
 }
 
 std::string fmt(const char* f, double a, double b = 0, double c = 0) {
