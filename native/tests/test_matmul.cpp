@@ -8,6 +8,7 @@
 // roundings is 2^-24 relative to a term no larger than sum |w_i x_i|, and they add up like a random
 // walk (~sqrt(n) * 6e-8 ~ 2e-6), so 2e-5 leaves a margin of 10 while a wrong scale, a wrong nibble or
 // a lost block (errors of order 1/cols of the magnitude or more, >= 1e-3 here) still fails.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -17,6 +18,7 @@
 #include "common/error.h"
 #include "cpu/matmul.h"
 #include "cpu/matmul_kernels.h"
+#include "quant/random_weights.h"
 #include "quant/types.h"
 #include "test_util.h"
 
@@ -30,53 +32,9 @@ void put_half(uint8_t* p, float v) {
   std::memcpy(p, &h, 2);
 }
 
-// Random weights: random codes everywhere, then well-formed half scales (random bytes would include
-// infinities and NaNs).
+// Random weights (quant/random_weights.h), seeded from the test's generator.
 std::vector<uint8_t> random_weights(GgmlType t, int64_t rows, int64_t cols, std::mt19937& rng) {
-  const size_t row_bytes = quant::row_size(t, cols);
-  std::vector<uint8_t> data(row_bytes * rows);
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (uint8_t& b : data) b = static_cast<uint8_t>(byte(rng));
-  std::uniform_real_distribution<float> val(-1.0f, 1.0f), scale(0.001f, 0.02f);
-  const int64_t n = rows * cols;
-  switch (t) {
-    case GgmlType::F32:
-      for (int64_t i = 0; i < n; ++i) {
-        const float v = val(rng);
-        std::memcpy(data.data() + 4 * i, &v, 4);
-      }
-      break;
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) put_half(data.data() + 2 * i, val(rng));
-      break;
-    case GgmlType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = quant::fp32_to_bf16(val(rng));
-        std::memcpy(data.data() + 2 * i, &h, 2);
-      }
-      break;
-    case GgmlType::Q4_0:
-      for (int64_t b = 0; b < n / 32; ++b) put_half(data.data() + 18 * b, scale(rng));
-      break;
-    case GgmlType::Q8_0:
-      for (int64_t b = 0; b < n / 32; ++b) put_half(data.data() + 34 * b, scale(rng));
-      break;
-    case GgmlType::Q4_K:
-    case GgmlType::Q5_K: {
-      const size_t bb = t == GgmlType::Q4_K ? 144 : 176;
-      for (int64_t b = 0; b < n / 256; ++b) {
-        put_half(data.data() + bb * b, scale(rng));
-        put_half(data.data() + bb * b + 2, scale(rng));
-      }
-      break;
-    }
-    case GgmlType::Q6_K:
-      for (int64_t b = 0; b < n / 256; ++b) put_half(data.data() + 210 * b + 208, scale(rng));
-      break;
-    default:
-      break;
-  }
-  return data;
+  return quant::random_weights(t, rows, cols, rng());
 }
 
 // Sum over i of |w_i * x_i| per (token, row): the scale of the rounding error.
@@ -282,6 +240,100 @@ void check_k_quants_match_scalar(GgmlType t, cpu::ThreadPool& pool, std::mt19937
   }
 }
 
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// One dispatch for several products of the same input (Q/K/V; gate/up with SwiGLU) must give exactly
+// what separate matmul() calls give, at every level, in decode and prefill, with mixed weight types
+// (a Q4_K_M file mixes Q4_K and Q6_K; the Q8_0 block bias differs between Q4_0 and Q8_0) and row
+// counts that do not split evenly into chunks.
+void check_grouped_products(cpu::ThreadPool& pool, std::mt19937& rng) {
+  const int64_t cols = 768;
+  struct Case {
+    GgmlType types[3];
+    int64_t rows[3];
+  };
+  const Case cases[] = {{{GgmlType::Q4_0, GgmlType::Q4_0, GgmlType::Q4_0}, {96, 35, 35}},
+                        {{GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K}, {64, 17, 17}},
+                        {{GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::F16}, {50, 33, 1}}};
+  std::normal_distribution<float> act(0.0f, 1.0f);
+  for (const Case& c : cases) {
+    std::vector<uint8_t> data[3];
+    cpu::WeightView w[3];
+    for (int i = 0; i < 3; ++i) {
+      data[i] = random_weights(c.types[i], c.rows[i], cols, rng);
+      w[i] = cpu::WeightView{c.types[i], data[i].data(), c.rows[i], cols, quant::row_size(c.types[i], cols)};
+    }
+    for (int64_t n_tokens : {1, 2, 9}) {
+      std::vector<float> x(static_cast<size_t>(cols * n_tokens));
+      for (float& v : x) v = act(rng);
+      for (int level = 0; level <= static_cast<int>(cpu::simd_level()); ++level) {
+        const auto lv = static_cast<cpu::SimdLevel>(level);
+        std::vector<float> want[3], got[3];
+        cpu::MatmulOut outs[3];
+        for (int i = 0; i < 3; ++i) {
+          want[i].assign(static_cast<size_t>(c.rows[i] * n_tokens), 0.0f);
+          got[i].assign(want[i].size(), std::nanf(""));
+          cpu::matmul_at_level(lv, w[i], x.data(), n_tokens, want[i].data(), pool);
+          outs[i] = {&w[i], got[i].data()};
+        }
+        cpu::matmul_group_at_level(lv, outs, 3, x.data(), n_tokens, pool);
+        bool same = true;
+        for (int i = 0; i < 3; ++i) same = same && same_bits(got[i], want[i]);
+        CHECK(same);
+        if (!same) {
+          std::fprintf(stderr, "  matmul_group %s/%s/%s level %s tokens %lld differs from separate matmuls\n",
+                       quant::type_name(c.types[0]), quant::type_name(c.types[1]), quant::type_name(c.types[2]),
+                       cpu::simd_level_name(lv), static_cast<long long>(n_tokens));
+        }
+      }
+    }
+  }
+  // gate/up/SwiGLU, at the build's level (the fused form has no level parameter).
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K}) {
+    const int64_t rows = 83;
+    const std::vector<uint8_t> gd = random_weights(t, rows, cols, rng), ud = random_weights(t, rows, cols, rng);
+    const cpu::WeightView wg{t, gd.data(), rows, cols, quant::row_size(t, cols)};
+    const cpu::WeightView wu{t, ud.data(), rows, cols, quant::row_size(t, cols)};
+    for (int64_t n_tokens : {1, 7}) {
+      std::vector<float> x(static_cast<size_t>(cols * n_tokens));
+      for (float& v : x) v = 4.0f * act(rng);
+      std::vector<float> gate(static_cast<size_t>(rows * n_tokens)), up(gate.size());
+      cpu::matmul(wg, x.data(), n_tokens, gate.data(), pool);
+      cpu::matmul(wu, x.data(), n_tokens, up.data(), pool);
+      cpu::swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
+      std::vector<float> fused(gate.size(), std::nanf("")), scratch(gate.size());
+      cpu::matmul_swiglu(wg, wu, x.data(), n_tokens, fused.data(), scratch.data(), pool);
+      CHECK(same_bits(fused, gate));
+      // The values are real SwiGLU outputs: silu(g) * u against a direct evaluation in double.
+      std::vector<float> g(gate.size());
+      cpu::matmul(wg, x.data(), n_tokens, g.data(), pool);
+      double worst = 0;
+      for (size_t i = 0; i < g.size(); ++i) {
+        const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * up[i];
+        worst = std::max(worst, std::fabs(fused[i] - want) / (std::fabs(want) + 1e-6));
+      }
+      CHECK(worst < 1e-5);
+    }
+  }
+  // Mismatched shapes are errors that say which.
+  {
+    const std::vector<uint8_t> a = random_weights(GgmlType::Q4_0, 16, 64, rng), b = random_weights(GgmlType::Q4_0, 16, 96, rng);
+    const cpu::WeightView wa{GgmlType::Q4_0, a.data(), 16, 64, quant::row_size(GgmlType::Q4_0, 64)};
+    const cpu::WeightView wb{GgmlType::Q4_0, b.data(), 16, 96, quant::row_size(GgmlType::Q4_0, 96)};
+    std::vector<float> x(96), y1(16), y2(16);
+    const cpu::MatmulOut outs[] = {{&wa, y1.data()}, {&wb, y2.data()}};
+    bool threw = false;
+    try {
+      cpu::matmul_group(outs, 2, x.data(), 1, pool);
+    } catch (const Error& e) {
+      threw = std::string(e.what()).find("same column count") != std::string::npos;
+    }
+    CHECK(threw);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -298,6 +350,8 @@ int main() {
   const GgmlType integer_types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
   for (GgmlType t : integer_types) check_extremes(t, pool, rng);
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) check_k_quants_match_scalar(t, pool, rng);
+  check_grouped_products(pool, rng);
+  check_grouped_products(pool3, rng);
 
   // A hand-checkable product: Q8_0 weights of all ones (d = 1) times x = 1..32 on one block.
   {

@@ -25,6 +25,26 @@ struct WeightView {
 // x and y must not overlap. Throws hcattn::Error for an unsupported type or an inconsistent view.
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool);
 
+// One product of a matmul_group: y = w · x.
+struct MatmulOut {
+  const WeightView* w;
+  float* y;
+};
+
+// Up to 3 products of the same activations (Q, K and V) in one pool dispatch: x is converted once per
+// weight type and the rows of all weights are shared out together, so the threads meet once instead
+// of once per weight. Each y equals what matmul() gives. All weights need the same cols.
+void matmul_group(const MatmulOut* outs, int n_outs, const float* x, int64_t n_tokens, ThreadPool& pool);
+
+// gate[i] = silu(gate[i]) · up[i], in float as ggml's reference: g / (1 + exp(-g)) · u.
+void swiglu(float* gate, const float* up, int64_t n);
+
+// The FFN's gate and up products and their SwiGLU in one dispatch: gate ← silu(w_gate · x) · (w_up · x),
+// both (n_tokens, rows); up is scratch. Each chunk of rows gets its SwiGLU as soon as both of its
+// products are done, on the thread that computed them. Equals matmul, matmul, swiglu bit for bit.
+void matmul_swiglu(const WeightView& w_gate, const WeightView& w_up, const float* x, int64_t n_tokens, float* gate,
+                   float* up, ThreadPool& pool);
+
 // Straightforward reference of the same product (dequantize, quantize the activations the same way,
 // dot in double): the oracle for kernel tests.
 void matmul_reference(const WeightView& w, const float* x, int64_t n_tokens, float* y);

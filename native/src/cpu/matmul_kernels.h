@@ -1,6 +1,6 @@
 // Internal interface between the matmul driver (matmul.cpp) and its per-ISA kernels
 // (matmul_scalar.cpp, matmul_avx2.cpp, matmul_avx512.cpp). Engine code calls matmul() (cpu/matmul.h);
-// only tests and the kernel benchmark reach in here, for matmul_at_level().
+// only tests and the kernel benchmark reach in here, for matmul_at_level() and matmul_group_at_level().
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +41,8 @@ RowsKernel rows_kernel_avx512(quant::GgmlType t);
 // from one process.
 void matmul_at_level(SimdLevel level, const WeightView& w, const float* x, int64_t n_tokens, float* y,
                      ThreadPool& pool);
+void matmul_group_at_level(SimdLevel level, const MatmulOut* outs, int n_outs, const float* x, int64_t n_tokens,
+                           ThreadPool& pool);
 
 // The weight codes' unsigned offset for the Q8_0-activation types (see PackedActs::block_bias).
 inline int legacy_code_offset(quant::GgmlType t) { return t == quant::GgmlType::Q4_0 ? 8 : 128; }

@@ -48,7 +48,7 @@ struct ThreadPool::Impl {
 
   // The current job, written by the caller before `generation` is bumped (release) and read by the
   // workers after they observe the bump (acquire).
-  const std::function<void(int64_t, int64_t, int)>* fn = nullptr;
+  const ChunkFn* fn = nullptr;
   int64_t n = 0;
   int64_t grain = 1;
 
@@ -150,8 +150,7 @@ ThreadPool::~ThreadPool() {
 
 int ThreadPool::size() const { return impl_->n_threads; }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::run(int64_t n, int64_t grain, ChunkFn fn) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   Impl& p = *impl_;

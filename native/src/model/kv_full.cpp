@@ -48,55 +48,23 @@ class FullKvCache final : public KvCache {
   //   P = softmax(S · kq_scale + causal mask)
   //   O = V_gᵀ · P       (head_dim outputs per query row; V is stored transposed for this)
   // Both products go through cpu::matmul with the cache as the weight, so an F16 cache rounds Q and P
-  // to F16 exactly where llama.cpp does.
+  // to F16 exactly where llama.cpp does. When every thread gets a KV head, the heads run in parallel
+  // and each head's products run inline on its thread: one dispatch per layer instead of several per
+  // head (in decode the products are a few microseconds each, shorter than a dispatch's wait).
   void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) override {
-    const int hd = shape_.head_dim;
+    const int threads = pool.size();
+    const bool by_head = shape_.n_head_kv >= threads;
+    scratch_.resize(by_head ? threads : 1);
+    // Query tokens per pass, so that the score matrices stay near 8M floats even for long contexts.
+    const int64_t budget = (int64_t{8} << 20) / static_cast<int64_t>(scratch_.size());
     const int group = shape_.n_head / shape_.n_head_kv;
-    const size_t n_q = static_cast<size_t>(shape_.n_head) * hd;
-    const int n_keys_max = pos + n_tokens;
-    // Query tokens per pass, so that the score matrix stays near 8M floats even for long contexts.
-    const int tq = std::max(1, std::min(n_tokens, static_cast<int>((8 << 20) / (static_cast<int64_t>(group) * n_keys_max))));
-    for (int g = 0; g < shape_.n_head_kv; ++g) {
-      for (int t0 = 0; t0 < n_tokens; t0 += tq) {
-        const int nt = std::min(tq, n_tokens - t0);
-        const int n_keys = pos + t0 + nt;  // the last query of this pass sees every key up to itself
-        const int rows = nt * group;
-        qg_.resize(static_cast<size_t>(rows) * hd);
-        for (int t = 0; t < nt; ++t) {
-          for (int h = 0; h < group; ++h) {
-            const float* src = q + (t0 + t) * n_q + static_cast<size_t>(g * group + h) * hd;
-            std::copy(src, src + hd, qg_.data() + static_cast<size_t>(t * group + h) * hd);
-          }
-        }
-        scores_.resize(static_cast<size_t>(rows) * n_keys);
-        cpu::WeightView kv;
-        kv.type = storage_type();
-        kv.data = key_row(layer, 0) + static_cast<size_t>(g) * hd;
-        kv.rows = n_keys;
-        kv.cols = hd;
-        kv.row_bytes = row_ * sizeof(T);
-        cpu::matmul(kv, qg_.data(), rows, scores_.data(), pool);
-        pool.parallel_for(rows, 1, [&](int64_t begin, int64_t end, int) {
-          for (int64_t r = begin; r < end; ++r) {
-            const int visible = pos + t0 + static_cast<int>(r / group) + 1;
-            softmax_row(scores_.data() + r * n_keys, visible, n_keys);
-          }
-        });
-        head_out_.resize(static_cast<size_t>(rows) * hd);
-        cpu::WeightView vt;
-        vt.type = storage_type();
-        vt.data = value_channel(layer, static_cast<size_t>(g) * hd);
-        vt.rows = hd;
-        vt.cols = n_keys;
-        vt.row_bytes = static_cast<size_t>(capacity_) * sizeof(T);
-        cpu::matmul(vt, scores_.data(), rows, head_out_.data(), pool);
-        for (int t = 0; t < nt; ++t) {
-          for (int h = 0; h < group; ++h) {
-            const float* src = head_out_.data() + static_cast<size_t>(t * group + h) * hd;
-            std::copy(src, src + hd, out + (t0 + t) * n_q + static_cast<size_t>(g * group + h) * hd);
-          }
-        }
-      }
+    const int tq = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_tokens, budget / (static_cast<int64_t>(group) * (pos + n_tokens)))));
+    if (by_head) {
+      pool.parallel_for(shape_.n_head_kv, 1, [&](int64_t g0, int64_t g1, int thread) {
+        for (int64_t g = g0; g < g1; ++g) attend_head(layer, static_cast<int>(g), pos, n_tokens, tq, q, out, scratch_[thread], pool);
+      });
+    } else {
+      for (int g = 0; g < shape_.n_head_kv; ++g) attend_head(layer, g, pos, n_tokens, tq, q, out, scratch_[0], pool);
     }
   }
 
@@ -110,6 +78,60 @@ class FullKvCache final : public KvCache {
   }
 
  private:
+  // Buffers of one attend_head call, one set per thread that runs heads.
+  struct Scratch {
+    std::vector<float> qg;        // (tq * G, head_dim) queries of one KV head's group
+    std::vector<float> scores;    // (tq * G, n_keys) scores, then probabilities
+    std::vector<float> head_out;  // (tq * G, head_dim)
+  };
+
+  void attend_head(int layer, int g, int pos, int n_tokens, int tq, const float* q, float* out, Scratch& s,
+                   cpu::ThreadPool& pool) {
+    const int hd = shape_.head_dim;
+    const int group = shape_.n_head / shape_.n_head_kv;
+    const size_t n_q = static_cast<size_t>(shape_.n_head) * hd;
+    for (int t0 = 0; t0 < n_tokens; t0 += tq) {
+      const int nt = std::min(tq, n_tokens - t0);
+      const int n_keys = pos + t0 + nt;  // the last query of this pass sees every key up to itself
+      const int rows = nt * group;
+      s.qg.resize(static_cast<size_t>(rows) * hd);
+      for (int t = 0; t < nt; ++t) {
+        for (int h = 0; h < group; ++h) {
+          const float* src = q + (t0 + t) * n_q + static_cast<size_t>(g * group + h) * hd;
+          std::copy(src, src + hd, s.qg.data() + static_cast<size_t>(t * group + h) * hd);
+        }
+      }
+      s.scores.resize(static_cast<size_t>(rows) * n_keys);
+      cpu::WeightView kv;
+      kv.type = storage_type();
+      kv.data = key_row(layer, 0) + static_cast<size_t>(g) * hd;
+      kv.rows = n_keys;
+      kv.cols = hd;
+      kv.row_bytes = row_ * sizeof(T);
+      cpu::matmul(kv, s.qg.data(), rows, s.scores.data(), pool);
+      pool.parallel_for(rows, 1, [&](int64_t begin, int64_t end, int) {
+        for (int64_t r = begin; r < end; ++r) {
+          const int visible = pos + t0 + static_cast<int>(r / group) + 1;
+          softmax_row(s.scores.data() + r * n_keys, visible, n_keys);
+        }
+      });
+      s.head_out.resize(static_cast<size_t>(rows) * hd);
+      cpu::WeightView vt;
+      vt.type = storage_type();
+      vt.data = value_channel(layer, static_cast<size_t>(g) * hd);
+      vt.rows = hd;
+      vt.cols = n_keys;
+      vt.row_bytes = static_cast<size_t>(capacity_) * sizeof(T);
+      cpu::matmul(vt, s.scores.data(), rows, s.head_out.data(), pool);
+      for (int t = 0; t < nt; ++t) {
+        for (int h = 0; h < group; ++h) {
+          const float* src = s.head_out.data() + static_cast<size_t>(t * group + h) * hd;
+          std::copy(src, src + hd, out + (t0 + t) * n_q + static_cast<size_t>(g * group + h) * hd);
+        }
+      }
+    }
+  }
+
   static quant::GgmlType storage_type() {
     return std::is_same_v<T, uint16_t> ? quant::GgmlType::F16 : quant::GgmlType::F32;
   }
@@ -148,9 +170,7 @@ class FullKvCache final : public KvCache {
   // Left uninitialized so that memory is only touched (and counted) as positions fill.
   std::unique_ptr<T[]> keys_;    // (n_layer, capacity, n_head_kv * head_dim), post-RoPE
   std::unique_ptr<T[]> values_;  // (n_layer, n_head_kv * head_dim, capacity): transposed
-  std::vector<float> qg_;        // (tq * G, head_dim) queries of one KV head's group
-  std::vector<float> scores_;    // (tq * G, n_keys) scores, then probabilities
-  std::vector<float> head_out_;  // (tq * G, head_dim)
+  std::vector<Scratch> scratch_;  // per thread that runs heads
 };
 
 }  // namespace

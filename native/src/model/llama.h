@@ -84,7 +84,7 @@ class Llama {
 
 // y = x / sqrt(mean(x²) + eps) · w for each of n rows of dim values (sum of squares in double, as ggml).
 void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* y);
-// gate[i] = silu(gate[i]) · up[i]
-void swiglu(float* gate, const float* up, int64_t n);
+// gate[i] = silu(gate[i]) · up[i] (defined with the matmuls, which apply it to the FFN's chunks)
+using cpu::swiglu;
 
 }  // namespace hcattn::model

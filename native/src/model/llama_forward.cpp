@@ -21,13 +21,6 @@ void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* 
   }
 }
 
-void swiglu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = (g / (1.0f + std::exp(-g))) * up[i];
-  }
-}
-
 void Llama::embed(const int32_t* tokens, int n, float* x) const {
   // x: (n, d) ← rows of token_embd
   for (int t = 0; t < n; ++t) {
@@ -45,9 +38,10 @@ void Llama::attention_block(int layer, int n, int pos, KvCache& kv, Activations&
   const LayerWeights& L = w_.layers[layer];
   const int d = h_.n_embd;
   rms_norm(a.x.data(), L.attn_norm.data(), n, d, h_.rms_eps, a.xn.data());  // xn: (n, d)
-  cpu::matmul(L.wq, a.xn.data(), n, a.q.data(), pool);                        // q: (n, hq)
-  cpu::matmul(L.wk, a.xn.data(), n, a.k.data(), pool);                        // k: (n, hkv)
-  cpu::matmul(L.wv, a.xn.data(), n, a.v.data(), pool);                        // v: (n, hkv)
+  const cpu::MatmulOut qkv[] = {{&L.wq, a.q.data()},   // q: (n, hq)
+                                 {&L.wk, a.k.data()},   // k: (n, hkv)
+                                 {&L.wv, a.v.data()}};  // v: (n, hkv)
+  cpu::matmul_group(qkv, 3, a.xn.data(), n, pool);
   for (int t = 0; t < n; ++t) {
     const float* cs = a.rope_cs.data() + static_cast<size_t>(t) * h_.n_rot;
     rope_->rotate(a.q.data() + static_cast<size_t>(t) * h_.n_embd_q(), h_.n_head, cs);
@@ -64,9 +58,7 @@ void Llama::ffn_block(int layer, int n, Activations& a, cpu::ThreadPool& pool) c
   const LayerWeights& L = w_.layers[layer];
   const int d = h_.n_embd;
   rms_norm(a.x.data(), L.ffn_norm.data(), n, d, h_.rms_eps, a.xn.data());  // xn: (n, d)
-  cpu::matmul(L.w_gate, a.xn.data(), n, a.gate.data(), pool);              // gate: (n, f)
-  cpu::matmul(L.w_up, a.xn.data(), n, a.up.data(), pool);                  // up: (n, f)
-  swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(n) * h_.n_ff);   // gate ← silu(gate)·up
+  cpu::matmul_swiglu(L.w_gate, L.w_up, a.xn.data(), n, a.gate.data(), a.up.data(), pool);  // gate: (n, f) silu(gate)·up
   cpu::matmul(L.w_down, a.gate.data(), n, a.proj.data(), pool);            // proj: (n, d)
   const size_t nd = static_cast<size_t>(n) * d;
   for (size_t i = 0; i < nd; ++i) a.x[i] += a.proj[i];
