@@ -57,6 +57,11 @@ struct HeadStore {
 // Rotated copies of each calibration key (see rotated_calibration_keys).
 constexpr int kRotations = 4;
 
+// Floats per (layer, KV head) codebook in a snapshot: centroids (g, c, d/g), then residual radii (g, levels).
+size_t book_floats(size_t groups, size_t d, int centroids) {
+  return groups == 0 ? 0 : groups * static_cast<size_t>(centroids) * (d / groups) + groups * KeyCodebook::kLevels;
+}
+
 // Positions per block of the tail estimate (the mean value of a block stands for its unselected tokens).
 constexpr int kTailBlock = 64;
 
@@ -69,8 +74,9 @@ class Cache final : public HcKvCache {
     groups_ = key_groups(cfg_.budget, d);
     if (groups_ == 0 && cfg_.budget != KeyBudget::Half)
       throw Error("head dim " + std::to_string(d) + " is too small for the " + key_budget_name(cfg_.budget) + " KV budget");
-    if (cfg_.centroids < 1 || cfg_.centroids > 65536)
-      throw Error("KV codebook size must be in [1, 65536], got " + std::to_string(cfg_.centroids));
+    if (cfg_.centroids < 1 || cfg_.centroids > KeyCodebook::kMaxCentroids)
+      throw Error("KV codebook size must be in [1, " + std::to_string(KeyCodebook::kMaxCentroids) + "], got " +
+                  std::to_string(cfg_.centroids));
   }
 
   // Codebooks trained before the cache existed (HcConfig::codebooks): every layer is calibrated from the start.
@@ -105,8 +111,9 @@ class Cache final : public HcKvCache {
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       if (!calibrated_[layer]) continue;
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
-        const std::vector<float>& c = head(layer, kvh).codebook.centroids;
-        sha.update(c.data(), c.size() * sizeof(float));
+        const KeyCodebook& cb = head(layer, kvh).codebook;
+        sha.update(cb.centroids.data(), cb.centroids.size() * sizeof(float));
+        sha.update(cb.radii.data(), cb.radii.size() * sizeof(float));
       }
     }
     return sha.hex_digest();
@@ -115,19 +122,24 @@ class Cache final : public HcKvCache {
   void save(SnapshotWriter& out) const override {
     const size_t n = static_cast<size_t>(stored_), d = static_cast<size_t>(shape_.head_dim);
     const size_t g = static_cast<size_t>(groups_);
-    const size_t book = g * cfg_.centroids * (g > 0 ? d / g : 0);  // floats per head
+    const size_t centroid_floats = g * cfg_.centroids * (g > 0 ? d / g : 0);
+    const size_t book = book_floats(g, d, cfg_.centroids);  // floats per head: centroids, then radii
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       const bool books = calibrated_[layer];
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& h = head(layer, kvh);
-        if (h.keys.size() < n * d || h.values.size() < n * d || (books && (h.codes.size() < n * g || h.codebook.centroids.size() != book)))
+        if (h.keys.size() < n * d || h.values.size() < n * d || (books && (h.codes.size() < n * g || h.codebook.centroids.size() != centroid_floats)))
           throw Error("cannot save a KV snapshot while layer " + std::to_string(layer) + " holds fewer than " +
                       std::to_string(n) + " positions: save between decode steps, after every layer has stored them");
       }
       const size_t heads = static_cast<size_t>(shape_.n_head_kv);
       out.begin_section(SectionKind::Codebooks, layer, books ? heads * book * sizeof(float) : 0);
       if (books)
-        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).codebook.centroids.data(), book * sizeof(float));
+        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+          const KeyCodebook& cb = head(layer, kvh).codebook;
+          out.write(cb.centroids.data(), cb.centroids.size() * sizeof(float));
+          out.write(cb.radii.data(), cb.radii.size() * sizeof(float));
+        }
       out.end_section();
       out.begin_section(SectionKind::Codes, layer, books ? heads * n * g * sizeof(uint16_t) : 0);
       if (books)
@@ -155,7 +167,8 @@ class Cache final : public HcKvCache {
                   std::to_string(capacity) + "; create the context with a larger nCtx");
     auto cache = std::make_unique<Cache>(info.shape, capacity, info.config);
     const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
-    const size_t book = g * info.config.centroids * (g > 0 ? d / g : 0);
+    const size_t centroid_floats = g * info.config.centroids * (g > 0 ? d / g : 0);
+    const size_t book = book_floats(g, d, info.config.centroids);
     const size_t kept = static_cast<size_t>(keep), all = static_cast<size_t>(n);
     // memcpy with an empty vector's null data() is undefined even for 0 bytes.
     auto copy = [](void* dst, const uint8_t* src, size_t bytes) {
@@ -184,8 +197,11 @@ class Cache final : public HcKvCache {
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
-        h.codebook.centroids.resize(book);
-        copy(h.codebook.centroids.data(), books + kvh * book * sizeof(float), book * sizeof(float));
+        h.codebook.centroids.resize(centroid_floats);
+        h.codebook.radii.resize(g * KeyCodebook::kLevels);
+        const uint8_t* src = books + kvh * book * sizeof(float);
+        copy(h.codebook.centroids.data(), src, centroid_floats * sizeof(float));
+        copy(h.codebook.radii.data(), src + centroid_floats * sizeof(float), h.codebook.radii.size() * sizeof(float));
       }
     }
     cache->stored_ = static_cast<int>(keep);
@@ -200,7 +216,7 @@ class Cache final : public HcKvCache {
       (keys_fast ? b.fast : b.host) += key_bytes;
       b.host += h.values.capacity() * sizeof(uint16_t);
       b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float) +
-                h.block_means.capacity() * sizeof(uint16_t);
+                h.codebook.radii.capacity() * sizeof(float) + h.block_means.capacity() * sizeof(uint16_t);
     }
     return b;
   }
@@ -286,7 +302,7 @@ class Cache final : public HcKvCache {
 
  private:
   struct Scratch {
-    std::vector<float> scores, lut, final, acc;
+    std::vector<float> scores, upper, lut, bound_lut, final, acc;
     std::vector<uint8_t> selected;
     Selection sel;
   };
@@ -363,8 +379,17 @@ class Cache final : public HcKvCache {
       hs.codebook.build_lut(q, s.lut.data());
       score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, s.scores.data());
       for (int j = 0; j < n; ++j) s.scores[j] *= shape_.kq_scale;
+      if (cfg_.bound_scale > 0) {
+        // Upper bounds of the exact scores from the codes' residual levels: every token that could reach
+        // the top-p cut is selected (and re-scored exactly).
+        s.bound_lut.resize(static_cast<size_t>(groups_) * KeyCodebook::kLevels);
+        hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
+        s.upper.resize(n);
+        score_slack(s.bound_lut.data(), hs.codes.data(), n, groups_, s.upper.data());
+        for (int j = 0; j < n; ++j) s.upper[j] += s.scores[j];
+      }
     }
-    select_tokens(s.scores.data(), n, params, sel);
+    select_tokens(s.scores.data(), n, params, sel, groups_ > 0 && cfg_.bound_scale > 0 ? s.upper.data() : nullptr);
 
     // Final scores of the selected tokens: exact where the keys are read (re-scoring, and always for
     // the sinks and recent window), approximate otherwise.

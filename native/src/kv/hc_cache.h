@@ -48,6 +48,9 @@ struct HcConfig {
   SelectParams select{0.995f, 4, 64, 0, 3.0f};
   bool rescore = true;            // exact scores for the selected tokens from host-tier f16 keys
   bool tail = true;               // estimate the unselected tokens' share from per-block mean values
+  // Selection also keeps every token whose score bound (LUT score + bound_scale * sum over groups of
+  // |q_group| * residual radius, codebook.h) reaches the top-p cut. 1: the worst-case bound; 0: off.
+  float bound_scale = 1.0f;
   int calibration_tokens = 1024;  // keys that train each layer's codebooks
   int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
   CodebookSource codebook_source = CodebookSource::Context;

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "engine/sha256.h"
 #include "kv/checksum.h"
+#include "kv/codebook.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "KV snapshots store arrays in little-endian byte order; a big-endian build needs byte swapping here"
@@ -108,6 +109,7 @@ void encode_config(Encoder& e, const HcConfig& c) {
   e.i32(c.star_block);
   e.u64(c.seed);
   e.u8(static_cast<uint8_t>(c.codebook_source));
+  e.f32(c.bound_scale);
 }
 
 HcConfig decode_config(Decoder& d) {
@@ -128,6 +130,7 @@ HcConfig decode_config(Decoder& d) {
   const uint8_t source = d.u8();
   if (source > static_cast<uint8_t>(CodebookSource::Preset)) damaged(d.path, d.section, "unknown codebook source " + std::to_string(source));
   c.codebook_source = static_cast<CodebookSource>(source);
+  c.bound_scale = d.f32();
   return c;
 }
 
@@ -435,7 +438,9 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
 
   const uint64_t dim = static_cast<uint64_t>(s.head_dim), g = static_cast<uint64_t>(groups);
   const uint64_t heads = static_cast<uint64_t>(s.n_head_kv);
-  const uint64_t book = g > 0 ? mul(mul(g * (dim / g), static_cast<uint64_t>(c.centroids), path), 4, path) : 0;
+  // Per head: centroids (g, c, d/g), then the residual radii (g, levels); f32.
+  const uint64_t book =
+      g > 0 ? mul(mul(g * (dim / g), static_cast<uint64_t>(c.centroids), path) + g * KeyCodebook::kLevels, 4, path) : 0;
   const uint64_t rows = mul(mul(heads, n, path), 2, path);  // bytes per u16 column over all heads and tokens
   engine::Sha256 sha;
   for (int layer = 0; layer < s.n_layer; ++layer) {
@@ -498,6 +503,7 @@ std::string config_differences(const SnapshotInfo& a, const model::KvShape& s, c
   diff("seed", std::to_string(a.config.seed), std::to_string(c.seed));
   auto source = [](CodebookSource s) { return std::string(s == CodebookSource::Preset ? "built-in" : "workspace"); };
   diff("codebooks", source(a.config.codebook_source), source(c.codebook_source));
+  diff("bound scale", num(a.config.bound_scale), num(c.bound_scale));
   diff("layers", num(a.shape.n_layer), num(s.n_layer));
   diff("heads", num(a.shape.n_head), num(s.n_head));
   diff("kv heads", num(a.shape.n_head_kv), num(s.n_head_kv));

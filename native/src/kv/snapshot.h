@@ -7,7 +7,8 @@
 //             flags, codebook digest (SHA-256 of every codebooks section's payload, in file order).
 //   sections: tokens, segments, then per layer: codebooks, codes, keys, values. Each section is
 //             u32 kind, u32 layer, u64 length, payload, u32 CRC32C of kind..payload. Inside a layer
-//             section the KV heads follow each other; per head: codebook (g, c, d/g) f32, codes (n, g) u16,
+//             section the KV heads follow each other; per head: codebook (g, c, d/g) f32 then residual
+//             radii (g, 16) f32, code words (n, g) u16 (kv/codebook.h),
 //             keys (n, d) f16, values (n, d) f16. A layer that is not calibrated has empty codebooks and
 //             codes sections (its codes are recomputed when it calibrates).
 //   The file ends exactly after the last section.
@@ -29,7 +30,8 @@
 namespace hcattn::kv {
 
 // 2: the kv config holds the codebook source (workspace or built-in).
-inline constexpr uint32_t kSnapshotVersion = 2;
+// 3: code words carry residual levels, codebooks sections hold the residual radii, config holds bound_scale.
+inline constexpr uint32_t kSnapshotVersion = 3;
 
 // A stretch of the context (the system prompt, one file, one question) and the hash that identifies it
 // together with everything before it, so that a changed segment invalidates all later ones.
