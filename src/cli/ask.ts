@@ -16,6 +16,10 @@ import { defaultIndexOptions, indexWorkspace } from "../workspace/index";
 import type { CliCommand } from "./commands";
 import { kvArgOptions, kvContextOptions, kvUsage, loadModel, numberOption, runCommand, UsageError } from "./model-args";
 
+const PREFILL_BATCH = 512;
+/** The extension's star-attention block (src/sidecar/main.ts), so that both prefill a repository alike. */
+const STAR_BLOCK = 2048;
+
 const usage = `usage: repo-llama ask --model M [--workspace DIR] [--snapshot FILE] [options] "question"
 
 Indexes DIR (default: the current folder) as the extension does, prefills the repository prompt with
@@ -27,13 +31,15 @@ current chunk (or the answer after its current token); a second Ctrl-C exits at 
   -n N             answer tokens at most (default 512)
   --temperature T  0 is greedy (default 0)
   --seed S         draws are reproducible for a seed (default 0)
+  --star-block N   the repository prompt attends in star-attention blocks of N positions (linear in its size;
+                   the question and the answer attend to the whole cache); 0: every token uses the top-p
+                   selection (default ${STAR_BLOCK}, as the extension; HCAttention budgets only)
   --context N      context positions (default: the model's trained context with an HCAttention budget;
                    with f32/f16/full, which allocate every position, what the workspace needs)
   --threads N      engine threads (0: all cores)
 ${kvUsage}                   (ask's default is --kv 25%, the extension's default budget)
 `;
 
-const PREFILL_BATCH = 512;
 /** Room for the question turn's headers and the estimate's error: the estimate is 0.8–1.2× the true count. */
 const ESTIMATE_SLACK = 1.5;
 
@@ -147,6 +153,7 @@ export const askCommand: CliCommand = {
             temperature: { type: "string" },
             seed: { type: "string" },
             context: { type: "string" },
+            "star-block": { type: "string" },
             threads: { type: "string" },
             ...kvArgOptions,
           },
@@ -162,6 +169,9 @@ export const askCommand: CliCommand = {
       if (snapshotFile && !kv.kv) {
         throw new UsageError("--snapshot needs an HCAttention budget (--kv 50%, 25% or 12.5%): a full cache is not saved");
       }
+      const starBlock = numberOption("star-block", v["star-block"], STAR_BLOCK);
+      if (!Number.isInteger(starBlock) || starBlock < 0) throw new UsageError(`--star-block must be 0 or a positive integer, got "${v["star-block"]}"`);
+      if (v["star-block"] !== undefined && !kv.kv) throw new UsageError("--star-block applies to the HCAttention budgets (--kv 50%|25%|12.5%)");
       const maxTokens = numberOption("n", v.n, 512);
       const sampling = { temperature: numberOption("temperature", v.temperature, 0), seed: numberOption("seed", v.seed, 0) };
       const modelPath = await checkModelFile(v.model);
@@ -172,7 +182,7 @@ export const askCommand: CliCommand = {
 
       const model = await loadModel(modelPath, v.threads);
       const nCtx = contextSize(model, v.context, kv.kv !== undefined, index.stats.estimatedTokens, maxTokens);
-      const contextOptions: ContextOptions = { nCtx, nBatch: PREFILL_BATCH, ...kv };
+      const contextOptions: ContextOptions = { nCtx, nBatch: PREFILL_BATCH, ...kv, ...(kv.kv && { kv: { ...kv.kv, starBlock } }) };
       const session = new ContextSession(model, model.createContext(contextOptions), contextOptions);
       const interrupt = new Interrupt();
       const printer = progressPrinter();
