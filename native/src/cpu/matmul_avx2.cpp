@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cpu/matmul_kernels.h"
+#include "cpu/matmul_x86.h"
 
 namespace hcattn::cpu {
 
@@ -24,33 +25,6 @@ namespace {
 
 constexpr int kRowChunk = 16;
 constexpr int kTokenTile = 4;
-
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
-
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Software prefetch distance for the streamed weight rows (the hardware prefetcher alone leaves
-// bandwidth unused in decode).
-constexpr int kPrefetchBytes = 2048;
-
-void prefetch_lines(const uint8_t* p, int lines) {
-  for (int i = 0; i < lines; ++i) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes + 64 * i, _MM_HINT_T0);
-}
-
-__m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-__m256i shift_right_16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
 
 // Sum of 32 products of unsigned codes (each < 128, so the 16-bit pair sums cannot saturate) and
 // signed activation bytes, in 8 int32 lanes, each pair sum multiplied by the 16-bit `scale` lanes.
@@ -120,47 +94,7 @@ __m256i codes_k4_k5(const uint8_t* qs, const uint8_t* qh, int j) {
   return codes;
 }
 
-// Q6_K elements 32c..32c+31 as code + 32 = low4 | high2 << 4 (FORMATS.md §2.3).
-__m256i codes_q6_k(const quant::BlockQ6_K* blk, int c) {
-  const int half = c / 4, g = c % 4;
-  const __m256i low4 = _mm256_and_si256(shift_right_16(load256(blk->ql + 64 * half + (g & 1) * 32), g < 2 ? 0 : 4),
-                                        _mm256_set1_epi8(0x0F));
-  const __m256i high2 = _mm256_and_si256(shift_right_16(load256(blk->qh + 32 * half), 2 * g), _mm256_set1_epi8(3));
-  return _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
-}
-
 // ---- K-quants with Q8_K activations ----
-
-int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
-}
-
-// A float result the compiler cannot fuse into the next operation (an FMA rounds once where the scalar
-// kernel, compiled without FMA, rounds twice).
-float unfused(float v) {
-  __asm__("" : "+x"(v));
-  return v;
-}
-__m256 unfused(__m256 v) {
-  __asm__("" : "+x"(v));
-  return v;
-}
-
-// One K-quant super-block added to a row's running sum with the scalar kernel's operations in its
-// order, from exact integer sums: every K-quant path (scalar, decode, prefill panels) then gives the
-// same bit pattern, and a prompt's hidden state does not depend on how it was batched. A last-bit
-// difference would flip a round-half-even decision of the next Q8_K quantization (one step of max/127,
-// large with an outlier channel) and move log-probabilities by ~1e-2.
-float k4_step(float sum, float d, float dmin, float act_d, int32_t isum, int32_t imin) {
-  const float d_eff = unfused(d * act_d), dmin_eff = unfused(dmin * act_d);
-  return sum + unfused(unfused(d_eff * static_cast<float>(isum)) - unfused(dmin_eff * static_cast<float>(imin)));
-}
-float q6_step(float sum, float d, float act_d, int32_t isum) {
-  return sum + unfused(unfused(d * act_d) * static_cast<float>(isum));
-}
 
 template <bool kFifthBit, int T>
 void row_k4_k5(const uint8_t* row, const PackedActs& a, int64_t t0, int64_t nsb, float* y, int64_t ldy) {

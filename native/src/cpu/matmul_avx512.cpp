@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cpu/matmul_kernels.h"
+#include "cpu/matmul_x86.h"
 
 namespace hcattn::cpu {
 
@@ -37,36 +38,11 @@ namespace {
 
 constexpr int kPanelRows = 16;
 
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 int32_t load_i32(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-
-float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
-
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Software prefetch distance for the streamed weight rows. The hardware prefetcher alone leaves a
-// third of the bandwidth unused on the 2-4 KB rows of decode (measured on Zen 4).
-constexpr int kPrefetchBytes = 2048;
-
-void prefetch_lines(const uint8_t* p, int lines) {
-  for (int i = 0; i < lines; ++i) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes + 64 * i, _MM_HINT_T0);
-}
-
-__m256i shift_right_16(__m256i v, int bits) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(bits)); }
 
 // ---- Weight codes of 32 consecutive elements as unsigned bytes, in element order. ----
 
@@ -96,16 +72,6 @@ __m256i codes_q5_k(const uint8_t* qh, const uint8_t* qs, int j) {
   const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
   const __mmask32 set = _mm256_test_epi8_mask(high, _mm256_set1_epi8(static_cast<char>(1 << j)));
   return _mm256_or_si256(low, _mm256_maskz_mov_epi8(set, _mm256_set1_epi8(16)));
-}
-
-// Q6_K elements 32c..32c+31: code + 32 = low4 | high2 << 4 (FORMATS.md §2.3).
-__m256i codes_q6_k(const uint8_t* ql, const uint8_t* qh, int c) {
-  const int half = c / 4, g = c % 4;
-  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * half + (g & 1) * 32));
-  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * half));
-  const __m256i low4 = _mm256_and_si256(shift_right_16(lo, g < 2 ? 0 : 4), _mm256_set1_epi8(0x0F));
-  const __m256i high2 = _mm256_and_si256(shift_right_16(hi, 2 * g), _mm256_set1_epi8(3));
-  return _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
 }
 
 // ---- Decode: one token, rows streamed once. ----
@@ -159,31 +125,6 @@ void gemv_legacy(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r
     for (; b < nb; ++b) block(b, 0, scalar_scale(b));
     y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   }
-}
-
-int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
-}
-
-// A float the compiler cannot fuse into the next operation: the K-quant super-block steps below must
-// round exactly as the scalar kernel (compiled without FMA) does.
-float unfused(float v) {
-  __asm__("" : "+x"(v));
-  return v;
-}
-
-// One K-quant super-block added to a row's running sum, with the scalar kernel's operations in its
-// order, from exact integer sums: a row's result is then the same bit pattern at every SIMD level and
-// in decode and prefill alike (see k_tile for why that matters).
-float k4_step(float sum, float d, float dmin, float act_d, int32_t isum, int32_t imin) {
-  const float d_eff = unfused(d * act_d), dmin_eff = unfused(dmin * act_d);
-  return sum + unfused(unfused(d_eff * static_cast<float>(isum)) - unfused(dmin_eff * static_cast<float>(imin)));
-}
-float q6_step(float sum, float d, float act_d, int32_t isum) {
-  return sum + unfused(unfused(d * act_d) * static_cast<float>(isum));
 }
 
 // The 6-bit scales and mins of a Q4_K / Q5_K super-block rearranged (FORMATS.md §2.3) so that bytes
@@ -263,7 +204,7 @@ void gemv_q6_k(const WeightView& w, const PackedActs& a, int64_t r0, int64_t r1,
       const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales));
       __m256i isum = _mm256_setzero_si256();
       for (int c = 0; c < 8; ++c) {
-        const __m256i codes = codes_q6_k(blk.ql, blk.qh, c);
+        const __m256i codes = codes_q6_k(&blk, c);
         const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[s].qs + 32 * c));
         const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes, q8);
         const __m128i idx = _mm_add_epi8(spread, _mm_set1_epi8(static_cast<char>(2 * c)));
@@ -499,7 +440,7 @@ void unpack_k_panel(const WeightView& w, int64_t r, int nr, uint8_t* panel) {
         const uint8_t* blk = base + k * w.row_bytes + s * kBlockBytes;
         if (kType == GgmlType::Q6_K) {
           const auto* q6 = reinterpret_cast<const quant::BlockQ6_K*>(blk);
-          v[k] = codes_q6_k(q6->ql, q6->qh, c);
+          v[k] = codes_q6_k(q6, c);
         } else if (kType == GgmlType::Q5_K) {
           v[k] = codes_q5_k(blk + 16, blk + 48, c);
         } else {
