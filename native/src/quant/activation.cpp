@@ -1,5 +1,7 @@
 // Scalar activation conversions (the definition of the rounding; see activation.h) and the dispatch to
-// the SIMD variants in activation_avx2.cpp / activation_avx512.cpp.
+// the SIMD variant in activation_avx2.cpp. That one serves the AVX-512 level too: a 512-bit copy was
+// measured at 0.30 vs 0.47 ns per element for Q8_0 (0.44 vs 0.52 for Q8_K), about 0.2 ms of a 150 ms
+// 8B decode step, not worth a second implementation of every rounding rule.
 #include "quant/activation.h"
 
 #include <cmath>
@@ -9,10 +11,9 @@
 namespace hcattn::quant {
 
 namespace detail {
-// Defined in the ISA-specific files, which are compiled only for x86-64.
+// Defined in the ISA-specific file, which is compiled only for x86-64.
 #if defined(__x86_64__) || defined(_M_X64)
 extern const ActivationKernels activation_avx2;
-extern const ActivationKernels activation_avx512;
 #endif
 }  // namespace detail
 
@@ -82,8 +83,7 @@ const ActivationKernels& activation_kernels(cpu::SimdLevel level) {
   const cpu::SimdLevel best = cpu::simd_level();
   if (static_cast<int>(level) > static_cast<int>(best)) level = best;
 #if defined(__x86_64__) || defined(_M_X64)
-  if (level == cpu::SimdLevel::Avx512) return detail::activation_avx512;
-  if (level == cpu::SimdLevel::Avx2) return detail::activation_avx2;
+  if (static_cast<int>(level) >= static_cast<int>(cpu::SimdLevel::Avx2)) return detail::activation_avx2;
 #endif
   return kScalar;
 }

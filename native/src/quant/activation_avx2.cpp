@@ -1,5 +1,6 @@
-// AVX2 activation conversions: bit-identical to the scalar definitions in activation.cpp (explicit
-// round-half-even conversions, the same float operations per element).
+// AVX2 + F16C activation conversions, used at the AVX2 and AVX-512 levels: bit-identical to the scalar
+// definitions in activation.cpp (explicit round-half-even conversions, the same float operations per
+// element).
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own placeholder registers (GCC bug
 // 105593); the warning is about the headers, not this file.
 #if defined(__GNUC__) && !defined(__clang__)
