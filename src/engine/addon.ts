@@ -159,6 +159,8 @@ export interface KvMemory {
   tokens: number;
   fastBytes: number;
   hostBytes: number;
+  /** Keys and values read straight from a mapped snapshot file (loadContext with mapSnapshot), not in RAM. */
+  diskBytes: number;
   /** What one token would take in a plain f16 cache, for comparison. */
   f16BytesPerToken: number;
 }
@@ -178,6 +180,12 @@ export interface ContextOptions {
   kv?: KvOptions;
   /** Folder for the built-in KV codebooks (one small file per model and KV config); unset: memory only. */
   codebookCacheDir?: string;
+  /**
+   * loadContext only: serve the snapshot's keys and values from the memory-mapped file instead of copying
+   * them into RAM (tokens added later go to RAM). The file must not be rewritten in place meanwhile;
+   * saveSnapshot replaces files by a rename, which is safe.
+   */
+  mapSnapshot?: boolean;
 }
 
 export interface Model {

@@ -93,6 +93,10 @@ struct ContextOptions {
   // Folder for the built-in KV codebooks (one small .hckv file per model and KV config, written once,
   // atomically; a damaged one is trained again). "": kept in memory only.
   std::string codebook_cache_dir;
+  // Model::load_context: serve the snapshot's keys and values from the mapped file instead of copying
+  // them into RAM (new tokens still go to RAM). The file must not be rewritten in place meanwhile
+  // (Context::save_snapshot replaces files by a rename, which is safe).
+  bool map_snapshot_values = false;
 };
 
 // KV memory of a context as allocated (measured, not computed from a formula).
@@ -101,6 +105,7 @@ struct KvMemory {
   int64_t tokens = 0;
   size_t fast_bytes = 0;          // GPU memory or hot RAM: key codes (or f16 keys at 50%, all of K+V when full)
   size_t host_bytes = 0;          // host RAM: values and exact keys
+  size_t disk_bytes = 0;          // values and exact keys read from a mapped snapshot file (map_snapshot_values)
   double f16_bytes_per_token = 0; // what an f16 K+V cache needs per token, the reference for the budgets
 };
 

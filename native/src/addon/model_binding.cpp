@@ -11,9 +11,10 @@
 //   model.isEndOfGeneration(id) → boolean
 //   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16", kv?}) → Context
 //       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, centroids?,
-//            calibrationTokens?, starBlock?, rescore?, tail?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?
+//            calibrationTokens?, starBlock?, rescore?, tail?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
+//            mapSnapshot? (loadContext: keys and values served from the mapped file)
 //   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
-//   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, f16BytesPerToken}
+//   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, diskBytes, f16BytesPerToken}
 //   ctx.saveSnapshot(path, segments: [{id, hash, begin, end}]) → Promise<void>
 //   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond}), {global?}) → Promise<{evaluated, cancelled, seconds}>
 //   ctx.evalLogits(tokens, topK = 10, {full?}) → Promise<{top: [[id, logprob], ...][], logprobs?: Float32Array}>
@@ -247,6 +248,7 @@ ContextOptions context_options(Napi::Env env, const Napi::Object& o) {
   c.kv = kv_options(o);
   const Napi::Value dir = o.Get("codebookCacheDir");
   if (dir.IsString()) c.codebook_cache_dir = dir.As<Napi::String>().Utf8Value();
+  c.map_snapshot_values = o.Get("mapSnapshot").ToBoolean().Value();
   return c;
 }
 
@@ -585,6 +587,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("tokens", static_cast<double>(m.tokens));
     o.Set("fastBytes", static_cast<double>(m.fast_bytes));
     o.Set("hostBytes", static_cast<double>(m.host_bytes));
+    o.Set("diskBytes", static_cast<double>(m.disk_bytes));
     o.Set("f16BytesPerToken", m.f16_bytes_per_token);
     return o;
   }

@@ -306,7 +306,8 @@ std::unique_ptr<Context> Model::load_context(const std::string& path, const Cont
   std::unique_ptr<Context> ctx = create_context(scratch);
   ctx->impl_->options.kv.codebooks = options.kv.codebooks;
   const kv::HcConfig cfg = hc_config(options.kv);
-  kv::LoadedSnapshot loaded = kv::load_snapshot(path, impl_->info.digest, impl_->llama->kv_shape(), cfg, ctx->n_ctx(), keep_tokens);
+  kv::LoadedSnapshot loaded = kv::load_snapshot(path, impl_->info.digest, impl_->llama->kv_shape(), cfg, ctx->n_ctx(), keep_tokens,
+                                                options.map_snapshot_values);
   // Built-in codebooks are a function of the model and config, so a snapshot holding others was made by
   // another engine version: refuse it rather than mix two sets of codes. (Without our set at hand, in
   // memory or in the cache folder, the snapshot's own codebooks are used.)
@@ -396,6 +397,7 @@ KvMemory Context::kv_memory() const {
   m.tokens = n_past();
   m.fast_bytes = b.fast;
   m.host_bytes = b.host;
+  if (const auto* hc = dynamic_cast<const kv::HcKvCache*>(impl_->kv.get())) m.disk_bytes = hc->mapped_bytes();
   m.f16_bytes_per_token = 2.0 * 2.0 * shape.n_layer * shape.n_head_kv * shape.head_dim;
   return m;
 }

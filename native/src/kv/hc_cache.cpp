@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "engine/sha256.h"
 #include "kv/codebook.h"
+#include "kv/f16_buffer.h"
 #include "kv/f16_rows.h"
 #include "kv/snapshot.h"
 #include "quant/types.h"
@@ -38,8 +39,8 @@ int key_groups(KeyBudget b, int head_dim) {
 namespace {
 
 // Grows a buffer so that `n` elements fit, doubling so that appends stay amortised O(1).
-template <typename T>
-void ensure(std::vector<T>& v, size_t n) {
+template <typename Buffer>
+void ensure(Buffer& v, size_t n) {
   if (v.size() >= n) return;
   if (v.capacity() < n) v.reserve(std::max(n, v.capacity() * 2));
   v.resize(n);
@@ -47,8 +48,9 @@ void ensure(std::vector<T>& v, size_t n) {
 
 // One (layer, KV head): its tiers and codebook.
 struct HeadStore {
-  std::vector<uint16_t> keys;    // (n, d) f16: fast tier at 50%, host tier (re-scoring) otherwise
-  std::vector<uint16_t> values;  // (n, d) f16, host tier
+  // (n, d) f16: fast tier at 50%, host tier (re-scoring) otherwise; may be served from a snapshot file.
+  F16Buffer keys;
+  F16Buffer values;              // (n, d) f16, host tier; may be served from a snapshot file
   std::vector<uint16_t> codes;   // (n, g), fast tier at 25% / 12.5%
   std::vector<uint16_t> block_means;  // (ceil(n / kTailBlock), d) f16: mean value per block, fast tier (tail estimate)
   KeyCodebook codebook;          // empty until calibrated
@@ -98,6 +100,12 @@ class Cache final : public HcKvCache {
   bool calibrated(int layer) const override { return calibrated_[layer]; }
   const model::KvShape& shape() const override { return shape_; }
   const HcConfig& config() const override { return cfg_; }
+
+  size_t mapped_bytes() const override {
+    size_t b = 0;
+    for (const HeadStore& h : heads_) b += h.keys.mapped_bytes() + h.values.mapped_bytes();
+    return b;
+  }
 
   std::vector<KeyCodebook> codebooks() const override {
     if (groups_ == 0 || std::find(calibrated_.begin(), calibrated_.end(), false) != calibrated_.end()) return {};
@@ -156,7 +164,7 @@ class Cache final : public HcKvCache {
 
   // Positions [0, keep) of a validated snapshot (the reader has checked every section length against
   // its header, so the copies below stay inside the mapping).
-  static std::unique_ptr<Cache> from_snapshot(const SnapshotReader& in, int capacity, int64_t keep) {
+  static std::unique_ptr<Cache> from_snapshot(const SnapshotReader& in, int capacity, int64_t keep, bool map_values) {
     const SnapshotInfo& info = in.info();
     const int64_t n = static_cast<int64_t>(info.tokens.size());
     if (keep < 0) keep = n;
@@ -174,6 +182,16 @@ class Cache final : public HcKvCache {
     auto copy = [](void* dst, const uint8_t* src, size_t bytes) {
       if (bytes > 0) std::memcpy(dst, src, bytes);
     };
+    // Serving keys and values from the file needs them 2-byte aligned in it (the writer pads for that).
+    auto payload_offset = [](const SnapshotSection& s) { return s.offset + s.bytes - s.size - 4; };  // after the framing
+    std::shared_ptr<const MappedFileHandle> file;
+    if (map_values) {
+      bool aligned = true;
+      for (int layer = 0; layer < info.shape.n_layer; ++layer)
+        aligned = aligned && payload_offset(in.section(SectionKind::Keys, layer)) % 2 == 0 &&
+                  payload_offset(in.section(SectionKind::Values, layer)) % 2 == 0;
+      if (aligned) file = std::make_shared<const MappedFileHandle>(in.path());
+    }
     for (int layer = 0; layer < info.shape.n_layer; ++layer) {
       // Codebooks trained on keys past `keep` would not exist in a fresh prefill of [0, keep): drop them.
       const bool keep_books =
@@ -185,10 +203,18 @@ class Cache final : public HcKvCache {
       const uint8_t* values = in.section(SectionKind::Values, layer).data;
       for (int kvh = 0; kvh < info.shape.n_head_kv; ++kvh) {
         HeadStore& h = cache->head(layer, kvh);
-        h.keys.resize(kept * d);
-        h.values.resize(kept * d);
-        copy(h.keys.data(), keys + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
-        copy(h.values.data(), values + kvh * all * d * sizeof(uint16_t), kept * d * sizeof(uint16_t));
+        const size_t head_offset = kvh * all * d * sizeof(uint16_t);
+        if (file) {
+          h.keys.map(file, payload_offset(in.section(SectionKind::Keys, layer)) + head_offset, kept * d,
+                     static_cast<size_t>(capacity) * d);
+          h.values.map(file, payload_offset(in.section(SectionKind::Values, layer)) + head_offset, kept * d,
+                       static_cast<size_t>(capacity) * d);
+        } else {
+          h.keys.resize(kept * d);
+          h.values.resize(kept * d);
+          copy(h.keys.data(), keys + head_offset, kept * d * sizeof(uint16_t));
+          copy(h.values.data(), values + head_offset, kept * d * sizeof(uint16_t));
+        }
         if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
         h.codes.resize(kept * g);
@@ -212,9 +238,9 @@ class Cache final : public HcKvCache {
     TierBytes b;
     const bool keys_fast = cfg_.budget == KeyBudget::Half;
     for (const HeadStore& h : heads_) {
-      const size_t key_bytes = h.keys.capacity() * sizeof(uint16_t);
+      const size_t key_bytes = h.keys.heap_bytes();
       (keys_fast ? b.fast : b.host) += key_bytes;
-      b.host += h.values.capacity() * sizeof(uint16_t);
+      b.host += h.values.heap_bytes();
       b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float) +
                 h.codebook.radii.capacity() * sizeof(float) + h.block_means.capacity() * sizeof(uint16_t);
     }
@@ -267,6 +293,11 @@ class Cache final : public HcKvCache {
 
   void truncate(int n) override {
     stored_ = std::min(stored_, n);
+    // Positions past n will be written over: only [0, n) may still be read from a snapshot file.
+    for (HeadStore& h : heads_) {
+      h.keys.limit_mapped(static_cast<size_t>(n) * shape_.head_dim);
+      h.values.limit_mapped(static_cast<size_t>(n) * shape_.head_dim);
+    }
     if (n >= cfg_.calibration_tokens || preset()) return;
     // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n).
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
@@ -287,8 +318,8 @@ class Cache final : public HcKvCache {
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& src = head(layer, kvh);
         HeadStore& dst = copy->head(layer, kvh);
-        dst.keys.assign(src.keys.begin(), src.keys.begin() + static_cast<size_t>(n) * d);
-        dst.values.assign(src.values.begin(), src.values.begin() + static_cast<size_t>(n) * d);
+        dst.keys.copy_prefix(src.keys, static_cast<size_t>(n) * d);
+        dst.values.copy_prefix(src.values, static_cast<size_t>(n) * d);
         if (cfg_.tail) copy->update_block_means(dst, 0, n);
         if (groups_ > 0) {
           dst.codes.assign(src.codes.begin(), src.codes.begin() + static_cast<size_t>(n) * groups_);
@@ -521,8 +552,9 @@ std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int cap
   return cache;
 }
 
-std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens) {
-  return Cache::from_snapshot(in, capacity, keep_tokens);
+std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens,
+                                                          bool map_values) {
+  return Cache::from_snapshot(in, capacity, keep_tokens, map_values);
 }
 
 }  // namespace hcattn::kv

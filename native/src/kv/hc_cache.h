@@ -81,6 +81,9 @@ class HcKvCache : public model::KvCache {
   virtual const HcConfig& config() const = 0;
   // SHA-256 (hex) of every calibrated layer's codebooks, in snapshot order (kv/snapshot.h).
   virtual std::string codebook_digest() const = 0;
+  // Bytes of keys and values read straight from a snapshot file (make_hc_kv_cache_from_snapshot with
+  // map_values), not held in RAM.
+  virtual size_t mapped_bytes() const = 0;
   // Every (layer, KV head)'s codebook (layer * n_head_kv + kvh), or none unless every layer is calibrated.
   virtual std::vector<KeyCodebook> codebooks() const = 0;
   // Writes the per-layer snapshot sections of positions [0, stored_tokens()). Every layer must hold
@@ -101,7 +104,11 @@ KeyCodebook train_key_codebook(const model::KvShape& shape, const HcConfig& conf
                                int kvh, int rotation_span);
 
 // A cache holding positions [0, keep_tokens) of a validated snapshot, with its shape and config and
-// clone_prefix semantics: codebooks are kept only when keep_tokens >= calibration_tokens.
-std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens);
+// clone_prefix semantics: codebooks are kept only when keep_tokens >= calibration_tokens (or preset).
+// map_values: keys and values of the kept positions are read from the file's pages instead of being
+// copied into RAM; new positions go to RAM. The file must not be rewritten in place while the cache lives
+// (replacing it by a rename, as save_snapshot does, or deleting it is safe: the mapping keeps the old file).
+std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens,
+                                                          bool map_values = false);
 
 }  // namespace hcattn::kv

@@ -306,6 +306,10 @@ void save_snapshot(const std::string& path, const HcKvCache& cache, const std::s
   out.begin_section(SectionKind::Tokens, -1, tokens.size() * sizeof(int32_t));
   out.write(tokens.data(), tokens.size() * sizeof(int32_t));
   out.end_section();
+  // Zero padding to an 8-byte file offset after this section: every later section then starts at an even
+  // offset, so keys and values can be served from the mapped file as aligned f16 arrays.
+  const uint64_t segments_end = out.bytes_written() + kSectionFraming + seg.bytes.size() + 4;
+  for (uint64_t pad = (8 - segments_end % 8) % 8; pad > 0; --pad) seg.u8(0);
   out.begin_section(SectionKind::Segments, -1, seg.bytes.size());
   out.write(seg.bytes.data(), seg.bytes.size());
   out.end_section();
@@ -434,7 +438,9 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
     info_.segments.push_back(std::move(sg));
   }
   if (n_segments > 0 && expect != n_tokens) damaged(path, seg.name, "the segments do not reach the last token");
-  if (sd.left != 0) damaged(path, seg.name, std::to_string(sd.left) + " unexpected bytes at its end");
+  if (sd.left >= 8) damaged(path, seg.name, std::to_string(sd.left) + " unexpected bytes at its end");
+  while (sd.left > 0)
+    if (sd.u8() != 0) damaged(path, seg.name, "nonzero padding at its end");
 
   const uint64_t dim = static_cast<uint64_t>(s.head_dim), g = static_cast<uint64_t>(groups);
   const uint64_t heads = static_cast<uint64_t>(s.n_head_kv);
@@ -515,7 +521,7 @@ std::string config_differences(const SnapshotInfo& a, const model::KvShape& s, c
 }  // namespace
 
 LoadedSnapshot load_snapshot(const std::string& path, const std::string& model_digest, const model::KvShape& shape,
-                             const HcConfig& config, int capacity, int64_t keep_tokens) {
+                             const HcConfig& config, int capacity, int64_t keep_tokens, bool map_values) {
   SnapshotReader in(path);
   const SnapshotInfo& info = in.info();
   if (info.model_digest != model_digest)
@@ -534,7 +540,7 @@ LoadedSnapshot load_snapshot(const std::string& path, const std::string& model_d
                 " tokens): keep 0, all of them, or the end of a segment (segment_boundary())");
 
   LoadedSnapshot out;
-  out.cache = make_hc_kv_cache_from_snapshot(in, capacity, keep_tokens);
+  out.cache = make_hc_kv_cache_from_snapshot(in, capacity, keep_tokens, map_values);
   out.info = info;
   out.info.tokens.resize(static_cast<size_t>(keep_tokens));
   while (!out.info.segments.empty() && out.info.segments.back().end > keep_tokens) out.info.segments.pop_back();

@@ -5,7 +5,8 @@
 //   header:   "HCKV", u32 version, u32 payload length, payload, u32 CRC32C of everything before it.
 //             payload: model digest, kv config, shape, token count, segment count, per-layer calibrated
 //             flags, codebook digest (SHA-256 of every codebooks section's payload, in file order).
-//   sections: tokens, segments, then per layer: codebooks, codes, keys, values. Each section is
+//   sections: tokens, segments (zero-padded so that the next section starts at a multiple of 8), then
+//             per layer: codebooks, codes, keys, values. Each section is
 //             u32 kind, u32 layer, u64 length, payload, u32 CRC32C of kind..payload. Inside a layer
 //             section the KV heads follow each other; per head: codebook (g, c, d/g) f32 then residual
 //             radii (g, 16) f32, code words (n, g) u16 (kv/codebook.h),
@@ -31,7 +32,8 @@ namespace hcattn::kv {
 
 // 2: the kv config holds the codebook source (workspace or built-in).
 // 3: code words carry residual levels, codebooks sections hold the residual radii, config holds bound_scale.
-inline constexpr uint32_t kSnapshotVersion = 3;
+// 4: the segments section is zero-padded so that keys and values lie at even offsets (served mapped).
+inline constexpr uint32_t kSnapshotVersion = 4;
 
 // A stretch of the context (the system prompt, one file, one question) and the hash that identifies it
 // together with everything before it, so that a changed segment invalidates all later ones.
@@ -140,8 +142,9 @@ struct LoadedSnapshot {
 // Loads a snapshot made for this model digest, shape and config (anything else is refused with a
 // message saying which setting differs), keeping positions [0, keep_tokens) (-1: all). keep_tokens
 // must be 0, the token count, or a segment boundary; the result then equals a fresh prefill of those
-// tokens bit for bit, so storing can continue from keep_tokens.
+// tokens bit for bit, so storing can continue from keep_tokens. map_values: the kept keys and values are
+// served from the file (make_hc_kv_cache_from_snapshot).
 LoadedSnapshot load_snapshot(const std::string& path, const std::string& model_digest, const model::KvShape& shape,
-                             const HcConfig& config, int capacity, int64_t keep_tokens = -1);
+                             const HcConfig& config, int capacity, int64_t keep_tokens = -1, bool map_values = false);
 
 }  // namespace hcattn::kv
