@@ -1,6 +1,7 @@
 // Kernel micro-benchmark. Decode: GEMV (one token) on the Llama-3-8B projection shapes, reported as
 // weight bytes streamed per second; the weights of all shapes together exceed the last-level cache
-// and are used in rotation, as a model's layers are, so the figure is a memory-bandwidth figure.
+// and are used in rotation, as a model's layers are, so the figure is a memory-bandwidth figure, given
+// for weights on ordinary 4 KB pages and on the engine's huge-page WeightArena.
 // Prefill: GEMM with many tokens (default 512), reported as integer/float operations per second
 // (2 * rows * cols * tokens) and as the prefill rate of an 8B model if every matmul ran at that speed.
 // Every figure is the median of several repeats (the machine may be shared). Next to the wall-clock
@@ -20,6 +21,8 @@
 #include "cpu/features.h"
 #include "cpu/matmul.h"
 #include "cpu/matmul_kernels.h"
+#include "cpu/weight_arena.h"
+#include "quant/random_weights.h"
 #include "quant/types.h"
 
 namespace hcattn::cli {
@@ -78,45 +81,6 @@ void usage() {
                "                                [--gemv-only | --gemm-only] [--json]\n");
 }
 
-// Random but well-formed weights: random code bytes, then small positive half scales where the
-// format keeps them (random bytes there would be NaNs and infinities).
-std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols, uint64_t seed) {
-  const size_t row_bytes = quant::row_size(t, cols);
-  std::vector<uint8_t> data(row_bytes * rows);
-  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i + 8 <= data.size(); i += 8) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    std::memcpy(&data[i], &state, 8);
-  }
-  const uint16_t h = quant::fp32_to_fp16(0.01f);
-  auto put = [&](size_t off) { std::memcpy(&data[off], &h, 2); };
-  const int64_t n = rows * cols;
-  switch (t) {
-    case GgmlType::F32: {
-      const float v = 0.01f;
-      for (int64_t i = 0; i < n; ++i) std::memcpy(&data[4 * i], &v, 4);
-      break;
-    }
-    case GgmlType::F16:
-      for (int64_t i = 0; i < n; ++i) put(2 * i);
-      break;
-    case GgmlType::BF16: {
-      const uint16_t b = quant::fp32_to_bf16(0.01f);
-      for (int64_t i = 0; i < n; ++i) std::memcpy(&data[2 * i], &b, 2);
-      break;
-    }
-    case GgmlType::Q4_0: for (int64_t b = 0; b < n / 32; ++b) put(18 * b); break;
-    case GgmlType::Q8_0: for (int64_t b = 0; b < n / 32; ++b) put(34 * b); break;
-    case GgmlType::Q4_K: for (int64_t b = 0; b < n / 256; ++b) { put(144 * b); put(144 * b + 2); } break;
-    case GgmlType::Q5_K: for (int64_t b = 0; b < n / 256; ++b) { put(176 * b); put(176 * b + 2); } break;
-    case GgmlType::Q6_K: for (int64_t b = 0; b < n / 256; ++b) put(210 * b + 208); break;
-    default: break;
-  }
-  return data;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -133,18 +97,22 @@ struct Shape {
 };
 const Shape kShapes[] = {{4096, 4096}, {14336, 4096}, {4096, 14336}};
 
+// `pages`: for GEMV, the memory the weights were read from ("4K" heap pages, "2M" huge pages, or
+// "arena" when the arena got no huge pages); nullptr for GEMM.
 void report(const Options& o, bool* first, const char* kind, GgmlType t, cpu::SimdLevel level, const Shape& s,
-            double value, double cpu_value, const char* unit, double extra, const char* extra_unit) {
+            double value, double cpu_value, const char* unit, double extra, const char* extra_unit,
+            const char* pages = nullptr) {
   if (o.json) {
     std::printf("%s{\"kind\":\"%s\",\"type\":\"%s\",\"simd\":\"%s\",\"threads\":%d,\"rows\":%lld,\"cols\":%lld,"
                 "\"unit\":\"%s\",\"wall\":%.3f,\"perCpu\":%.3f",
                 *first ? "" : ",\n", kind, quant::type_name(t), cpu::simd_level_name(level), o.threads,
                 static_cast<long long>(s.rows), static_cast<long long>(s.cols), unit, value, cpu_value);
+    if (pages) std::printf(",\"pages\":\"%s\"", pages);
     if (extra_unit) std::printf(",\"tokPerSec8b\":%.2f", extra);
     std::printf("}");
   } else {
-    std::printf("%-5s %-5s %-7s %6lldx%-6lld %9.2f %-6s (per CPU-second x threads: %8.2f)", kind,
-                quant::type_name(t), cpu::simd_level_name(level), static_cast<long long>(s.rows),
+    std::printf("%-5s %-5s %-7s %-5s %6lldx%-6lld %9.2f %-6s (per CPU-second x threads: %8.2f)", kind,
+                quant::type_name(t), cpu::simd_level_name(level), pages ? pages : "", static_cast<long long>(s.rows),
                 static_cast<long long>(s.cols), value, unit, cpu_value);
     if (extra_unit) std::printf("  %.1f %s", extra, extra_unit);
     std::printf("\n");
@@ -154,46 +122,56 @@ void report(const Options& o, bool* first, const char* kind, GgmlType t, cpu::Si
 }
 
 void bench_gemv(const Options& o, GgmlType t, cpu::SimdLevel level, cpu::ThreadPool& pool, bool* first) {
-  // Enough copies of the three shapes to exceed the last-level cache several times over.
-  struct Mat {
-    Shape shape;
-    std::vector<uint8_t> data;
-  };
-  std::vector<Mat> mats;
+  // Enough copies of the three shapes to exceed the last-level cache several times over, once in
+  // ordinary heap memory (4 KB pages) and once copied into a WeightArena (2 MB pages where the system
+  // allows them, as the engine keeps its weights). The two are timed in alternation, so that a busy
+  // machine slows both alike.
+  std::vector<std::vector<uint8_t>> data;
+  std::vector<cpu::WeightView> small;
   size_t total = 0;
   for (uint64_t copy = 0; total < (size_t{256} << 20); ++copy) {
     for (const Shape& s : kShapes) {
-      mats.push_back({s, make_weights(t, s.rows, s.cols, copy * 3 + mats.size())});
-      total += mats.back().data.size();
+      data.push_back(quant::random_weights(t, s.rows, s.cols, copy * 3 + small.size()));
+      small.push_back({t, data.back().data(), s.rows, s.cols, quant::row_size(t, s.cols)});
+      total += data.back().size();
     }
   }
+  size_t arena_bytes = 0;
+  for (const cpu::WeightView& w : small) arena_bytes += cpu::WeightArena::bytes_for(w);
+  cpu::WeightArena arena(arena_bytes);
+  std::vector<cpu::WeightView> huge = small;
+  for (cpu::WeightView& w : huge) arena.adopt(w);
+  const char* huge_name = arena.huge_pages() ? "2M" : "arena";
   std::vector<float> x(14336, 0.5f), y(14336);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;
   for (size_t si = 0; si < 3; ++si) {
-    std::vector<double> rates, cpu_rates;
+    std::vector<double> rates[2], cpu_rates[2];
     for (int rep = 0; rep < o.repeats; ++rep) {
-      double bytes = 0;
-      const double c0 = cpu_seconds();
-      const auto t0 = std::chrono::steady_clock::now();
-      do {
-        for (size_t m = si; m < mats.size(); m += 3) {
-          const Mat& mat = mats[m];
-          const cpu::WeightView w{t, mat.data.data(), mat.shape.rows, mat.shape.cols,
-                                  quant::row_size(t, mat.shape.cols)};
-          cpu::matmul_at_level(level, w, x.data(), 1, y.data(), pool);
-          bytes += static_cast<double>(mat.data.size());
-        }
-      } while (seconds_since(t0) < 0.2);
-      rates.push_back(bytes / seconds_since(t0) / 1e9);
-      cpu_rates.push_back(bytes / ((cpu_seconds() - c0) / o.threads) / 1e9);
+      for (int mem = 0; mem < 2; ++mem) {
+        const std::vector<cpu::WeightView>& views = mem == 0 ? small : huge;
+        double bytes = 0;
+        const double c0 = cpu_seconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        do {
+          for (size_t m = si; m < views.size(); m += 3) {
+            cpu::matmul_at_level(level, views[m], x.data(), 1, y.data(), pool);
+            bytes += static_cast<double>(views[m].rows) * views[m].row_bytes;
+          }
+        } while (seconds_since(t0) < 0.2);
+        rates[mem].push_back(bytes / seconds_since(t0) / 1e9);
+        cpu_rates[mem].push_back(bytes / ((cpu_seconds() - c0) / o.threads) / 1e9);
+      }
     }
-    report(o, first, "gemv", t, level, kShapes[si], median(rates), median(cpu_rates), "GB/s", 0, nullptr);
+    for (int mem = 0; mem < 2; ++mem) {
+      report(o, first, "gemv", t, level, kShapes[si], median(rates[mem]), median(cpu_rates[mem]), "GB/s", 0, nullptr,
+             mem == 0 ? "4K" : huge_name);
+    }
   }
 }
 
 void bench_gemm(const Options& o, GgmlType t, cpu::SimdLevel level, cpu::ThreadPool& pool, bool* first) {
   const Shape s = {4096, 4096};
-  const std::vector<uint8_t> data = make_weights(t, s.rows, s.cols, 99);
+  const std::vector<uint8_t> data = quant::random_weights(t, s.rows, s.cols, 99);
   const cpu::WeightView w{t, data.data(), s.rows, s.cols, quant::row_size(t, s.cols)};
   std::vector<float> x(static_cast<size_t>(s.cols * o.tokens)), y(static_cast<size_t>(s.rows * o.tokens));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 1000) / 1000.0f - 0.5f;

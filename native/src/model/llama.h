@@ -9,6 +9,7 @@
 
 #include "cpu/matmul.h"
 #include "cpu/threadpool.h"
+#include "cpu/weight_arena.h"
 #include "model/hparams.h"
 #include "model/kv_cache.h"
 #include "model/rope.h"
@@ -60,7 +61,10 @@ struct Activations {
 class Llama {
  public:
   // Reads hyperparameters and checks every tensor's presence, shape and type. Throws hcattn::Error.
-  explicit Llama(const gguf::File& file);
+  // With weights_on_huge_pages the matrices are copied out of the file mapping into a WeightArena,
+  // which decode reads faster (cpu/weight_arena.h); a backend that uploads the weights elsewhere can
+  // skip the copy.
+  explicit Llama(const gguf::File& file, bool weights_on_huge_pages = true);
 
   const Hparams& hparams() const { return h_; }
   const Weights& weights() const { return w_; }
@@ -77,8 +81,12 @@ class Llama {
   void ffn_block(int layer, int n, Activations& a, cpu::ThreadPool& pool) const;
   void output_logits(int n, bool all_logits, Activations& a, cpu::ThreadPool& pool, float* logits) const;
 
+  // Copies the weight matrices into arena_ and points the views at the copies.
+  void move_weights_to_arena();
+
   Hparams h_;
   Weights w_;
+  std::unique_ptr<cpu::WeightArena> arena_;  // null when the weights stay in the file mapping
   std::unique_ptr<Rope> rope_;
 };
 

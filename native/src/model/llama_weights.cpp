@@ -1,5 +1,6 @@
 // Finding and checking the llama tensors (FORMATS.md §1.6) and sizing the activation buffers.
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "gguf/gguf.h"
@@ -50,7 +51,7 @@ std::vector<float> vector_f32(const gguf::TensorInfo& t, int64_t n) {
 
 }  // namespace
 
-Llama::Llama(const gguf::File& f) : h_(read_hparams(f)) {
+Llama::Llama(const gguf::File& f, bool weights_on_huge_pages) : h_(read_hparams(f)) {
   const int64_t embd = h_.n_embd, q = h_.n_embd_q(), kv = h_.n_embd_kv(), ff = h_.n_ff, vocab = h_.n_vocab;
   w_.token_embd = matrix(f, "token_embd.weight", embd, vocab);
   w_.output_norm = vector_f32(f.tensor("output_norm.weight"), embd);
@@ -78,6 +79,25 @@ Llama::Llama(const gguf::File& f) : h_(read_hparams(f)) {
     L.w_down = matrix(f, b + "ffn_down.weight", ff, embd);
   }
   rope_ = std::make_unique<Rope>(h_, w_.rope_freqs);
+  if (weights_on_huge_pages) move_weights_to_arena();
+}
+
+void Llama::move_weights_to_arena() {
+  // Every matrix a decode step reads; the token embedding is only looked up row by row and stays in
+  // the mapping unless it doubles as the output matrix.
+  std::vector<cpu::WeightView*> views = {&w_.output};
+  for (LayerWeights& L : w_.layers) {
+    for (cpu::WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) views.push_back(v);
+  }
+  size_t bytes = 0;
+  for (const cpu::WeightView* v : views) bytes += cpu::WeightArena::bytes_for(*v);
+  arena_ = std::make_unique<cpu::WeightArena>(bytes);
+  if (!arena_->ok()) {
+    arena_.reset();
+    return;
+  }
+  for (cpu::WeightView* v : views) arena_->adopt(*v);
+  if (w_.tied_output) w_.token_embd = w_.output;
 }
 
 KvShape Llama::kv_shape() const {
