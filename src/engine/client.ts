@@ -29,6 +29,8 @@ import {
   engineStats,
   type LoadParams,
   type LoadResult,
+  type ModelSummary,
+  modelInspect,
   type OpenParams,
   type OpenResult,
   type ProgressParams,
@@ -46,7 +48,8 @@ export interface RestartPolicy {
 
 export const defaultRestartPolicy: RestartPolicy = { firstDelayMs: 500, maxDelayMs: 8000, maxCrashes: 5, windowMs: 60_000 };
 
-export interface EngineClientOptions {
+/** How a sidecar process is started. */
+export interface SidecarLaunch {
   /** dist/sidecar.js. */
   sidecarPath: string;
   /** The Node binary; process.execPath by default (VS Code's own, which runs as Node with ELECTRON_RUN_AS_NODE). */
@@ -55,6 +58,9 @@ export interface EngineClientOptions {
   electron?: boolean;
   /** Extra environment for the sidecar. */
   env?: Record<string, string>;
+}
+
+export interface EngineClientOptions extends SidecarLaunch {
   restart?: Partial<RestartPolicy>;
   /** One line of the sidecar's stderr, or a line about its lifecycle. */
   log(line: string): void;
@@ -224,17 +230,7 @@ export class EngineClient {
   }
 
   private spawnSidecar(): Run {
-    const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
-    if (this.options.electron) env.ELECTRON_RUN_AS_NODE = "1";
-    const child = spawn(this.options.execPath ?? process.execPath, [this.options.sidecarPath], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env,
-      windowsHide: true,
-    });
-    const connection = createMessageConnection(
-      new StreamMessageReader(child.stdout as NonNullable<typeof child.stdout>),
-      new StreamMessageWriter(child.stdin as NonNullable<typeof child.stdin>),
-    );
+    const { child, connection } = spawnConnected(this.options);
     connection.onNotification(chatToken, ({ requestId, text }) => this.tokenListeners.get(requestId)?.(text));
     connection.onNotification(contextProgress, (p) => {
       for (const listener of this.progressListeners) listener(p);
@@ -293,5 +289,52 @@ export class EngineClient {
   private setHealth(health: EngineHealth, detail: string): void {
     this.healthValue = health;
     this.options.onHealth(health, detail);
+  }
+}
+
+function spawnConnected(launch: SidecarLaunch): { child: ChildProcess; connection: MessageConnection } {
+  const env: Record<string, string | undefined> = { ...process.env, ...launch.env };
+  if (launch.electron) env.ELECTRON_RUN_AS_NODE = "1";
+  const child = spawn(launch.execPath ?? process.execPath, [launch.sidecarPath], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env,
+    windowsHide: true,
+  });
+  const connection = createMessageConnection(
+    new StreamMessageReader(child.stdout as NonNullable<typeof child.stdout>),
+    new StreamMessageWriter(child.stdin as NonNullable<typeof child.stdin>),
+  );
+  return { child, connection };
+}
+
+/**
+ * Validates a model file with the engine (model/inspect) in a sidecar of its own, so that the running
+ * engine keeps its model and context while the user is still choosing. Rejects with the engine's
+ * ResponseError (EngineErrorCodes.badModel and a readable message) for a file it cannot use.
+ */
+export async function inspectModel(launch: SidecarLaunch, modelPath: string, timeoutMs = 120_000): Promise<ModelSummary> {
+  const { child, connection } = spawnConnected(launch);
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
+  child.stdin?.on("error", () => undefined);
+  const exited = new Promise<string>((resolve) => {
+    child.on("exit", (code, signal) => resolve(signal ? `it was ended by ${signal}` : `it exited with code ${code}`));
+    child.on("error", (error) => resolve(`it could not be started: ${error.message}`));
+  });
+  connection.listen();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    const answer = connection.sendRequest(modelInspect, { modelPath });
+    const ended = exited.then((how) => {
+      throw new EngineStoppedError(`The engine stopped while checking the model: ${how}. ${stderr.trim().split("\n").pop() ?? ""}`.trim());
+    });
+    // Only the race reports it: the clean exit after an answer is no failure.
+    ended.catch(() => undefined);
+    return await Promise.race([answer, ended]);
+  } finally {
+    clearTimeout(timer);
+    await Promise.race([connection.sendRequest(engineShutdown).catch(() => undefined), exited]);
+    child.kill("SIGKILL");
+    connection.dispose();
   }
 }

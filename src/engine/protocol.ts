@@ -59,6 +59,11 @@ export interface LoadResult {
   contextTokens: number;
   /** Memory the engine will use for the weights and one full context, in bytes. */
   memoryBytes: number;
+  /**
+   * KV bytes one token of the context takes in each tier with the configured budget, measured by the
+   * engine on a probe context (the memory guard plans with these). fast: GPU memory or hot RAM; host: RAM.
+   */
+  kvBytesPerToken: { fast: number; host: number };
   device: "cpu" | "cuda";
   /** Why the device is not the one asked for, when it is not (e.g. no usable GPU). */
   deviceNote?: string;
@@ -68,6 +73,20 @@ export interface LoadResult {
 }
 
 export const engineLoad = new RequestType<LoadParams, LoadResult, void>("engine/load");
+
+// ---------------------------------------------------------------------------------------------------
+// model/inspect
+
+export interface InspectParams {
+  modelPath: string;
+}
+
+/**
+ * Validates a model file as engine/load would (GGUF structure, architecture, tensors, tokenizer) and
+ * describes it, without loading it for use: "Select Model" shows this before it changes the setting.
+ * Fails with badModel and a sentence saying what is wrong with the file.
+ */
+export const modelInspect = new RequestType<InspectParams, ModelSummary, void>("model/inspect");
 
 // ---------------------------------------------------------------------------------------------------
 // context/open and context/progress
@@ -88,6 +107,11 @@ export interface OpenParams {
   snapshotDir: string;
   /** Absolute path of the workspace folder: names its saved context (default: the snapshot folder). */
   workspaceFolder?: string;
+  /**
+   * Cap on the saved contexts in snapshotDir (repoLlama.cache.maxDiskGB), in bytes: after a save the least
+   * recently used ones beyond it are deleted, never the context in use. 0: saving is off. Absent: no cap.
+   */
+  maxDiskBytes?: number;
 }
 
 export type ContextSource = "memory" | "disk" | "prefill";
@@ -124,6 +148,8 @@ export const contextProgress = new NotificationType<ProgressParams>("context/pro
 export interface SaveParams {
   contextId: string;
   snapshotDir: string;
+  /** As in OpenParams; absent: the cap of the latest context/open. */
+  maxDiskBytes?: number;
 }
 
 export interface SaveResult {

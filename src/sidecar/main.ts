@@ -15,6 +15,7 @@ import {
   type KvOptions,
   loadAddon,
   type Model,
+  type ModelInfo,
 } from "../engine/addon";
 import {
   chatAsk,
@@ -26,21 +27,32 @@ import {
   engineLoad,
   engineShutdown,
   engineStats,
+  type InspectParams,
   type LoadParams,
   type KvConfig,
   type LoadResult,
+  type ModelSummary,
+  modelInspect,
   type SaveResult,
   type StatsResult,
 } from "../engine/protocol";
 import { checkGgufFile, ModelFileError } from "../model/modelFile";
-import { mkdir, readdir, stat as statFile } from "node:fs/promises";
-import { availableMemory, doesNotFitMessage, formatGiB, memoryNeed, totalNeed } from "./memory";
+import { mkdir, rm } from "node:fs/promises";
+import {
+  availableMemory,
+  codebookBytes,
+  type ContextPlan,
+  contextRefusal,
+  formatGiB,
+  measureKvBytesPerToken,
+  planBytes,
+  PREFILL_BATCH,
+  scratchBytes,
+  type TierBytesPerToken,
+  weightsRefusal,
+} from "./memory";
 import { ContextSession, type OperationHooks, type SnapshotPlace } from "./sessions";
-import { SnapshotStore } from "./snapshots";
-
-/** The context's KV cache holds f16 values: half the memory of f32, and what llama.cpp uses by default. */
-const KV_BYTES_PER_VALUE = 2;
-const PREFILL_BATCH = 512;
+import { ENGINE_SUFFIX, SnapshotStore } from "./snapshots";
 
 // A library that prints with console.log would corrupt the protocol stream.
 console.log = console.error;
@@ -54,42 +66,72 @@ interface Loaded {
   model: Model;
   session: ContextSession;
   kv: KvOptions;
+  /** The configured budget's KV bytes per token, measured by the engine. */
+  perToken: TierBytesPerToken;
 }
 
 /** Share of a plain f16 cache that each budget keeps in the fast tier. */
 const BUDGET_SHARE: Record<KvOptions["mode"], number> = { full: 1, "50%": 0.5, "25%": 0.25, "12.5%": 0.125 };
 
+/**
+ * Positions per star-attention block in the repository prefill: each token attends exactly to the first
+ * block and to its own, so prefill time grows linearly with the repository (questions still attend to the
+ * whole cache through the top-p selection). The engine's results do not depend on how the prefix is split
+ * into calls, so re-prefilling an edited tail equals a full prefill.
+ */
+const STAR_BLOCK = 2048;
+
 /** The engine's HCAttention options for the repoLlama.kv settings. */
 function kvOptionsOf(kv: KvConfig): KvOptions {
   if (kv.budget === "full") return { mode: "full" };
-  return { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens };
+  return { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens, starBlock: STAR_BLOCK };
 }
 
-const SNAPSHOT_SUFFIX = ".hckv";
-
 /**
- * The saved context of this workspace, model and KV layout. The store names it and lists the folder; the
- * engine writes and verifies the file itself (its .hckv carries its own checksums, and wrapping multi-GB
- * files in the store's envelope would read and write every byte twice).
+ * The saved context of this workspace, model and KV layout. The store names it, lists the folder and keeps
+ * it under the cap; the engine writes and verifies the file itself (its .hckv carries its own checksums).
  */
 function snapshotFileOf(folder: string, workspace: string, modelDigest: string, kv: KvOptions): string {
   const name = SnapshotStore.fileNameOf({ workspaceFolder: workspace, modelDigest, kvConfig: { ...kv } });
-  return path.join(folder, name.replace(/\.snap$/, SNAPSHOT_SUFFIX));
+  return path.join(folder, name.replace(/\.snap$/, ENGINE_SUFFIX));
+}
+
+/** The store of a snapshot folder under the cap of the latest context/open (none given: no cap). */
+function storeOf(folder: string): SnapshotStore {
+  return new SnapshotStore(folder, maxDiskBytes ?? Number.POSITIVE_INFINITY);
+}
+
+/**
+ * Saves the context, marks it as the most recently used one and deletes the least recently used saved
+ * contexts beyond the cap, never this one. A context that alone exceeds the cap is not kept on disk.
+ */
+function saveUnderCap(session: ContextSession, file: string): Promise<{ bytes: number; seconds: number; evicted: string[] }> {
+  return session.save(file, async (saved) => {
+    const store = storeOf(path.dirname(file));
+    await store.markUsed(file);
+    const evicted = await store.evictBeyondCap(file);
+    for (const gone of evicted) log(`deleted the saved context ${gone}: the snapshot folder is over repoLlama.cache.maxDiskGB`);
+    if (saved.bytes > store.maxBytes) {
+      await rm(file, { force: true });
+      throw new Error(
+        `the context's snapshot is ${formatGiB(saved.bytes)} but repoLlama.cache.maxDiskGB allows ${formatGiB(store.maxBytes)}; ` +
+          "raise it to keep this context across sessions",
+      );
+    }
+    return { ...saved, evicted };
+  });
 }
 
 /** Bytes of the saved contexts in a folder: the store's envelopes and the engine's .hckv files. */
 async function snapshotBytes(folder: string): Promise<number> {
-  const inStore = (await new SnapshotStore(folder, 0).list()).reduce((sum, entry) => sum + entry.bytes, 0);
-  let engineFiles = 0;
-  for (const name of await readdir(folder).catch(() => [] as string[])) {
-    if (name.endsWith(SNAPSHOT_SUFFIX)) engineFiles += (await statFile(path.join(folder, name)).catch(() => ({ size: 0 }))).size;
-  }
-  return inStore + engineFiles;
+  return (await new SnapshotStore(folder, 0).list()).reduce((sum, entry) => sum + entry.bytes, 0);
 }
 
 let loaded: Loaded | undefined;
 /** The snapshot folder of the latest context/open, whose files engine/stats counts as the disk tier. */
 let snapshotDir = "";
+/** The cap on that folder (repoLlama.cache.maxDiskGB) in bytes; undefined: none was given. */
+let maxDiskBytes: number | undefined;
 /** Names the workspace in snapshot file names: the latest context/open's, else its snapshot folder. */
 let workspaceKey = "";
 
@@ -121,28 +163,23 @@ async function load(params: LoadParams): Promise<LoadResult> {
       `${error.message} Choose a Llama-3 model in GGUF format with "Repo Llama: Select Model" or "Repo Llama: Download Model".`,
     );
   }
-  const available = availableMemory();
-  if (fileBytes > available) {
-    throw new ResponseError(
-      EngineErrorCodes.doesNotFit,
-      `${fileName} needs at least ${formatGiB(fileBytes)} of memory for its weights, but only ${formatGiB(available)} is available. ` +
-        "Choose a smaller or more quantized model, or close other programs.",
-    );
-  }
+  const weightsProblem = weightsRefusal(fileName, fileBytes, { ramBytes: availableMemory() });
+  if (weightsProblem) throw new ResponseError(EngineErrorCodes.doesNotFit, weightsProblem);
 
-  let addon: HcattnAddon;
-  try {
-    addon = loadAddon();
-  } catch (error) {
-    throw new ResponseError(EngineErrorCodes.unsupported, (error as Error).message);
-  }
-  if (typeof addon.Model?.load !== "function") {
+  const addon = engineAddon();
+  const build = addon.buildInfo();
+  if (params.device === "cuda" && build.cudaDevices === 0) {
     throw new ResponseError(
       EngineErrorCodes.unsupported,
-      "The native engine (hcattn.node) was built from older sources and cannot load models; rebuild it with `npm run build`.",
+      `repoLlama.device is "cuda" but no CUDA GPU is usable (${build.cudaNote || "this build has no CUDA support"}). Set it to "auto" or "cpu".`,
     );
   }
-  const build = addon.buildInfo();
+  const deviceNote =
+    params.device === "cpu"
+      ? undefined
+      : build.cudaDevices > 0
+        ? "This engine build runs models on the CPU; the GPU path comes with the CUDA backend."
+        : build.cudaNote || undefined;
 
   if (loaded) {
     loaded.session.dispose();
@@ -161,45 +198,104 @@ async function load(params: LoadParams): Promise<LoadResult> {
   const info = model.info;
   const contextTokens = params.contextTokens > 0 ? params.contextTokens : info.nCtxTrain;
   const kv = kvOptionsOf(params.kv);
-  // Planned as a plain f16 cache: HCAttention's host tier lives in RAM too, so the budget moves bytes
-  // between tiers more than it removes them; engine/stats reports what the context measures.
-  const need = memoryNeed(info, contextTokens, KV_BYTES_PER_VALUE, PREFILL_BATCH);
-  // The weights are loaded now, so the system counts them as used: only the context must still fit.
-  const refusal = doesNotFitMessage(need, availableMemory(), contextTokens, Math.min(info.fileBytes, process.memoryUsage().rss));
-  if (refusal) throw new ResponseError(EngineErrorCodes.doesNotFit, refusal);
-
   const contextOptions: ContextOptions = { nCtx: contextTokens, nBatch: PREFILL_BATCH, kvType: "f16", kv };
+  // Measured, not a formula: HCAttention keeps exact keys and values in the host tier, so its budget moves
+  // bytes between tiers more than it removes them.
+  const perToken = await measureKvBytesPerToken(
+    // Calibration (the codebooks) starts after the probe's tokens: the probe measures what grows per token.
+    (tokens) => model.createContext({ ...contextOptions, nCtx: tokens, nBatch: tokens, kv: { ...kv, calibrationTokens: 2 * tokens } }),
+    info,
+  );
+  const plan = (tokens: number): ContextPlan => ({ tokens, budget: kv.mode, perToken, fixedBytes: codebookBytes(info, kv.mode), fastIn: "RAM" });
+  const planned = planBytes(plan(contextTokens));
+  // A plain cache is allocated whole when the context is created; an HCAttention cache grows with the
+  // repository, so context/open checks that one against the workspace's real size.
+  if (kv.mode === "full") {
+    const refusal = contextRefusal(plan(contextTokens), { ramBytes: kvRoom(info) });
+    if (refusal) {
+      throw new ResponseError(EngineErrorCodes.doesNotFit, `${refusal} A plain ("full") cache is allocated whole: lower repoLlama.contextBudgetTokens or use an HCAttention budget.`);
+    }
+  }
+
   const ctx = model.createContext(contextOptions);
-  loaded = { model, session: new ContextSession(model, ctx, contextOptions), kv };
+  const guard = (tokens: number, heldBytes: number) => contextRefusal(plan(tokens), { ramBytes: kvRoom(info), heldRamBytes: heldBytes });
+  loaded = { model, session: new ContextSession(model, ctx, contextOptions, guard), kv, perToken };
+  const memoryBytes = info.fileBytes + scratchBytes(info) + planned.fast + planned.host;
   const seconds = (performance.now() - started) / 1000;
   log(
     `loaded ${modelPath}: ${info.name}, ${info.quantization}, ${info.nLayer} layers, context ${contextTokens} tokens, ` +
-      `KV ${kv.mode}, ${formatGiB(totalNeed(need))} planned, ${info.threads} threads, ${build.simd}, on ${info.device} (${info.deviceName}), ${seconds.toFixed(2)} s` +
+      `KV ${kv.mode} at ${perToken.fast.toFixed(0)} + ${perToken.host.toFixed(0)} bytes/token (fast + host), ` +
+      `${formatGiB(memoryBytes)} for a full context, ${info.threads} threads, ${build.simd}, on ${info.device} (${info.deviceName}), ${seconds.toFixed(2)} s` +
       (info.deviceNote ? `; ${info.deviceNote}` : ""),
   );
   return {
-    model: {
-      name: info.name,
-      architecture: info.architecture,
-      quantization: info.quantization,
-      parameters: info.parameters,
-      fileBytes: info.fileBytes,
-      nCtxTrain: info.nCtxTrain,
-      layers: info.nLayer,
-      heads: info.nHead,
-      kvHeads: info.nHeadKv,
-      headDim: info.headDim,
-      vocab: info.nVocab,
-      digest: info.digest,
-    },
+    model: summaryOf(model),
     contextTokens,
-    memoryBytes: totalNeed(need),
+    memoryBytes,
+    kvBytesPerToken: perToken,
     device: info.device,
     deviceNote: info.deviceNote || undefined,
     threads: info.threads,
     simd: build.simd,
     seconds,
   };
+}
+
+/**
+ * RAM the KV cache may still take: what is available, less the weights not resident yet (every page is
+ * read for each token, so they must stay resident) and one prefill chunk's scratch.
+ */
+function kvRoom(info: ModelInfo): number {
+  const residentWeights = Math.min(info.fileBytes, process.memoryUsage().rss);
+  return Math.max(0, availableMemory() - (info.fileBytes - residentWeights) - scratchBytes(info));
+}
+
+function engineAddon(): HcattnAddon {
+  try {
+    return loadAddon();
+  } catch (error) {
+    throw new ResponseError(EngineErrorCodes.unsupported, (error as Error).message);
+  }
+}
+
+function summaryOf(model: Model): ModelSummary {
+  const info = model.info;
+  return {
+    name: info.name,
+    architecture: info.architecture,
+    quantization: info.quantization,
+    parameters: info.parameters,
+    fileBytes: info.fileBytes,
+    nCtxTrain: info.nCtxTrain,
+    layers: info.nLayer,
+    heads: info.nHead,
+    kvHeads: info.nHeadKv,
+    headDim: info.headDim,
+    vocab: info.nVocab,
+    digest: info.digest,
+  };
+}
+
+/** model/inspect: the engine's full validation of a file, with nothing kept loaded afterwards. */
+async function inspect(params: InspectParams): Promise<ModelSummary> {
+  const fileName = path.basename(params.modelPath);
+  try {
+    await checkGgufFile(params.modelPath);
+  } catch (error) {
+    if (!(error instanceof ModelFileError)) throw error;
+    throw new ResponseError(EngineErrorCodes.badModel, error.message);
+  }
+  const addon = engineAddon();
+  try {
+    // One thread: validation reads the header and the tensor table, it computes nothing.
+    return summaryOf(await addon.Model.load(params.modelPath, { threads: 1 }));
+  } catch (error) {
+    throw new ResponseError(EngineErrorCodes.badModel, `${fileName} cannot be used: ${sentence((error as Error).message)}`);
+  }
+}
+
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
 async function stats(): Promise<StatsResult> {
@@ -252,6 +348,7 @@ connection.onRequest(contextOpen, async (params, token) => {
   const current = requireLoaded();
   snapshotDir = params.snapshotDir;
   workspaceKey = params.workspaceFolder ?? "";
+  maxDiskBytes = params.maxDiskBytes;
   const contextId = params.segments.length ? params.segments[params.segments.length - 1].chainHash : "";
   const place = snapshotPlaceOf(current, params.snapshotDir);
   const result = await current.session.open(
@@ -263,16 +360,26 @@ connection.onRequest(contextOpen, async (params, token) => {
     },
     place,
   );
+  if (result.tokensPerSecond > 0) {
+    const first = params.segments[result.reusedSegments]?.id ?? "";
+    log(
+      `prefilled ${(result.tokens - result.reusedTokens).toLocaleString("en-US")} tokens from segment ${result.reusedSegments} (${first}) ` +
+        `in ${result.prefillSeconds.toFixed(2)} s; reused ${result.reusedTokens.toLocaleString("en-US")} tokens of ${result.reusedSegments} segments`,
+    );
+  }
+  if (place && result.source === "disk") await storeOf(params.snapshotDir).markUsed(place.file);
   // A prefilled prefix is saved right away, so that the next session of the editor loads it from disk.
   // It runs after the answer, queued behind it on the context: a question asked meanwhile waits for it.
-  if (place && result.tokensPerSecond > 0) {
-    void current.session.save(place.file).then(
+  if (place && result.tokensPerSecond > 0 && maxDiskBytes !== 0) {
+    void saveUnderCap(current.session, place.file).then(
       (saved) => log(`saved ${result.tokens} tokens to ${place.file}: ${saved.bytes} bytes in ${saved.seconds.toFixed(3)} s`),
       (error: Error) => log(`saving the context to ${place.file} failed: ${error.message}`),
     );
   }
   return result;
 });
+
+connection.onRequest(modelInspect, (params) => inspect(params));
 
 connection.onRequest(chatAsk, (params, token) => {
   const { session } = requireLoaded();
@@ -295,10 +402,17 @@ connection.onRequest(contextSave, async (params): Promise<SaveResult> => {
   }
   const folder = params.snapshotDir || snapshotDir;
   if (!folder) throw new ResponseError(EngineErrorCodes.unsupported, "context/save needs a snapshotDir (saving is off when it is empty).");
+  if (params.maxDiskBytes !== undefined) maxDiskBytes = params.maxDiskBytes;
+  if (maxDiskBytes === 0) throw new ResponseError(EngineErrorCodes.unsupported, "Saving contexts is off (repoLlama.cache.maxDiskGB is 0).");
   await mkdir(folder, { recursive: true });
   const place = snapshotPlaceOf(current, folder);
   if (!place) throw new ResponseError(EngineErrorCodes.unsupported, "This context cannot be saved.");
-  const saved = await current.session.save(place.file);
+  let saved: Awaited<ReturnType<typeof saveUnderCap>>;
+  try {
+    saved = await saveUnderCap(current.session, place.file);
+  } catch (error) {
+    throw new ResponseError(EngineErrorCodes.unsupported, sentence((error as Error).message));
+  }
   log(`saved ${current.session.tokens} tokens to ${place.file}: ${saved.bytes} bytes in ${saved.seconds.toFixed(3)} s`);
   return { path: place.file, bytes: saved.bytes, seconds: saved.seconds };
 });

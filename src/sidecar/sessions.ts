@@ -5,6 +5,9 @@
 //   holds exactly placed[last].end tokens between operations (nothing else: no question is left behind).
 // - A segment is placed only when its tokens are complete, so a cancelled prefill leaves the context cut
 //   at a segment boundary and everything before it is reused by the next context/open.
+// - The repository prefix is prefilled in the engine's document phase (star-attention blocks when the KV
+//   options set starBlock: linear in the repository); a question is prefilled in the global phase, attending
+//   to the whole cache as decoding does.
 // - A question never modifies the repository prefix: its turn is appended after the prefix and removed with
 //   truncate(prefix), which keeps the prefix's KV entries exact. This is a fork without a copy (the
 //   engine's fork() copies the whole KV capacity, which would double the memory of a large context).
@@ -54,6 +57,11 @@ export interface AskHooks extends OperationHooks {
   token(text: string): void;
 }
 
+export interface SavedFile {
+  bytes: number;
+  seconds: number;
+}
+
 /** Segments whose text holds the prompt's own special tokens; file contents never do. */
 const PROMPT_FRAME_SEGMENTS = new Set(["head", "tail"]);
 
@@ -69,6 +77,11 @@ export class ContextSession {
     private readonly model: Model,
     private ctx: Context,
     private readonly contextOptions: ContextOptions,
+    /**
+     * The memory guard: why a context of `tokens` tokens would not fit, given the KV bytes the current
+     * context holds (which the new one reuses), or undefined when it fits.
+     */
+    private readonly memoryGuard: (tokens: number, heldBytes: number) => string | undefined = () => undefined,
   ) {}
 
   get context(): Context {
@@ -92,14 +105,20 @@ export class ContextSession {
     return this.exclusive(() => this.openNow(params, hooks, snapshot));
   }
 
-  /** Saves the repository prefix (never a question) with its segments' token ranges. */
-  save(file: string): Promise<{ bytes: number; seconds: number }> {
+  /**
+   * Saves the repository prefix (never a question) with its segments' token ranges. `thenWithFile` runs
+   * before any other operation on the context, so that no other save of the same file comes in between.
+   */
+  save(file: string): Promise<SavedFile>;
+  save<T>(file: string, thenWithFile: (saved: SavedFile) => Promise<T>): Promise<T>;
+  save<T>(file: string, thenWithFile?: (saved: SavedFile) => Promise<T>): Promise<T | SavedFile> {
     return this.exclusive(async () => {
       if (this.tokens === 0) throw new Error("There is no repository context to save; open one with context/open first.");
       const started = performance.now();
       const segments = this.placed.map((p) => ({ id: p.id, hash: p.chainHash, begin: p.start, end: p.end }));
       await this.ctx.saveSnapshot(file, segments);
-      return { bytes: (await stat(file)).size, seconds: (performance.now() - started) / 1000 };
+      const saved = { bytes: (await stat(file)).size, seconds: (performance.now() - started) / 1000 };
+      return thenWithFile ? thenWithFile(saved) : saved;
     });
   }
 
@@ -147,6 +166,11 @@ export class ContextSession {
         `The workspace is ${totalTokens.toLocaleString("en-US")} tokens but the context holds ${this.ctx.nCtx.toLocaleString("en-US")}. ` +
           "Exclude folders with repoLlama.index.exclude or .repollamaignore, or raise repoLlama.contextBudgetTokens if memory allows.",
       );
+    }
+    if (totalTokens > this.tokens) {
+      const held = this.ctx.kvMemory();
+      const refusal = this.memoryGuard(totalTokens, held.fastBytes + held.hostBytes);
+      if (refusal) throw new ResponseError(EngineErrorCodes.doesNotFit, refusal);
     }
 
     this.placed.length = kept;
@@ -272,7 +296,7 @@ export class ContextSession {
     }
     const subscription = hooks.onCancel(() => this.ctx.cancel());
     try {
-      const prefilled = await this.ctx.prefill(turn);
+      const prefilled = await this.ctx.prefill(turn, undefined, { global: true });
       // The engine clears its cancel flag when an operation starts: a cancel between the two calls is seen here.
       if (prefilled.cancelled || hooks.isCancelled()) return cancelled("");
       let first = true;

@@ -1,15 +1,17 @@
 // The snapshot store: saved contexts on disk, one file per (workspace folder, model digest, KV config),
-// kept under a byte cap. It stores opaque payloads (the engine's .hckv data) inside its own envelope, so
-// that a damaged or truncated file is recognised before the engine ever reads it.
+// kept under a byte cap. It stores opaque payloads inside its own envelope (.snap), so that a damaged or
+// truncated file is recognised before anything reads it. The engine writes its own .hckv files (they carry
+// their own checksums, and wrapping multi-GB files would read and write every byte twice); the store counts
+// them under the same cap and evicts them in the same order.
 //
 // Invariants:
 // - A file named <key>.snap is complete: it is written as a temp file, fsynced, then renamed over the old
 //   one (and the folder fsynced), so a crash leaves either the old file or the new one, plus at most a
 //   temp file that no reader looks at and that the next store on this folder deletes.
-// - Eviction order is least recently used first, by the file's mtime, which put() and get() set from a
-//   clock that never repeats a value (equal times would make the order depend on the file system).
-// - Total size of the .snap files stays under maxBytes after every put(); the file just written is never
-//   the one evicted.
+// - Eviction order is least recently used first, by the file's mtime, which put(), get() and markUsed()
+//   set from a clock that never repeats a value (equal times would make the order depend on the file system).
+// - Total size of the saved contexts (.snap and .hckv) stays under maxBytes after every put() and
+//   evictBeyondCap(); the file just written, or named as in use, is never the one evicted.
 //
 // Envelope (little-endian):
 //   0  8 bytes  magic "RLSNAP\0\1"
@@ -48,6 +50,9 @@ const MAGIC = Buffer.from("RLSNAP\0\x01", "latin1");
 const VERSION = 1;
 const HEADER_BYTES = 56;
 const SUFFIX = ".snap";
+/** The engine's own snapshot files (written by Context.saveSnapshot), counted and evicted with the store's. */
+export const ENGINE_SUFFIX = ".hckv";
+const SAVED_SUFFIXES = [SUFFIX, ENGINE_SUFFIX];
 const TEMP_MARK = ".tmp-";
 /** A temp file this old belongs to no write in progress, whatever its process id says. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -100,8 +105,32 @@ export class SnapshotStore {
     await rename(temp, file);
     await this.syncFolder();
     await this.touch(file);
-    const evicted = await this.evict(file);
+    const evicted = await this.evictBeyondCap(file);
     return { file, bytes, evicted };
+  }
+
+  /** Records a use of a saved context (a load, or a save the store did not write), for the LRU order. */
+  async markUsed(file: string): Promise<void> {
+    await this.prepare();
+    await this.touch(file);
+  }
+
+  /**
+   * Deletes least recently used saved contexts until the folder is under the cap, never `inUse`; returns the
+   * deleted files. `inUse` alone may still exceed the cap: the caller decides what to do about it.
+   */
+  async evictBeyondCap(inUse: string): Promise<string[]> {
+    const entries = await this.list();
+    let total = entries.reduce((sum, e) => sum + e.bytes, 0);
+    const evicted: string[] = [];
+    for (const entry of entries) {
+      if (total <= this.maxBytes) break;
+      if (entry.file === inUse) continue;
+      await rm(entry.file, { force: true });
+      total -= entry.bytes;
+      evicted.push(entry.file);
+    }
+    return evicted;
   }
 
   /** Reads and verifies a snapshot; a damaged one is deleted and reported as corrupt. */
@@ -129,7 +158,7 @@ export class SnapshotStore {
     return { kind: "hit", payload: data.subarray(HEADER_BYTES + metadataLength), writtenAtMs: metadata.writtenAtMs };
   }
 
-  /** The complete snapshots, least recently used first. */
+  /** The complete saved contexts (.snap and .hckv), least recently used first. */
   async list(): Promise<SnapshotEntry[]> {
     let names: string[];
     try {
@@ -140,7 +169,7 @@ export class SnapshotStore {
     }
     const entries: SnapshotEntry[] = [];
     for (const name of names) {
-      if (!name.endsWith(SUFFIX)) continue;
+      if (!isSaved(name)) continue;
       try {
         const s = await stat(path.join(this.folder, name));
         entries.push({ file: path.join(this.folder, name), bytes: s.size, lastUsedMs: s.mtimeMs });
@@ -151,7 +180,7 @@ export class SnapshotStore {
     return entries.sort((a, b) => a.lastUsedMs - b.lastUsedMs || a.file.localeCompare(b.file));
   }
 
-  /** Deletes every file of the store, temp files included; says how many and how large. */
+  /** Deletes every saved context (.snap and .hckv), temp files included; says how many and how large. */
   async clear(): Promise<{ files: number; bytes: number }> {
     let names: string[];
     try {
@@ -163,7 +192,7 @@ export class SnapshotStore {
     let files = 0;
     let bytes = 0;
     for (const name of names) {
-      if (!name.endsWith(SUFFIX) && !name.includes(TEMP_MARK)) continue;
+      if (!isSaved(name) && !name.includes(TEMP_MARK)) continue;
       const file = path.join(this.folder, name);
       try {
         bytes += (await stat(file)).size;
@@ -200,20 +229,6 @@ export class SnapshotStore {
     await utimes(file, when, when);
   }
 
-  private async evict(keep: string): Promise<string[]> {
-    const entries = await this.list();
-    let total = entries.reduce((sum, e) => sum + e.bytes, 0);
-    const evicted: string[] = [];
-    for (const entry of entries) {
-      if (total <= this.maxBytes) break;
-      if (entry.file === keep) continue;
-      await rm(entry.file, { force: true });
-      total -= entry.bytes;
-      evicted.push(entry.file);
-    }
-    return evicted;
-  }
-
   private async syncFolder(): Promise<void> {
     // The rename is durable only once the folder is; not every platform can open a folder for that.
     try {
@@ -227,6 +242,10 @@ export class SnapshotStore {
       // Windows: folders cannot be opened as files; NTFS journals the rename itself.
     }
   }
+}
+
+function isSaved(name: string): boolean {
+  return SAVED_SUFFIXES.some((suffix) => name.endsWith(suffix));
 }
 
 /** What is wrong with an envelope, or undefined when it is whole. */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { test } from "node:test";
 import rpc from "vscode-jsonrpc/node.js";
 import { buildDist, defaultKv, sidecarPath, tinyModel } from "./support/engine-client.mjs";
@@ -112,4 +112,48 @@ test("a saved context is loaded from disk after a restart, reused up to the firs
     `snapshot of ${prefilled.tokens} tokens: save ${saved.seconds.toFixed(3)} s (${saved.bytes} bytes), ` +
       `open from disk ${loadSeconds.toFixed(3)} s, prefill ${prefilled.prefillSeconds.toFixed(3)} s`,
   );
+});
+
+test("saved contexts stay under repoLlama.cache.maxDiskGB: the least recently used .hckv goes, never the one in use; 0 saves nothing", async () => {
+  const snapshotDir = tempDir();
+  const workspaceA = makeTree(files);
+  const workspaceB = makeTree({ ...files, "src/c.ts": "export const c = 3;\n".repeat(10) });
+  const sidecar = await startSidecar();
+  const open = async (workspace, maxDiskBytes) => {
+    const opened = await sidecar.connection.sendRequest("context/open", { segments: await segmentsOf(workspace), snapshotDir, workspaceFolder: workspace, maxDiskBytes });
+    // Queued behind the save that follows a prefill, so both have run when it answers.
+    const saved = await sidecar.connection.sendRequest("context/save", { contextId: opened.contextId, snapshotDir });
+    return { opened, saved };
+  };
+
+  const a = await open(workspaceA, undefined);
+  const b = await open(workspaceB, undefined);
+  assert.deepEqual(snapshotFiles(snapshotDir).sort(), [basename(a.saved.path), basename(b.saved.path)].sort());
+  // Room for the larger of the two, not for both.
+  const cap = Math.floor(1.5 * Math.max(a.saved.bytes, b.saved.bytes));
+
+  const again = await open(workspaceA, cap);
+  assert.equal(again.opened.source, "prefill", "workspace B's context was in memory");
+  assert.deepEqual(snapshotFiles(snapshotDir), [basename(a.saved.path)], "B's snapshot, the least recently used, was deleted");
+  assert.ok(sidecar.lines.some((l) => l.includes(`deleted the saved context ${b.saved.path}`)), sidecar.lines.join("\n"));
+  const stats = await sidecar.connection.sendRequest("engine/stats");
+  assert.equal(stats.memory.diskBytes, again.saved.bytes);
+
+  // A cap below the context's own snapshot: it is not kept, and the reason says what to change.
+  const tooSmall = await open(workspaceB, 1000).then(
+    () => undefined,
+    (error) => error,
+  );
+  assert.match(tooSmall?.message ?? "", /^The context's snapshot is [\d.]+ GiB but repoLlama\.cache\.maxDiskGB allows 0\.00 GiB; raise it to keep this context across sessions\.$/i);
+  assert.deepEqual(snapshotFiles(snapshotDir), [], "A went to make room, and B's own file was over the cap");
+
+  // 0: saving is off; nothing is written after a prefill and context/save says so.
+  const opened = await sidecar.connection.sendRequest("context/open", { segments: await segmentsOf(workspaceA), snapshotDir, workspaceFolder: workspaceA, maxDiskBytes: 0 });
+  assert.equal(opened.source, "prefill");
+  await assert.rejects(
+    sidecar.connection.sendRequest("context/save", { contextId: opened.contextId, snapshotDir }),
+    /Saving contexts is off \(repoLlama\.cache\.maxDiskGB is 0\)/,
+  );
+  assert.deepEqual(snapshotFiles(snapshotDir), []);
+  await sidecar.stop();
 });

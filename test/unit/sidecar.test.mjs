@@ -288,12 +288,16 @@ test("a file that is not GGUF is refused with a message that says what to do", a
   await client.stop();
 });
 
-test("the memory guard refuses a context that would not fit and says how much it needs", async () => {
+test("the memory guard refuses a plain cache (allocated whole) that would not fit and says how much it needs", async () => {
   const { client } = makeClient();
-  // 2e9 tokens × 256 bytes of f16 KV per token: about 477 GiB.
+  // 2e9 tokens × 256 bytes of f16 KV per token, measured by the engine: about 477 GiB.
   await assert.rejects(
-    client.start({ ...loadParams, contextTokens: 2_000_000_000 }),
-    (error) => error.code === 1003 && /need 47\d\.\d GiB of memory \(weights 0\.07 GiB, KV cache for 2,000,000,000 tokens 476\.8 GiB\), but only [\d.]+ GiB is available\. Lower repoLlama\.contextBudgetTokens/.test(error.message),
+    client.start({ ...loadParams, kv: { ...defaultKv, budget: "full" }, contextTokens: 2_000_000_000 }),
+    (error) =>
+      error.code === 1003 &&
+      /^The repository context of 2,000,000,000 tokens needs 476\.8 GiB of RAM where [\d.]+ GiB is available \(KV budget full: fast tier \(RAM\) 476\.8 GiB at 256 B\/token, host tier \(RAM\) 0\.00 GiB at 0 B\/token\)\. About [\d,]+ tokens fit: .* A plain \("full"\) cache is allocated whole: lower repoLlama\.contextBudgetTokens or use an HCAttention budget\.$/.test(
+        error.message,
+      ),
   );
   assert.equal(client.health, "error");
   await client.stop();

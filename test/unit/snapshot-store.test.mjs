@@ -124,3 +124,40 @@ test("clear removes snapshots and temp files and reports their count and size", 
   assert.deepEqual(readdirSync(folder), ["unrelated.txt"]);
   assert.deepEqual(await new SnapshotStore(join(folder, "missing"), 1).clear(), { files: 0, bytes: 0 });
 });
+
+test("the engine's .hckv files count under the same cap: least recently used go first, never the one in use", async () => {
+  const folder = tempDir();
+  const store = new SnapshotStore(folder, 10_000);
+  const hckv = (name, bytes) => {
+    const file = join(folder, `${name}.hckv`);
+    writeFileSync(file, Buffer.alloc(bytes, 1));
+    return file;
+  };
+  // Used in this order: a (oldest), b, c, then the store's own snapshot d.
+  const a = hckv("a", 3000);
+  const b = hckv("b", 3000);
+  const c = hckv("c", 3000);
+  for (const file of [a, b, c]) await store.markUsed(file);
+  writeFileSync(join(folder, "c.hckv.tmp-1-x"), Buffer.alloc(50_000)); // a write in progress is no saved context
+  const listed = await store.list();
+  assert.deepEqual(listed.map((e) => e.file), [a, b, c]);
+  assert.deepEqual(listed.map((e) => e.bytes), [3000, 3000, 3000]);
+  assert.deepEqual(await store.evictBeyondCap(c), [], "9,000 bytes are under the cap");
+
+  // The store's own put counts the .hckv files: the least recently used one goes.
+  const d = await store.put(key("/w/d"), payload(1000));
+  assert.deepEqual(d.evicted, [a]);
+  assert.deepEqual((await store.list()).map((e) => e.file), [b, c, d.file]);
+
+  // b is the context in use (just loaded): it becomes the most recent, and even when the cap shrinks below
+  // everything else it stays while the others go, oldest first.
+  await store.markUsed(b);
+  const small = new SnapshotStore(folder, 3500);
+  assert.deepEqual(await small.evictBeyondCap(b), [c, d.file]);
+  assert.deepEqual((await small.list()).map((e) => e.file), [b]);
+  // Alone above the cap, the one in use still stays: the caller decides.
+  assert.deepEqual(await new SnapshotStore(folder, 100).evictBeyondCap(b), []);
+  assert.ok(existsSync(b));
+  // clear removes the engine's files too.
+  assert.deepEqual(await store.clear(), { files: 2, bytes: 3000 + 50_000 });
+});

@@ -42,3 +42,26 @@ export async function loadClientModule() {
 
 export const defaultKv = { budget: "25%", topP: 0.9, sinkTokens: 4, recentTokens: 256 };
 
+
+/**
+ * The real sidecar over raw JSON-RPC with a model loaded (engine/load's answer in `loaded`); its stderr
+ * lines are collected. env: extra environment for the sidecar process.
+ */
+export async function startSidecar(loadParams, env = {}) {
+  const { spawn } = await import("node:child_process");
+  const rpc = (await import("vscode-jsonrpc/node.js")).default;
+  const child = spawn(process.execPath, [sidecarPath], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const lines = [];
+  child.stderr.setEncoding("utf8").on("data", (chunk) => lines.push(...chunk.split("\n").filter(Boolean)));
+  const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
+  connection.listen();
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  const loaded = await connection.sendRequest("engine/load", loadParams);
+  const stop = async () => {
+    // The sidecar may exit before its answer is read: its exit is the answer that counts.
+    await Promise.race([connection.sendRequest("engine/shutdown").catch(() => undefined), exited]);
+    await exited;
+    connection.dispose();
+  };
+  return { connection, lines, loaded, stop };
+}
