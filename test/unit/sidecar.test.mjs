@@ -2,7 +2,7 @@
 // model: protocol round trips, prefix reuse, cancellation, errors a user can act on, and restarts after a crash.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -12,7 +12,7 @@ import { loadIndexer, makeTree, options, repoRoot, tempDir } from "./support/ind
 
 buildDist();
 const modelPath = tinyModel();
-const { EngineClient, EngineStoppedError } = await loadClientModule();
+const { EngineClient, EngineStoppedError, inspectModel } = await loadClientModule();
 const { indexer } = await loadIndexer();
 const loadParams = { modelPath, device: "cpu", threads: 2, kv: defaultKv, contextTokens: 0 };
 
@@ -286,6 +286,26 @@ test("a file that is not GGUF is refused with a message that says what to do", a
   );
   assert.equal(client.health, "error");
   await client.stop();
+});
+
+test("model/inspect validates a file with the engine and describes it; a truncated GGUF gets a readable refusal", async () => {
+  const summary = await inspectModel({ sidecarPath }, modelPath);
+  assert.deepEqual(
+    { name: summary.name, quantization: summary.quantization, nCtxTrain: summary.nCtxTrain, layers: summary.layers, vocab: summary.vocab },
+    { name: "tiny-f32", quantization: "F32", nCtxTrain: 4096, layers: 2, vocab: 128256 },
+  );
+  assert.equal(summary.digest, loaded.model.digest, "the same digest engine/load reports");
+  assert.ok(summary.parameters > 16_000_000 && summary.parameters < 17_000_000, `parameters ${summary.parameters}`);
+
+  const dir = tempDir();
+  const truncated = join(dir, "truncated.gguf");
+  const whole = readFileSync(modelPath);
+  writeFileSync(truncated, whole.subarray(0, whole.length >> 1));
+  await assert.rejects(
+    inspectModel({ sidecarPath }, truncated),
+    (error) => error.code === 1002 && /^truncated\.gguf cannot be used: .*invalid GGUF: tensor '[^']+' .*run past end of file .*download it again\)\.$/.test(error.message),
+  );
+  await assert.rejects(inspectModel({ sidecarPath }, join(dir, "missing.gguf")), (error) => error.code === 1002 && / does not exist\.$/.test(error.message));
 });
 
 test("the memory guard refuses a plain cache (allocated whole) that would not fit and says how much it needs", async () => {
