@@ -1,6 +1,7 @@
 // CUDA RMSNorm, SwiGLU, RoPE (plain Llama-3, linear and YaRN scaling with rope_freqs factors, positions
-// up to 2^20) and causal chunk attention (GQA, chunks after earlier keys and on their own) against the CPU
-// engine's functions (model::rms_norm, model::swiglu, model::Rope, the full KV cache's attend).
+// up to 2^20) and causal attention (GQA, chunks after earlier keys and on their own, decode-sized
+// query counts that split the keys over blocks) against the CPU engine's functions (model::rms_norm,
+// model::swiglu, model::Rope, the full KV cache's attend).
 // Skipped (exit 77) with the reason when no CUDA device is usable.
 #include "cuda_test.h"
 
@@ -23,6 +24,10 @@ int main() {
     report(cuda::check_attention(77, 77, 4, 4, 64, 12));
     report(cuda::check_attention(5, 1000, 32, 8, 128, 13));
     report(cuda::check_attention(40, 90, 4, 2, 16, 15));  // the tiny fixtures' head size
+    // Up to 4 queries split the keys over blocks and merge: one range, many ranges, a last partial one.
+    report(cuda::check_attention(1, 5000, 32, 8, 128, 16));
+    report(cuda::check_attention(3, 2049, 8, 2, 64, 17));
+    report(cuda::check_attention(2, 40, 4, 2, 16, 18));
 #endif
   });
 }

@@ -14,14 +14,14 @@ constexpr int kKeyTile = kWarp;                           // keys per tile: one 
 constexpr int kMaxHeadDim = 128;
 constexpr int kDimsPerLane = kMaxHeadDim / kWarp;
 
-// One block per (16 queries, query head). Each key tile is loaded once into shared memory and used by
-// all 16 queries. Scoring: lane l computes the full dot product for key l of the tile (keys padded to
-// an odd row length so the 32 lanes hit 32 banks). Values: lane l owns dims l, l+32, ... and gathers
-// the tile's probabilities from the other lanes by shuffle.
 __device__ __forceinline__ float kv_to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float kv_to_float(float x) { return x; }
 
-// KV is __half (f16 caches) or float (F32 caches, as the CPU's exact reference path).
+// One block per (16 queries, query head). Each key tile is loaded once into shared memory and used by
+// all 16 queries. Scoring: lane l computes the full dot product for key l of the tile (keys padded to
+// an odd row length so the 32 lanes hit 32 banks). Values: lane l owns dims l, l+32, ... and gathers
+// the tile's probabilities from the other lanes by shuffle. KV is __half (f16 caches) or float (F32
+// caches, the CPU's exact reference path).
 template <typename KV>
 __global__ void __launch_bounds__(kAttnWarps * kWarp)
     attention_prefill_kernel(const float* __restrict__ q, const KV* __restrict__ k, const KV* __restrict__ v,
@@ -105,6 +105,121 @@ __global__ void __launch_bounds__(kAttnWarps * kWarp)
   }
 }
 
+// Decode (a few queries over many keys): the chunk kernel would run one block per head, a quarter of
+// the chip at best. Instead the keys are split into ranges of kSplitKeys, one block per (range, head,
+// query); each warp walks every kAttnWarps-th key of the range with the query in registers (lane l owns
+// dims l, l+32, ...; one warp sum per key) and its own online softmax. The block merges its warps and
+// writes the range's (max, sum, unnormalised output); a second kernel merges the ranges.
+constexpr int kSplitKeys = 1024;
+constexpr int kSplitMaxQueries = 4;
+
+template <typename KV>
+__global__ void __launch_bounds__(kAttnWarps * kWarp)
+    attention_split_kernel(const float* __restrict__ q, const KV* __restrict__ k, const KV* __restrict__ v,
+                           AttentionShape s, float* __restrict__ part_m, float* __restrict__ part_l,
+                           float* __restrict__ part_o) {
+  __shared__ float wm[kAttnWarps], wl[kAttnWarps];
+  __shared__ float wo[kAttnWarps][kMaxHeadDim];
+  const int split = blockIdx.x, h = blockIdx.y, qi = blockIdx.z;
+  const int kvh = h / (s.n_head / s.n_head_kv);
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int d = s.head_dim;
+  const int kv_stride = s.n_head_kv * d;
+  const int visible = s.n_k - s.n_q + qi + 1;  // keys [0, visible) for this query
+  const int begin = split * kSplitKeys, end = min(begin + kSplitKeys, visible);
+
+  float qr[kDimsPerLane], o[kDimsPerLane];
+  const float* qrow = q + (static_cast<size_t>(qi) * s.n_head + h) * d;
+#pragma unroll
+  for (int c = 0; c < kDimsPerLane; ++c) {
+    const int dim = lane + kWarp * c;
+    qr[c] = dim < d ? qrow[dim] * s.scale : 0.0f;
+    o[c] = 0;
+  }
+  float m = -INFINITY, l = 0;
+  for (int j = begin + warp; j < end; j += kAttnWarps) {
+    const KV* krow = k + static_cast<size_t>(j) * kv_stride + kvh * d;
+    const KV* vrow = v + static_cast<size_t>(j) * kv_stride + kvh * d;
+    float dot = 0;
+#pragma unroll
+    for (int c = 0; c < kDimsPerLane; ++c) {
+      const int dim = lane + kWarp * c;
+      if (dim < d) dot += qr[c] * kv_to_float(krow[dim]);
+    }
+    const float score = warp_sum(dot);
+    const float m_new = fmaxf(m, score);
+    const float corr = __expf(m - m_new);  // 0 on the first key (m = -inf)
+    const float p = __expf(score - m_new);
+    l = l * corr + p;
+#pragma unroll
+    for (int c = 0; c < kDimsPerLane; ++c) {
+      const int dim = lane + kWarp * c;
+      o[c] = o[c] * corr + (dim < d ? p * kv_to_float(vrow[dim]) : 0.0f);
+    }
+    m = m_new;
+  }
+#pragma unroll
+  for (int c = 0; c < kDimsPerLane; ++c)
+    if (lane + kWarp * c < d) wo[warp][lane + kWarp * c] = o[c];
+  if (lane == 0) {
+    wm[warp] = m;
+    wl[warp] = l;
+  }
+  __syncthreads();
+  float block_m = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w) block_m = fmaxf(block_m, wm[w]);
+  const size_t part = (static_cast<size_t>(qi) * s.n_head + h) * gridDim.x + split;
+  for (int t = threadIdx.x; t < d; t += blockDim.x) {
+    float sum = 0;
+    if (block_m != -INFINITY)
+      for (int w = 0; w < kAttnWarps; ++w) sum += wo[w][t] * __expf(wm[w] - block_m);
+    part_o[part * d + t] = sum;
+  }
+  if (threadIdx.x == 0) {
+    float sum = 0;
+    if (block_m != -INFINITY)
+      for (int w = 0; w < kAttnWarps; ++w) sum += wl[w] * __expf(wm[w] - block_m);
+    part_m[part] = block_m;
+    part_l[part] = sum;
+  }
+}
+
+// One block per (query head, query): merges the ranges. Range 0 holds key 0, which every query sees,
+// so the maximum is finite; empty ranges (max -inf, sum 0) weigh 0.
+__global__ void attention_merge_kernel(const float* __restrict__ part_m, const float* __restrict__ part_l,
+                                       const float* __restrict__ part_o, int n_split, AttentionShape s,
+                                       float* __restrict__ out) {
+  const int h = blockIdx.x, qi = blockIdx.y, d = s.head_dim;
+  const size_t first = (static_cast<size_t>(qi) * s.n_head + h) * n_split;
+  float m = -INFINITY;
+  for (int i = 0; i < n_split; ++i) m = fmaxf(m, part_m[first + i]);
+  float l = 0;
+  for (int i = 0; i < n_split; ++i) l += part_l[first + i] * __expf(part_m[first + i] - m);
+  for (int t = threadIdx.x; t < d; t += blockDim.x) {
+    float acc = 0;
+    for (int i = 0; i < n_split; ++i) acc += part_o[(first + i) * d + t] * __expf(part_m[first + i] - m);
+    out[(static_cast<size_t>(qi) * s.n_head + h) * d + t] = acc / l;
+  }
+}
+
+template <typename KV>
+void launch_split(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& s, cudaStream_t stream) {
+  const int n_split = static_cast<int>(blocks_for(s.n_k, kSplitKeys));
+  const size_t parts = static_cast<size_t>(s.n_q) * s.n_head * n_split;
+  // Stream-ordered scratch: no device-wide synchronisation, reused from the pool across steps.
+  float* scratch = nullptr;
+  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch), parts * (2 + s.head_dim) * sizeof(float), stream));
+  float* part_m = scratch;
+  float* part_l = scratch + parts;
+  float* part_o = scratch + 2 * parts;
+  attention_split_kernel<KV><<<dim3(n_split, s.n_head, s.n_q), kAttnWarps * kWarp, 0, stream>>>(q, k, v, s, part_m,
+                                                                                                  part_l, part_o);
+  CUDA_CHECK_LAUNCH();
+  attention_merge_kernel<<<dim3(s.n_head, s.n_q), kMaxHeadDim, 0, stream>>>(part_m, part_l, part_o, n_split, s, out);
+  CUDA_CHECK_LAUNCH();
+  CUDA_CHECK(cudaFreeAsync(scratch, stream));
+}
+
 void check_shape(const AttentionShape& s) {
   if (s.head_dim <= 0 || s.head_dim > kMaxHeadDim) {
     throw Error("CUDA attention: head_dim " + std::to_string(s.head_dim) + " is not supported (at most 128)");
@@ -120,6 +235,7 @@ template <typename KV>
 void launch(const float* q, const KV* k, const KV* v, float* out, const AttentionShape& s, cudaStream_t stream) {
   check_shape(s);
   if (s.n_q <= 0) return;
+  if (s.n_q <= kSplitMaxQueries) return launch_split(q, k, v, out, s, stream);
   const dim3 grid(blocks_for(s.n_q, kQueryTile), s.n_head);
   attention_prefill_kernel<KV><<<grid, kAttnWarps * kWarp, 0, stream>>>(q, k, v, out, s);
   CUDA_CHECK_LAUNCH();

@@ -1,6 +1,7 @@
 // Causal attention for a prefill chunk on the GPU: exact softmax attention of n_q queries over n_k
 // keys (the chunk's own and those before it), flash-style (key tiles in shared memory, online
-// softmax, no n_q × n_k score matrix), GQA.
+// softmax, no n_q × n_k score matrix), GQA. Up to 4 queries (decode) split the keys over many blocks
+// and merge the partial softmaxes, so a single query uses the whole chip.
 #pragma once
 #include <cuda_runtime_api.h>
 

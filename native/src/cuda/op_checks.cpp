@@ -498,6 +498,7 @@ std::vector<CheckResult> run_all_checks(uint64_t seed) {
   all.push_back(check_rope(RopeVariant::Yarn, 40, 1 << 17, seed + 7));
   all.push_back(check_attention(100, 300, 8, 2, 128, seed + 8));
   all.push_back(check_attention(37, 37, 4, 4, 64, seed + 9));
+  all.push_back(check_attention(1, 5000, 32, 8, 128, seed + 24));  // decode: keys split over blocks
   add(check_lut_scores(128, 64, 256, 5000, 4, seed + 10));
   add(check_lut_scores(128, 32, 1024, 3000, 4, seed + 11));
   add(check_lut_scores(96, 12, 16, 777, 2, seed + 12));
