@@ -1,9 +1,11 @@
 // npm run bench -- kv [--json] [--reps N] [--threads N] [--context N] [--decode N] [--tokens N] [--parts a,b]
+//                     [--llama-kv f16,q4_0]
 // HCAttention side by side with llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU build), in one run:
 //   decode:   tokens/s of greedy steps after a --context-token prompt (default 8192) on the Llama-3.2-1B shape
 //             (Q8_0, random weights), --threads threads (default 2): ours with the full f16 cache and at each
 //             HCAttention budget, llama.cpp with an F16 KV cache and with a Q4_0 K+V cache, both with flash
-//             attention on (llama.cpp needs it for a quantized V cache, and it is its faster path at 8k).
+//             attention on (llama.cpp needs it for a quantized V cache, and it is its faster path at 8k);
+//             --llama-kv picks the llama.cpp caches (its Q4_0 8k prefill takes ≈15 min on 2 quiet cores, once).
 //             Goals (issue 4): ours at 25% ≥ 2.0× llama.cpp F16 and ≥ 1.5× llama.cpp Q4_0.
 //   memory:   fast-tier bytes per token, measured by ctx.kvMemory() in the same 8k contexts, next to llama.cpp's
 //             F16 / Q8_0 / Q4_0 caches, computed from the ggml type sizes (and cross-checked against the size
@@ -46,12 +48,7 @@ import {
 const script = fileURLToPath(import.meta.url);
 const DECODE_MODEL = "llama32-1b-q8_0";
 const BUDGETS = ["50%", "25%", "12.5%"];
-const DECODE_CONFIGS = [
-  { engine: "ours", kv: "full" },
-  ...BUDGETS.map((kv) => ({ engine: "ours", kv })),
-  { engine: "llama.cpp", kv: "f16" },
-  { engine: "llama.cpp", kv: "q4_0" },
-];
+const LLAMA_CPP_KV = ["f16", "q4_0"];
 /** Star-attention block of the prefills (ours): linear prefill cost; decode always uses the global selection. */
 const STAR_BLOCK = 2048;
 const PREFILL_BATCH = 512;
@@ -200,12 +197,16 @@ async function child(kind, args) {
 
 // ---- parts ----
 
-function decodePart({ reps, threads, contextTokens, decodeTokens, log }) {
+function decodePart({ reps, threads, contextTokens, decodeTokens, llamaKv, log }) {
   const modelPath = ensureModels([DECODE_MODEL])[DECODE_MODEL];
-  const runs = Object.fromEntries(DECODE_CONFIGS.map((c) => [configName(c), []]));
+  const configs = [
+    ...["full", ...BUDGETS].map((kv) => ({ engine: "ours", kv })),
+    ...llamaKv.map((kv) => ({ engine: "llama.cpp", kv })),
+  ];
+  const runs = Object.fromEntries(configs.map((c) => [configName(c), []]));
   for (let rep = 0; rep < reps; rep++) {
     // Rotate the order so that no configuration always runs first (warmest page cache) or last.
-    const order = DECODE_CONFIGS.map((_, i) => DECODE_CONFIGS[(i + rep) % DECODE_CONFIGS.length]);
+    const order = configs.map((_, i) => configs[(i + rep) % configs.length]);
     for (const c of order) {
       // Without a snapshot, ours "full" prefills 8k tokens in every child: measured in the first repeat only.
       if (c.kv === "full" && rep > 0) continue;
@@ -218,8 +219,7 @@ function decodePart({ reps, threads, contextTokens, decodeTokens, log }) {
   const medians = Object.fromEntries(Object.entries(runs).map(([name, list]) => [name, median(list.map((m) => m.decodeTokPerS))]));
   const ratios = {};
   for (const kv of ["full", ...BUDGETS]) {
-    ratios[`ours ${kv} / llama.cpp f16`] = medians[`ours ${kv}`] / medians["llama.cpp f16"];
-    ratios[`ours ${kv} / llama.cpp q4_0`] = medians[`ours ${kv}`] / medians["llama.cpp q4_0"];
+    for (const type of llamaKv) ratios[`ours ${kv} / llama.cpp ${type}`] = medians[`ours ${kv}`] / medians[`llama.cpp ${type}`];
   }
   return { model: DECODE_MODEL, contextTokens, decodeTokens, threads, starBlock: STAR_BLOCK, tokPerS: medians, ratios, runs };
 }
@@ -244,8 +244,9 @@ function memoryPart(decode) {
   for (const [type, bytes] of Object.entries(GGML_BYTES_PER_ELEMENT)) {
     llamaCpp[type] = { bytesPerToken: elements * bytes, percentOfF16: (100 * bytes) / 2, source: "computed from ggml type sizes" };
   }
-  for (const type of ["f16", "q4_0"]) {
-    const m = decode.runs[`llama.cpp ${type}`][0];
+  for (const type of LLAMA_CPP_KV) {
+    const m = decode.runs[`llama.cpp ${type}`]?.[0];
+    if (!m) continue;
     llamaCpp[type].savedStateBytesPerToken = m.stateBytes / (decode.contextTokens - 1);
   }
   return { model: decode.model, f16BytesPerToken, ours, llamaCpp };
@@ -408,6 +409,7 @@ export async function main(args) {
       decode: { type: "string", default: "16" },
       tokens: { type: "string", default: "1000000" },
       parts: { type: "string", default: "decode,memory,million,fidelity" },
+      "llama-kv": { type: "string", default: LLAMA_CPP_KV.join(",") },
     },
   });
   const parts = new Set(values.parts.split(",").filter(Boolean));
@@ -419,7 +421,9 @@ export async function main(args) {
     contextTokens: Number(values.context),
     decodeTokens: Math.max(1, Number(values.decode)),
     tokens: Number(values.tokens),
+    llamaKv: values["llama-kv"].split(",").filter(Boolean),
   };
+  for (const t of settings.llamaKv) if (!LLAMA_CPP_KV.includes(t)) throw new Error(`--llama-kv: unknown type "${t}" (known: ${LLAMA_CPP_KV.join(", ")})`);
   const log = (line) => {
     if (!values.json) console.error(line);
   };
