@@ -430,13 +430,14 @@ export async function main(args) {
   // Each part records when and under what load it ran; parts not run now are kept from the previous
   // results file, so that a long part can be re-run alone on a busy machine.
   const resultsFile = join(resultsDir, "kv.json");
-  const previous = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, "utf8")) : {};
   const report = { benchmark: "kv", date: new Date().toISOString(), machine: machineInfo(), settings: { ...settings, parts: [...parts] } };
   const stamp = (result) => ({ ...result, measured: { date: new Date().toISOString(), loadavg: loadavg() } });
   if (parts.has("decode") || parts.has("memory")) report.decode = stamp(decodePart({ ...settings, log }));
   if (parts.has("memory")) report.memory = stamp(memoryPart(report.decode));
   if (parts.has("million")) report.million = stamp(millionPart({ ...settings, log }));
   if (parts.has("fidelity")) report.fidelity = stamp(fidelityPart({ log }));
+  // Read now, not at the start: another run of this benchmark may have written a part meanwhile.
+  const previous = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, "utf8")) : {};
   for (const part of known) if (!report[part] && previous[part]) report[part] = previous[part];
 
   mkdirSync(resultsDir, { recursive: true });

@@ -58,11 +58,16 @@ export async function loadLlamaCpp() {
 
 /**
  * Runs `script --child ...args` in a fresh Node process and returns the JSON object on the last line of its
- * stdout; the child adds its peak RSS. `what` names the measurement in the error when the child fails.
+ * stdout; the child adds its peak RSS. Its stderr (progress of long measurements, errors) passes through.
+ * `what` names the measurement in the error when the child fails.
  */
 export function runChild(script, args, what) {
-  const r = spawnSync(process.execPath, [script, "--child", ...args.map(String)], { encoding: "utf8", maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+  const r = spawnSync(process.execPath, [script, "--child", ...args.map(String)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 26,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}; its error is printed above)`);
   const line = r.stdout.trim().split("\n").pop();
   return JSON.parse(line);
 }
