@@ -12,6 +12,7 @@
 #include <napi.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -48,6 +49,45 @@ std::string text_argument(const Napi::Value& v, const char* what) {
   }
   throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a string or a Buffer/Uint8Array");
 }
+
+// Runs `work` on a worker thread and settles a promise on the JS thread: resolved with
+// `to_js(result)`, or rejected with the message of what `work` threw.
+template <class Result>
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using ToJs = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  static Napi::Promise Start(Napi::Env env, const char* name, Work work, ToJs to_js) {
+    auto* worker = new PromiseWorker(env, name, std::move(work), std::move(to_js));
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Queue();  // the worker deletes itself after settling
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(to_js_(Env(), result_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  PromiseWorker(Napi::Env env, const char* name, Work work, ToJs to_js)
+      : Napi::AsyncWorker(env, name),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        to_js_(std::move(to_js)) {}
+
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  ToJs to_js_;
+  Result result_{};
+};
 
 // Per-module state: the class constructor, needed to wrap a tokenizer loaded on a worker thread.
 struct TokenizerClassData {
@@ -88,79 +128,19 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   }
 
  private:
-  class LoadWorker : public Napi::AsyncWorker {
-   public:
-    LoadWorker(Napi::Env env, std::string path, TokenizerClassData* data)
-        : Napi::AsyncWorker(env, "hcattn.Tokenizer.load"),
-          deferred_(Napi::Promise::Deferred::New(env)),
-          path_(std::move(path)),
-          data_(data) {}
-    Napi::Promise Promise() const { return deferred_.Promise(); }
-
-   protected:
-    void Execute() override {
-      try {
-        tokenizer_ = load_tokenizer(path_);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override {
-      Napi::Env env = Env();
-      TokenizerPtr holder = tokenizer_;
-      Napi::External<TokenizerPtr> ext = Napi::External<TokenizerPtr>::New(env, &holder);
-      deferred_.Resolve(data_->constructor.New({ext}));
-    }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-   private:
-    Napi::Promise::Deferred deferred_;
-    std::string path_;
-    TokenizerClassData* data_;
-    TokenizerPtr tokenizer_;
-  };
-
-  class EncodeWorker : public Napi::AsyncWorker {
-   public:
-    EncodeWorker(Napi::Env env, TokenizerPtr tokenizer, std::string text, bool add_bos, bool parse_special)
-        : Napi::AsyncWorker(env, "hcattn.Tokenizer.encodeAsync"),
-          deferred_(Napi::Promise::Deferred::New(env)),
-          tokenizer_(std::move(tokenizer)),
-          text_(std::move(text)),
-          add_bos_(add_bos),
-          parse_special_(parse_special) {}
-    Napi::Promise Promise() const { return deferred_.Promise(); }
-
-   protected:
-    void Execute() override {
-      try {
-        ids_ = tokenizer_->encode(text_, add_bos_, parse_special_);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override { deferred_.Resolve(to_int32_array(Env(), ids_)); }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-   private:
-    Napi::Promise::Deferred deferred_;
-    TokenizerPtr tokenizer_;  // shared: the JS object may be collected while the worker runs
-    std::string text_;
-    bool add_bos_;
-    bool parse_special_;
-    std::vector<Token> ids_;
-  };
-
   static Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) {
       throw Napi::TypeError::New(env, "Tokenizer.load(path): path to a GGUF file (string) is required");
     }
     auto* data = static_cast<TokenizerClassData*>(info.Data());
-    auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), data);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    return PromiseWorker<TokenizerPtr>::Start(
+        env, "hcattn.Tokenizer.load", [path = std::move(path)] { return load_tokenizer(path); },
+        [data](Napi::Env env, TokenizerPtr& tokenizer) -> Napi::Value {
+          Napi::External<TokenizerPtr> ext = Napi::External<TokenizerPtr>::New(env, &tokenizer);
+          return data->constructor.New({ext});
+        });
   }
 
   static Napi::Value ApplyChatTemplate(const Napi::CallbackInfo& info) {
@@ -201,11 +181,12 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     if (info.Length() < 1) {
       throw Napi::TypeError::New(env, "encodeAsync(text, addBos, parseSpecial): text is required");
     }
-    auto* worker = new EncodeWorker(env, tokenizer_, text_argument(info[0], "encodeAsync: text"),
-                                    bool_arg(info, 1, false), bool_arg(info, 2, false));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    // The worker shares the tokenizer: the JS object may be collected while it runs.
+    return PromiseWorker<std::vector<Token>>::Start(
+        env, "hcattn.Tokenizer.encodeAsync",
+        [tokenizer = tokenizer_, text = text_argument(info[0], "encodeAsync: text"), add_bos = bool_arg(info, 1, false),
+         parse_special = bool_arg(info, 2, false)] { return tokenizer->encode(text, add_bos, parse_special); },
+        [](Napi::Env env, std::vector<Token>& ids) -> Napi::Value { return to_int32_array(env, ids); });
   }
 
   std::string decode_argument_bytes(const Napi::CallbackInfo& info) {
