@@ -23,7 +23,7 @@ const STAR_BLOCK = 2048;
 const usage = `usage: repo-llama ask --model M [--workspace DIR] [--snapshot FILE] [options] "question"
 
 Indexes DIR (default: the current folder) as the extension does, prefills the repository prompt with
-HCAttention (progress on stderr) and streams the answer to stdout. Ctrl-C stops the prefill after its
+HCAttention (default --kv 25%, as the extension; progress on stderr) and streams the answer to stdout. Ctrl-C stops the prefill after its
 current chunk (or the answer after its current token); a second Ctrl-C exits at once.
   --snapshot FILE  load the saved context from FILE when it was saved with the same model and KV settings,
                    prefill only the files that changed since, and save it again; without FILE, or when it
@@ -37,8 +37,7 @@ current chunk (or the answer after its current token); a second Ctrl-C exits at 
   --context N      context positions (default: the model's trained context with an HCAttention budget;
                    with f32/f16/full, which allocate every position, what the workspace needs)
   --threads N      engine threads (0: all cores)
-${kvUsage}                   (ask's default is --kv 25%, the extension's default budget)
-`;
+${kvUsage}`;
 
 /** Room for the question turn's headers and the estimate's error: the estimate is 0.8–1.2× the true count. */
 const ESTIMATE_SLACK = 1.5;
@@ -180,7 +179,7 @@ export const askCommand: CliCommand = {
       const index = await indexWorkspace(root, { ...defaultIndexOptions });
       process.stderr.write(`indexed ${root}: ${formatIndexTotals(index.stats)} in ${index.stats.ms} ms (${formatSkipped(index.stats.skipped)})\n`);
 
-      const model = await loadModel(modelPath, v.threads);
+      const model = await loadModel(modelPath, v.threads, v.device);
       const nCtx = contextSize(model, v.context, kv.kv !== undefined, index.stats.estimatedTokens, maxTokens);
       const contextOptions: ContextOptions = { nCtx, nBatch: PREFILL_BATCH, ...kv, ...(kv.kv && { kv: { ...kv.kv, starBlock } }) };
       const session = new ContextSession(model, model.createContext(contextOptions), contextOptions);
