@@ -1,4 +1,5 @@
-// WeightArena (cpu/weight_arena.h): adopted weights are exact copies at aligned addresses, products on
+// WeightArena (cpu/weight_arena.h): adopted weights are exact copies at aligned addresses (also when
+// several threads copy), products on
 // them equal products on the originals, a source in anonymous memory is left intact (releasing its
 // pages would zero it), a source in a file mapping stays readable and leaves this process's resident
 // set, and an undersized arena is an error that says so.
@@ -78,6 +79,31 @@ int main() {
     }
     CHECK(threw);
     CHECK(wc.data == a.data());
+  }
+
+  // Many views copied by several threads (ranges of the arena that start and end inside views).
+  {
+    std::vector<std::vector<uint8_t>> sources;
+    std::vector<cpu::WeightView> views;
+    for (int64_t r : {int64_t{30000}, int64_t{7}, int64_t{41000}, int64_t{1}}) {
+      sources.push_back(quant::random_weights(t, r, cols, static_cast<uint64_t>(r)));
+      views.push_back({t, sources.back().data(), r, cols, row_bytes});
+    }
+    size_t bytes = 0;
+    std::vector<cpu::WeightView*> ptrs;
+    for (cpu::WeightView& v : views) {
+      bytes += cpu::WeightArena::bytes_for(v);
+      ptrs.push_back(&v);
+    }
+    cpu::WeightArena arena(bytes);
+    arena.adopt_all(ptrs, 3);
+    bool exact = true;
+    for (size_t i = 0; i < views.size(); ++i) {
+      exact = exact && views[i].data != sources[i].data() &&
+              std::memcmp(views[i].data, sources[i].data(), sources[i].size()) == 0;
+    }
+    CHECK(exact);
+    CHECK(arena.used() == bytes);
   }
 
   // A file mapping: the copy is exact, the mapping still reads the same bytes, and the copied range no

@@ -1,8 +1,10 @@
 #include "cpu/weight_arena.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "common/error.h"
 
@@ -93,20 +95,43 @@ void release_source(const uint8_t*, size_t) {}
 
 #endif
 
-void WeightArena::adopt(WeightView& w) {
+void WeightArena::adopt(WeightView& w) { adopt_all({&w}, 1); }
+
+void WeightArena::adopt_all(const std::vector<WeightView*>& views, int threads) {
   if (!ok()) return;
-  const size_t n = static_cast<size_t>(w.rows) * w.row_bytes;
-  const size_t need = bytes_for(w);
-  if (used_ + need > size_) {
-    throw Error("weight arena of " + std::to_string(size_) + " bytes cannot hold another " + std::to_string(need) +
-                " bytes (it was sized for fewer weights)");
+  // Where each view goes, in order; then the copies, split into equal byte ranges of the arena.
+  struct Piece {
+    const uint8_t* src;
+    size_t offset, bytes;
+  };
+  std::vector<Piece> pieces;
+  size_t end = used_;
+  for (const WeightView* w : views) {
+    const size_t need = bytes_for(*w);
+    if (end + need > size_) {
+      throw Error("weight arena of " + std::to_string(size_) + " bytes cannot hold another " + std::to_string(need) +
+                  " bytes (it was sized for fewer weights)");
+    }
+    pieces.push_back({static_cast<const uint8_t*>(w->data), end, static_cast<size_t>(w->rows) * w->row_bytes});
+    end += need;
   }
-  uint8_t* dst = base_ + used_;
-  const auto* src = static_cast<const uint8_t*>(w.data);
-  std::memcpy(dst, src, n);
-  release_source(src, n);
-  used_ += need;
-  w.data = dst;
+  const size_t begin = used_, total = end - begin;
+  auto copy_range = [&](size_t lo, size_t hi) {
+    for (const Piece& p : pieces) {
+      const size_t a = std::max(lo, p.offset), b = std::min(hi, p.offset + p.bytes);
+      if (a < b) std::memcpy(base_ + a, p.src + (a - p.offset), b - a);
+    }
+  };
+  const int n = std::max(1, std::min<int>(threads, static_cast<int>(total / (size_t{64} << 20)) + 1));
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < n; ++t) helpers.emplace_back(copy_range, begin + total * t / n, begin + total * (t + 1) / n);
+  copy_range(begin, begin + total / n);
+  for (std::thread& h : helpers) h.join();
+  for (size_t i = 0; i < views.size(); ++i) {
+    release_source(pieces[i].src, pieces[i].bytes);
+    views[i]->data = base_ + pieces[i].offset;
+  }
+  used_ = end;
 }
 
 }  // namespace hcattn::cpu

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "cpu/matmul.h"
 
@@ -32,6 +33,9 @@ class WeightArena {
   // output matrix) must be adopted once and copied by value afterwards. Throws hcattn::Error when the
   // arena is too small (a sizing bug, not a run-time condition).
   void adopt(WeightView& w);
+  // adopt() for many views, the copying spread over `threads` threads: each fresh huge page costs the
+  // kernel a 2 MB clear on first touch (in a VM, host page faults too), which dominates the copy.
+  void adopt_all(const std::vector<WeightView*>& views, int threads);
 
   // Bytes an arena needs for w (its rows, aligned).
   static size_t bytes_for(const WeightView& w);

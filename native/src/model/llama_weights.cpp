@@ -1,5 +1,6 @@
 // Finding and checking the llama tensors (FORMATS.md §1.6) and sizing the activation buffers.
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -96,7 +97,7 @@ void Llama::move_weights_to_arena() {
     arena_.reset();
     return;
   }
-  for (cpu::WeightView* v : views) arena_->adopt(*v);
+  arena_->adopt_all(views, static_cast<int>(std::thread::hardware_concurrency()));
   if (w_.tied_output) w_.token_embd = w_.output;
 }
 
