@@ -1,8 +1,7 @@
 // WeightArena (cpu/weight_arena.h): adopted weights are exact copies at aligned addresses (also when
-// several threads copy), products on
-// them equal products on the originals, a source in anonymous memory is left intact (releasing its
-// pages would zero it), a source in a file mapping stays readable and leaves this process's resident
-// set, and an undersized arena is an error that says so.
+// several threads copy), products on them equal products on the originals, a source in anonymous
+// memory is left intact (releasing its pages would zero it), a source in a file mapping stays readable
+// and leaves this process's resident set, and an undersized arena is an error that says so.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
