@@ -14,9 +14,10 @@
 namespace hcattn::cuda {
 
 // Activation buffers on the device for chunks of up to n_batch tokens (grown on demand; one forward
-// pass runs at a time, so contexts share them), and pinned host staging for host-side KV caches.
+// pass runs at a time, so contexts share them), and pinned host staging for host-side KV caches
+// (allocated only when such a cache is used).
 struct CudaLlama::Workspace {
-  int n_batch = 0;
+  int n_batch = 0, n_host = 0;
   DeviceBuffer<float> x, xn, q, k, v, att, proj, gate, up, logits;
   DeviceBuffer<int32_t> ids, positions;
   PinnedBuffer<float> host_q, host_k, host_v, host_att;
@@ -35,11 +36,16 @@ struct CudaLlama::Workspace {
     up.resize(t * h.n_ff);
     ids.resize(t);
     positions.resize(t);
+    n_batch = n;
+  }
+  void reserve_host(const model::Hparams& h, int n) {
+    if (n <= n_host) return;
+    const size_t t = static_cast<size_t>(n);
     host_q = PinnedBuffer<float>(t * h.n_embd_q());
     host_k = PinnedBuffer<float>(t * h.n_embd_kv());
     host_v = PinnedBuffer<float>(t * h.n_embd_kv());
     host_att = PinnedBuffer<float>(t * h.n_embd_q());
-    n_batch = n;
+    n_host = n;
   }
 };
 
@@ -185,6 +191,7 @@ void CudaLlama::attention(int layer, int n, int pos, model::KvCache& kv) {
     return;
   }
   // A host cache: q, k, v down, store and attend on CPU threads, the attention output back up.
+  w.reserve_host(h_, n);
   const size_t nq = static_cast<size_t>(n) * h_.n_embd_q(), nkv = static_cast<size_t>(n) * h_.n_embd_kv();
   CUDA_CHECK(cudaMemcpyAsync(w.host_q.get(), w.q.get(), nq * sizeof(float), cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaMemcpyAsync(w.host_k.get(), w.k.get(), nkv * sizeof(float), cudaMemcpyDeviceToHost, s));
