@@ -142,7 +142,7 @@ export interface KvOptions {
   calibrationTokens?: number;
   /**
    * Prefill calls without {global: true} attend with star-attention blocks of this many positions (linear
-   * in the context); 0: every prefill query uses the top-p selection (quadratic). See PrefillOptions.
+   * in the context); 0: every prefill query uses the top-p selection (quadratic). Default 4096. See PrefillOptions.
    */
   starBlock?: number;
   rescore?: boolean;

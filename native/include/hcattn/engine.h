@@ -80,7 +80,11 @@ struct KvOptions {
   // text (cached in memory and in ContextOptions::codebook_cache_dir), used from the first position on;
   // "workspace": trained on the context's own first calibration_tokens keys.
   std::string codebooks = "workspace";
-  int star_block = 0;            // > 0: prefill calls without `global` use star-attention blocks (PrefillOptions)
+  // > 0: prefill calls without `global` use star-attention blocks of this many positions (PrefillOptions);
+  // 0: every prefill query uses the selection (quadratic in the context). 4096: question agreement with the
+  // full cache after an 8k star-prefilled prefix (tiny-hd128) 99.2% vs 98.4% at 2048 and 96.5% at 1024, and
+  // a context of up to 8k tokens is attended almost exactly (anchor + own block); prefill is linear.
+  int star_block = 4096;
   bool rescore = true;           // exact scores (host-tier keys) for the selected tokens
   bool tail = true;              // estimate the unselected tokens' share from per-block mean values
 };
