@@ -8,6 +8,7 @@ import {
   chatDisabledHint,
   type FromWebview,
   formatAnswerStats,
+  formatContextSource,
   formatDiskLoad,
   formatPrefillProgress,
   type IndexState,
@@ -248,13 +249,11 @@ function upsert(entry: ChatEntry): void {
 }
 
 function renderContext(info: ContextInfo): void {
-  const n = (value: number) => value.toLocaleString("en-US");
-  const from = info.source === "prefill" ? `${n(info.reusedTokens)} reused, ${n(info.prefilledTokens)} prefilled` : `all from ${info.source}`;
   const memory = info.memory
     ? ` · KV fast ${formatBytes(info.memory.fastBytes)}, host ${formatBytes(info.memory.hostBytes)}, disk ${formatBytes(info.memory.diskBytes)}`
     : "";
   const loaded = info.source === "disk" && info.openSeconds !== undefined ? ` · ${formatDiskLoad(info.tokens, info.openSeconds)}` : "";
-  contextSummary.textContent = `Context: ${n(info.tokens)} tokens (${from})${loaded}${memory}`;
+  contextSummary.textContent = `${formatContextSource(info)}${loaded}${memory}`;
 }
 
 function renderProgress(progress: PrefillProgress | undefined): void {

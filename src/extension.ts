@@ -1,22 +1,25 @@
 // The composition root: creates the parts, wires their events and hands back the API. No logic lives here.
 import * as vscode from "vscode";
 import { type AnswerOutcome, ChatController } from "./chat/controller";
-import type { ChatEntry, ContextInfo, ViewState } from "./chat/messages";
+import type { ChatEntry, ContextInfo, PrefillProgress, ViewState } from "./chat/messages";
 import { ChatViewProvider } from "./chat/view";
 import { useChatForExplain } from "./commands/explainRepository";
 import { registerCommands } from "./commands/register";
 import { WorkspaceIndex } from "./commands/reindex";
+import { WorkspaceWatcher } from "./commands/workspaceWatcher";
 import { affectsIndex, affectsModel, snapshotFolder } from "./config";
 import type { EngineClient } from "./engine/client";
 import { EngineHost } from "./engine/engineHost";
 import { ModelSetting } from "./model/modelSetting";
 import { EngineStatusItem } from "./status";
-import type { IndexStats } from "./workspace/types";
+import type { IndexResult, IndexStats } from "./workspace/types";
 
 /** What activate() returns to other extensions and to the integration tests. */
 export interface RepoLlamaApi {
   /** The stats of the latest workspace index, waiting for a run in progress. */
   indexSummary(): Promise<IndexStats>;
+  /** The latest workspace index itself (files and prompt segments), waiting for a run in progress. */
+  indexResult(): Promise<IndexResult>;
   /** The engine sidecar's client (health, context/open, chat/ask). */
   engine: EngineClient;
   /** The sidebar chat: what the view's Ask, Stop, New Chat and citation links do. */
@@ -28,6 +31,8 @@ export interface RepoLlamaApi {
     history(): readonly ChatEntry[];
     /** The repository context as the view's indicator shows it (source "disk" when loaded from a snapshot). */
     context(): ContextInfo | undefined;
+    /** The context prefill in progress as the view mirrors it (a background update after an edit included). */
+    progress(): PrefillProgress | undefined;
     openCitation(path: string, line: number): Promise<vscode.TextEditor | undefined>;
   };
 }
@@ -57,7 +62,7 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
     log,
   });
   const view = new ChatViewProvider(context.extensionUri, viewState, chat);
-  context.subscriptions.push(log, status, index, model, engine, chat, useChatForExplain(chat));
+  context.subscriptions.push(log, status, index, model, engine, chat, useChatForExplain(chat), new WorkspaceWatcher(index));
 
   context.subscriptions.push(
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewType, view),
@@ -66,9 +71,14 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
       model,
       log,
       globalStorageUri: context.globalStorageUri,
+      inspectModel: (modelPath) => engine.inspect(modelPath),
       notify: (markdown) => view.notify(markdown),
     }),
-    index.onDidChange(() => view.refresh()),
+    index.onDidChange((state) => {
+      view.refresh();
+      // An edit (or a settings change) changed the index: the context follows in the background.
+      if (state.kind === "ready") chat.refreshContext();
+    }),
     model.onDidChange((state) => {
       view.refresh();
       engineLoad = engine.follow(state);
@@ -85,6 +95,7 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
   await model.refresh(); // fires onDidChange, which fills the status item and the view
   return {
     indexSummary: () => index.summary(),
+    indexResult: () => index.result(),
     engine: engine.client,
     chat: {
       ask: (question, onToken) => chat.ask(question, onToken && { token: onToken }),
@@ -92,6 +103,7 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
       newChat: () => chat.newChat(),
       history: () => chat.history,
       context: () => chat.context,
+      progress: () => chat.progress,
       openCitation: (path, line) => chat.openCitation(path, line),
     },
   };

@@ -4,6 +4,10 @@
 //
 // One question at a time: the engine computes one thing at a time anyway, and a second question while an
 // answer streams would only queue behind it with no way to show that.
+//
+// After an edit (the index changed while a context is open) the context is brought up to date in the
+// background: the engine keeps the prefix before the first changed segment and prefills only the rest, with
+// the same progress notification and Cancel. A question asked meanwhile waits for it, showing its progress.
 import * as vscode from "vscode";
 import { CancellationTokenSource as RpcCancellationSource } from "vscode-jsonrpc";
 import type { WorkspaceIndex } from "../commands/reindex";
@@ -11,6 +15,7 @@ import { EngineStoppedError } from "../engine/client";
 import { type AskResult, type AskStats, type ChatMessage, EngineErrorCodes, type OpenResult, type ProgressParams } from "../engine/protocol";
 import type { EngineHost } from "../engine/engineHost";
 import type { ModelSetting } from "../model/modelSetting";
+import { readConfig } from "../config";
 import { knownCitedPaths } from "./citations";
 import { type ChatEntry, type ContextInfo, formatDiskLoad, formatPrefillProgress, modelProblemMessage, type PrefillProgress, type ToWebview } from "./messages";
 
@@ -50,6 +55,10 @@ export class ChatController implements vscode.Disposable {
   private current?: RpcCancellationSource;
   private prefill?: RpcCancellationSource;
   private contextInfo?: ContextInfo;
+  /** The context the engine holds for us (its last chain hash), once one was opened. */
+  private openedContextId?: string;
+  /** The background update of the context after an edit, while it runs. */
+  private refreshing?: { source: RpcCancellationSource; done: Promise<void> };
   private progressValue?: PrefillProgress;
   private counter = 0;
   private view?: ChatViewPort;
@@ -72,6 +81,11 @@ export class ChatController implements vscode.Disposable {
   /** What the view's context indicator shows; undefined before the first context/open. */
   get context(): ContextInfo | undefined {
     return this.contextInfo;
+  }
+
+  /** The context prefill in progress, as the view shows it; undefined when none runs. */
+  get progress(): PrefillProgress | undefined {
+    return this.progressValue;
   }
 
   get history(): readonly ChatEntry[] {
@@ -128,10 +142,45 @@ export class ChatController implements vscode.Disposable {
     return this.answer(messages, source, onToken).finally(() => subscription.dispose());
   }
 
-  /** Stops the answer being written, or the prefill it waits for. */
+  /** Stops the answer being written, or the prefill it waits for (a background update included). */
   stop(): void {
     this.current?.cancel();
     this.prefill?.cancel();
+    this.refreshing?.source.cancel();
+  }
+
+  /**
+   * The index changed: when the engine holds a context of this workspace, bring it up to date now, in the
+   * background, so that the next question finds it ready. Only the tail from the first changed segment is
+   * prefilled (the engine reuses the prefix). A newer change cancels an update in progress; the segments it
+   * finished are kept.
+   */
+  refreshContext(): void {
+    if (this.openedContextId === undefined || !this.engine.client.model) return;
+    const previous = this.refreshing;
+    previous?.source.cancel();
+    const source = new RpcCancellationSource();
+    const done = (async () => {
+      await previous?.done;
+      if (source.token.isCancellationRequested) return;
+      try {
+        const { segments } = await this.index.result();
+        if (segments.at(-1)?.chainHash === this.openedContextId) return;
+        const opened = await this.openContext(source, true);
+        this.snapshots.log.info(
+          `Repository context updated after an edit: ${opened.reusedTokens.toLocaleString("en-US")} tokens reused, ` +
+            `${(opened.tokens - opened.reusedTokens).toLocaleString("en-US")} prefilled from ${this.contextInfo?.prefilledFrom ?? "the start"}.`,
+        );
+      } catch (error) {
+        const reason = error instanceof PrefillCancelledError ? "it was cancelled" : userMessage(error);
+        this.snapshots.log.info(`The repository context was not updated after an edit (${reason}); the next question updates it.`);
+      }
+    })();
+    const refresh = { source, done };
+    this.refreshing = refresh;
+    void done.finally(() => {
+      if (this.refreshing === refresh) this.refreshing = undefined;
+    });
   }
 
   newChat(): void {
@@ -210,7 +259,12 @@ export class ChatController implements vscode.Disposable {
   }
 
   /** The repository context in the engine, opened (or reused) for the current index. */
-  private async openContext(answer: RpcCancellationSource): Promise<OpenResult> {
+  private async openContext(answer: RpcCancellationSource, background = false): Promise<OpenResult> {
+    // A background update in progress: wait for it (the view shows its progress), then reuse what it prepared.
+    while (!background && this.refreshing) {
+      await this.refreshing.done;
+      if (answer.token.isCancellationRequested) throw new PrefillCancelledError("The question was stopped while the context was being updated.");
+    }
     const problem = modelProblemMessage(await this.model.refresh());
     if (problem) throw new Error(problem);
     await this.engineLoaded();
@@ -238,6 +292,7 @@ export class ChatController implements vscode.Disposable {
           segments: segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })),
           snapshotDir: this.snapshots.folder.fsPath,
           workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+          maxDiskBytes: Math.floor(readConfig().cacheMaxDiskGB * 2 ** 30),
         },
         onProgress,
         source.token,
@@ -250,7 +305,10 @@ export class ChatController implements vscode.Disposable {
         prefilledTokens: opened.tokens - opened.reusedTokens,
         source: opened.source,
         openSeconds,
+        reusedSegments: opened.reusedSegments,
+        prefilledFrom: opened.tokens > opened.reusedTokens ? segments[opened.reusedSegments]?.id : undefined,
       });
+      this.openedContextId = opened.contextId;
       return opened;
     } catch (error) {
       if (isCode(error, EngineErrorCodes.cancelled) || source.token.isCancellationRequested) {

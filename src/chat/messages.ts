@@ -47,6 +47,10 @@ export interface ContextInfo {
   source: "memory" | "disk" | "prefill";
   /** Seconds the context/open request took, as the extension measured it. */
   openSeconds?: number;
+  /** Segments (prompt head, files) reused as they were. */
+  reusedSegments?: number;
+  /** The segment the prefill started at (the first one that changed), when something was prefilled. */
+  prefilledFrom?: string;
   /** KV memory per tier (engine/stats), when the engine reported it. */
   memory?: { fastBytes: number; hostBytes: number; diskBytes: number };
 }
@@ -128,13 +132,21 @@ export function formatAnswerStats(stats: NonNullable<ChatEntry["stats"]>): strin
   );
 }
 
-/** "12,345 of 50,000 tokens · 812 tokens/s · about 46 s left" */
 /** "loaded 812k tokens from cache in 3.1 s": a context that came back from its saved snapshot. */
 export function formatDiskLoad(tokens: number, seconds: number): string {
   const count = tokens < 1000 ? `${tokens}` : tokens < 1_000_000 ? `${Math.round(tokens / 1000)}k` : `${(tokens / 1_000_000).toFixed(1)}M`;
   return `loaded ${count} tokens from cache in ${seconds.toFixed(1)} s`;
 }
 
+/** "Context: 1,234 tokens (1,000 reused, 234 prefilled from src/price.ts)": what the context indicator says first. */
+export function formatContextSource(info: ContextInfo): string {
+  const n = (value: number) => value.toLocaleString("en-US");
+  if (info.source !== "prefill") return `Context: ${n(info.tokens)} tokens (all from ${info.source})`;
+  const from = info.prefilledFrom && info.reusedTokens > 0 ? ` from ${info.prefilledFrom}` : "";
+  return `Context: ${n(info.tokens)} tokens (${n(info.reusedTokens)} reused, ${n(info.prefilledTokens)} prefilled${from})`;
+}
+
+/** "12,345 of 50,000 tokens · 812 tokens/s · about 46 s left" */
 export function formatPrefillProgress(p: PrefillProgress): string {
   const counts = `${p.doneTokens.toLocaleString("en-US")} of ${p.totalTokens.toLocaleString("en-US")} tokens`;
   if (p.tokensPerSecond <= 0) return counts;

@@ -7,13 +7,15 @@ import { downloadModel } from "./downloadModel";
 import { explainRepository } from "./explainRepository";
 import { type CommandId, CommandIds } from "./ids";
 import { reindexWorkspace, type WorkspaceIndex } from "./reindex";
-import { selectModel } from "./selectModel";
+import { type InspectModel, selectModel } from "./selectModel";
 
 export interface CommandDeps {
   index: WorkspaceIndex;
   model: ModelSetting;
   log: vscode.LogOutputChannel;
   globalStorageUri: vscode.Uri;
+  /** The engine's validation and summary of a model file (Select Model shows it before it changes the setting). */
+  inspectModel: InspectModel;
   /** Shows a markdown note in the chat view's answer area. */
   notify: (markdown: string) => void;
 }
@@ -22,7 +24,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   const handlers: Record<CommandId, (...args: never[]) => unknown> = {
     [CommandIds.explainRepository]: () => explainRepository(deps.model),
     [CommandIds.reindex]: () => reindexWorkspace(deps.index),
-    [CommandIds.selectModel]: (uri?: vscode.Uri) => selectModel(deps.notify, uri instanceof vscode.Uri ? uri : undefined),
+    [CommandIds.selectModel]: (uri?: vscode.Uri) => selectModel(deps.inspectModel, deps.notify, uri instanceof vscode.Uri ? uri : undefined),
     [CommandIds.downloadModel]: () => downloadModel(deps.globalStorageUri),
     [CommandIds.clearCache]: () => clearCache(deps.globalStorageUri),
     [CommandIds.showLog]: () => deps.log.show(true),

@@ -5,8 +5,8 @@ import * as vscode from "vscode";
 import type { ModelState } from "../chat/messages";
 import { readConfig } from "../config";
 import { type EngineStatusItem, engineReport, stoppedEngineReport } from "../status";
-import { EngineClient } from "./client";
-import type { LoadParams, LoadResult } from "./protocol";
+import { EngineClient, inspectModel, type SidecarLaunch } from "./client";
+import type { LoadParams, LoadResult, ModelSummary } from "./protocol";
 
 /** Settings that change what engine/load receives. */
 const engineSettings = ["repoLlama.device", "repoLlama.threads", "repoLlama.kv", "repoLlama.contextBudgetTokens"];
@@ -18,15 +18,20 @@ export class EngineHost implements vscode.Disposable {
   /** Fires after the sidecar crashed and came back: contexts must be opened again. */
   readonly onDidRestart = this.restarted.event;
 
+  private readonly launch: SidecarLaunch;
+
   constructor(
     extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
     private readonly status: EngineStatusItem,
   ) {
-    this.client = new EngineClient({
+    this.launch = {
       sidecarPath: vscode.Uri.joinPath(extensionUri, "dist", "sidecar.js").fsPath,
       // Desktop VS Code's process.execPath is Electron, which must be told to behave as plain Node.
       electron: Boolean(process.versions.electron),
+    };
+    this.client = new EngineClient({
+      ...this.launch,
       log: (line) => this.log.info(`[engine] ${line}`),
       onHealth: (health, detail) => {
         const problem = this.model.kind !== "configured";
@@ -50,6 +55,11 @@ export class EngineHost implements vscode.Disposable {
       this.log.error(`The engine could not load ${model.path}: ${(error as Error).message}`);
       return undefined;
     }
+  }
+
+  /** The engine's validation and summary of a model file, from a sidecar of its own (model/inspect). */
+  inspect(modelPath: string): Promise<ModelSummary> {
+    return inspectModel(this.launch, modelPath);
   }
 
   affectsEngine(event: vscode.ConfigurationChangeEvent): boolean {
