@@ -1,5 +1,6 @@
-// The addon's phase-aware prefill and built-in codebooks (stories260K, real weights):
-// ctx.prefill(tokens, onProgress, {global}) and kv {starBlock, codebooks: "builtin"}, codebookCacheDir.
+// The addon's phase-aware prefill, built-in codebooks and mapped snapshots (stories260K, real weights):
+// ctx.prefill(tokens, onProgress, {global}), kv {starBlock, codebooks: "builtin"}, codebookCacheDir,
+// loadContext(..., {mapSnapshot}) and kvMemory().diskBytes.
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -51,6 +52,33 @@ describe("phase-aware prefill and built-in codebooks through the addon", () => {
     const b = await globalQ.evalLogits(next, 5);
     assert.notDeepEqual(a.top[0], b.top[0]);
     for (const c of [fresh, ref, edited, starQ, globalQ]) c.dispose();
+  });
+
+  test("loadContext with mapSnapshot serves keys and values from the file and answers like a copying load", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hcattn-mapped-"));
+    try {
+      const model = await engine.Model.load(paths.stories260K, { threads: 2 });
+      const options = { nCtx: 512, kv: { mode: "25%", calibrationTokens: 128 } };
+      const ctx = model.createContext(options);
+      await ctx.prefill(randomTokens(300, model.info.nVocab, 3));
+      const file = join(dir, "ctx.hckv");
+      await ctx.saveSnapshot(file, []);
+      const copied = (await model.loadContext(file, options)).context;
+      const mapped = (await model.loadContext(file, { ...options, mapSnapshot: true })).context;
+      const c = copied.kvMemory();
+      const m = mapped.kvMemory();
+      assert.equal(c.diskBytes, 0);
+      // Keys and values of 300 tokens, f16, every layer and KV head.
+      assert.equal(m.diskBytes, 300 * 2 * 2 * model.info.nLayer * model.info.nHeadKv * model.info.headDim);
+      assert.ok(m.hostBytes < c.hostBytes - m.diskBytes / 2, `host bytes mapped ${m.hostBytes} vs copied ${c.hostBytes}`);
+      const q = randomTokens(12, model.info.nVocab, 4);
+      await copied.prefill(q, undefined, { global: true });
+      await mapped.prefill(q, undefined, { global: true });
+      assert.deepEqual(await greedy(mapped, 8), await greedy(copied, 8));
+      for (const x of [ctx, copied, mapped]) x.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("built-in codebooks are written once to codebookCacheDir and read back by a new model", async () => {
