@@ -4,8 +4,9 @@
 // "Repo Llama: Explain Repository" from the command palette answers with the no-model message. Then, with
 // a scripted fixture model configured (written at test time; its greedy answer is longChatScript), a
 // question typed into the chat streams the answer through the real sidecar and engine; the HTML in it shows
-// as text; the citation opens the file at its line; Stop ends an answer in the middle; Explain Repository
-// opens a markdown document with the overview. Screenshots go to test-results/. Needs: npm run build, scripts/setup-e2e.sh and chromium (.ci/run does all).
+// as text; the citation opens the file at its line; Stop ends an answer in the middle; an edited file is
+// re-prefilled from its segment on in the background and the next answer needs no prefill; Explain
+// Repository opens a markdown document with the overview. Screenshots go to test-results/. Needs: npm run build, scripts/setup-e2e.sh and chromium (.ci/run does all).
 // Env: REPO_LLAMA_E2E_TIMEOUT_S (default 90) bounds each check.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -278,6 +279,36 @@ async function checkChat(view) {
     await screenshot("6-stopped");
   });
 
+  await check("editing a file re-prefills only the tail in the background, and the next answer needs no prefill", async () => {
+    const summary = view.locator("#context-summary");
+    const price = join(workspace, "src", "price.ts");
+    writeFileSync(price, `${readFileSync(price, "utf8")}// Prices are rounded to cents.\n`);
+    // No question: the file watcher re-indexes and the context follows by itself.
+    const updated = /^Context: ([\d,]+) tokens \(([\d,]+) reused, ([\d,]+) prefilled from (\S+)\)/;
+    await summary.filter({ hasText: updated }).waitFor({ timeout: WAIT_MS }).catch(async () => {
+      throw new Error(`the context indicator shows "${await textOf(summary)}" after the edit`);
+    });
+    const shown = await textOf(summary);
+    log(`#context-summary after the edit: "${shown}"`);
+    const [, total, reused, prefilled, from] = shown.match(updated).map((x) => x.replaceAll(",", ""));
+    if (Number(reused) <= 0 || Number(prefilled) <= 0 || Number(reused) + Number(prefilled) !== Number(total)) {
+      throw new Error(`the update did not keep a prefix: ${shown}`);
+    }
+    if (from === "head") throw new Error(`the whole context was prefilled again: ${shown}`);
+    await screenshot("6b-edited");
+
+    await input.click();
+    await input.fill("What changed?");
+    await input.press("Enter");
+    await view.locator('article.entry[data-status="done"] .question', { hasText: "What changed?" }).waitFor({ timeout: WAIT_MS });
+    const fromMemory = `Context: ${Number(total).toLocaleString("en-US")} tokens (all from memory)`;
+    await summary.filter({ hasText: fromMemory }).waitFor({ timeout: 10_000 }).catch(async () => {
+      throw new Error(`after the answer the context indicator shows "${await textOf(summary)}", expected "${fromMemory} …"`);
+    });
+    const status = await textOf(view.locator("article.entry").last().locator(".entry-status"));
+    if (!status.includes(`${Number(total).toLocaleString("en-US")} context tokens reused`)) throw new Error(`the answer's figures read "${status}"`);
+  });
+
   await check('"Repo Llama: Explain Repository" with the model opens a markdown document with the overview', async () => {
     await runCommand("Repo Llama: Explain Repository");
     const editor = page.locator(".editor-instance .view-lines").first();
@@ -290,17 +321,17 @@ async function checkChat(view) {
     await page.reload();
     await page.locator(".monaco-workbench").waitFor({ timeout: WAIT_MS });
     const entries = view.locator("article.entry .question");
-    const restored = await entries.nth(1).waitFor({ timeout: 15_000 }).then(() => true, () => false);
+    const restored = await entries.nth(2).waitFor({ timeout: 15_000 }).then(() => true, () => false);
     if (!restored) {
       // The side bar may come back on another view: open ours.
       await page.locator('.activitybar [aria-label^="Repo Llama"]').first().click();
-      await entries.nth(1).waitFor({ timeout: WAIT_MS });
+      await entries.nth(2).waitFor({ timeout: WAIT_MS });
     }
     const questions = await entries.allInnerTexts();
-    const expected = ["Where is the total computed?", "Explain it again."];
+    const expected = ["Where is the total computed?", "Explain it again.", "What changed?"];
     if (JSON.stringify(questions) !== JSON.stringify(expected)) throw new Error(`the restored questions are ${JSON.stringify(questions)}`);
     const statuses = await view.locator("article.entry").evaluateAll((articles) => articles.map((a) => a.dataset.status));
-    if (JSON.stringify(statuses) !== JSON.stringify(["done", "stopped"])) throw new Error(`restored statuses ${JSON.stringify(statuses)}`);
+    if (JSON.stringify(statuses) !== JSON.stringify(["done", "stopped", "done"])) throw new Error(`restored statuses ${JSON.stringify(statuses)}`);
     await view.locator("article.entry a.citation", { hasText: `${CITED_PATH}:${CITED_LINE}` }).first().waitFor({ timeout: 5000 });
     await screenshot("8-reloaded");
   });
