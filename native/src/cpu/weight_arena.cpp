@@ -19,6 +19,9 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kAlign = 64;  // a cache line: every weight starts on one
+// Bytes copied before the source pages are released: what the copy adds to the resident set at most,
+// per copying thread.
+constexpr size_t kCopyStep = size_t{32} << 20;
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -71,12 +74,11 @@ bool in_file_mapping(const uint8_t* p, size_t n) {
   return found;
 }
 
-// The source's whole pages are dropped from this process's resident set, where the source is a file
-// mapping: a private read-only file mapping refills them from the page cache if they are read again
-// (the token embedding rows are, when the output matrix is tied to them). Anonymous memory would be
-// zeroed instead, so it is left alone.
+// The source's whole pages are dropped from this process's resident set. Only for a file mapping
+// (in_file_mapping): a private read-only file mapping refills them from the page cache if they are
+// read again (the token embedding rows are, when the output matrix is tied to them); anonymous memory
+// would be zeroed instead.
 void release_source(const uint8_t* src, size_t n) {
-  if (!in_file_mapping(src, n)) return;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = round_up(reinterpret_cast<uintptr_t>(src), page);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(src) + n) / page * page;
@@ -90,6 +92,7 @@ void release_source(const uint8_t* src, size_t n) {
 WeightArena::WeightArena(size_t) {}
 WeightArena::~WeightArena() {}
 namespace {
+bool in_file_mapping(const uint8_t*, size_t) { return false; }
 void release_source(const uint8_t*, size_t) {}
 }  // namespace
 
@@ -103,6 +106,7 @@ void WeightArena::adopt_all(const std::vector<WeightView*>& views, int threads) 
   struct Piece {
     const uint8_t* src;
     size_t offset, bytes;
+    bool from_file;  // release the copied source pages (see release_source)
   };
   std::vector<Piece> pieces;
   size_t end = used_;
@@ -112,14 +116,22 @@ void WeightArena::adopt_all(const std::vector<WeightView*>& views, int threads) 
       throw Error("weight arena of " + std::to_string(size_) + " bytes cannot hold another " + std::to_string(need) +
                   " bytes (it was sized for fewer weights)");
     }
-    pieces.push_back({static_cast<const uint8_t*>(w->data), end, static_cast<size_t>(w->rows) * w->row_bytes});
+    const auto* src = static_cast<const uint8_t*>(w->data);
+    const size_t bytes = static_cast<size_t>(w->rows) * w->row_bytes;
+    pieces.push_back({src, end, bytes, in_file_mapping(src, bytes)});
     end += need;
   }
   const size_t begin = used_, total = end - begin;
+  // Each copied part of a source leaves the resident set right away, so that the peak stays near the
+  // model's size rather than twice it.
   auto copy_range = [&](size_t lo, size_t hi) {
     for (const Piece& p : pieces) {
       const size_t a = std::max(lo, p.offset), b = std::min(hi, p.offset + p.bytes);
-      if (a < b) std::memcpy(base_ + a, p.src + (a - p.offset), b - a);
+      for (size_t step = a; step < b; step += kCopyStep) {
+        const size_t n = std::min(kCopyStep, b - step);
+        std::memcpy(base_ + step, p.src + (step - p.offset), n);
+        if (p.from_file) release_source(p.src + (step - p.offset), n);
+      }
     }
   };
   const int n = std::max(1, std::min<int>(threads, static_cast<int>(total / (size_t{64} << 20)) + 1));
@@ -127,10 +139,7 @@ void WeightArena::adopt_all(const std::vector<WeightView*>& views, int threads) 
   for (int t = 1; t < n; ++t) helpers.emplace_back(copy_range, begin + total * t / n, begin + total * (t + 1) / n);
   copy_range(begin, begin + total / n);
   for (std::thread& h : helpers) h.join();
-  for (size_t i = 0; i < views.size(); ++i) {
-    release_source(pieces[i].src, pieces[i].bytes);
-    views[i]->data = base_ + pieces[i].offset;
-  }
+  for (size_t i = 0; i < views.size(); ++i) views[i]->data = base_ + pieces[i].offset;
   used_ = end;
 }
 
