@@ -5,7 +5,8 @@
 // really go through key codes and selection. Targets: 99% at 25% and 97% at 12.5%. What decided them at
 // 12.5% was the selection, not the tail estimate or the weights: with exact scores for the selection only,
 // 99.6%; with exact scores for the tail only, 94.4%; with neither, 93.9%. Keeping every token whose score
-// bound (code residual levels, kv/codebook.h) reaches the cut gives 99.5%.
+// bound (code residual levels, kv/codebook.h) reaches the cut gives 99.5% (KL 3.4e-4), and sharing one
+// selection between the query heads of a KV head (the default) 99.7% (KL 1.3e-4).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>

@@ -280,6 +280,21 @@ class Cache final : public HcKvCache {
     const int hd = shape_.head_dim;
     const int n_q = shape_.n_head * hd;
     if (static_cast<int>(scratch_.size()) < pool.size()) scratch_.resize(pool.size());
+    const int rep = shape_.n_head / shape_.n_head_kv;
+    const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
+    if (cfg_.gqa_shared && rep > 1 && groups_ > 0 && calibrated_[layer] && !star) {
+      // One selection per (token, KV head), shared by its query heads.
+      pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head_kv, 1, [&](int64_t begin, int64_t end, int thread) {
+        Scratch& s = scratch_[thread];
+        for (int64_t task = begin; task < end; ++task) {
+          const int t = static_cast<int>(task / shape_.n_head_kv);
+          const int kvh = static_cast<int>(task % shape_.n_head_kv);
+          const size_t off = static_cast<size_t>(t) * n_q + static_cast<size_t>(kvh) * rep * hd;
+          attend_group(layer, kvh, pos + t, n_tokens > 1 ? pos : -1, q + off, out + off, s);
+        }
+      });
+      return;
+    }
     pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head, 1, [&](int64_t begin, int64_t end, int thread) {
       Scratch& s = scratch_[thread];
       for (int64_t task = begin; task < end; ++task) {
@@ -334,6 +349,7 @@ class Cache final : public HcKvCache {
  private:
   struct Scratch {
     std::vector<float> scores, upper, lut, bound_lut, final, acc;
+    std::vector<float> head_scores, head_upper;  // GQA-shared selection: per query head of the group
     std::vector<uint8_t> selected;
     Selection sel;
   };
@@ -405,22 +421,80 @@ class Cache final : public HcKvCache {
     if (groups_ == 0) {
       for (int j = 0; j < n; ++j) s.scores[j] = exact_score(hs, q, j);
     } else {
-      const int c = cfg_.centroids;
-      s.lut.resize(static_cast<size_t>(groups_) * c);
-      hs.codebook.build_lut(q, s.lut.data());
-      score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, s.scores.data());
-      for (int j = 0; j < n; ++j) s.scores[j] *= shape_.kq_scale;
-      if (cfg_.bound_scale > 0) {
-        // Upper bounds of the exact scores from the codes' residual levels: every token that could reach
-        // the top-p cut is selected (and re-scored exactly).
-        s.bound_lut.resize(static_cast<size_t>(groups_) * KeyCodebook::kLevels);
-        hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
-        s.upper.resize(n);
-        score_slack(s.bound_lut.data(), hs.codes.data(), n, groups_, s.upper.data());
-        for (int j = 0; j < n; ++j) s.upper[j] += s.scores[j];
-      }
+      s.upper.resize(n);
+      score_head(hs, q, n, s, s.scores.data(), s.upper.data());
     }
     select_tokens(s.scores.data(), n, params, sel, groups_ > 0 && cfg_.bound_scale > 0 ? s.upper.data() : nullptr);
+    weigh_and_sum(hs, q, s.scores.data(), n, params, s, out);
+  }
+
+  // scores[j] = kq_scale * LUT score of token j; upper[j] bounds its exact score from the codes' residual
+  // levels (when bound_scale > 0), so that every token that could reach the top-p cut is selected (and
+  // re-scored exactly). One pass over the codes.
+  void score_head(const HeadStore& hs, const float* q, int n, Scratch& s, float* scores, float* upper) const {
+    const int c = cfg_.centroids;
+    s.lut.resize(static_cast<size_t>(groups_) * c);
+    hs.codebook.build_lut(q, s.lut.data());
+    if (cfg_.bound_scale > 0) {
+      s.bound_lut.resize(static_cast<size_t>(groups_) * KeyCodebook::kLevels);
+      hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
+      score_codes_bounded(s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale, scores, upper);
+    } else {
+      score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, scores);
+      for (int j = 0; j < n; ++j) scores[j] *= shape_.kq_scale;
+    }
+  }
+
+  // GQA-shared selection: the query heads of KV head kvh (q_group and out_group hold them one after the
+  // other) score the codes, one selection is made on the maximum over the heads of each token's score
+  // relative to that head's top score (the union of what the heads attend to), and each head then weighs
+  // and sums the shared tokens with its own exact scores.
+  void attend_group(int layer, int kvh, int p, int chunk_start, const float* q_group, float* out_group, Scratch& s) const {
+    const int d = shape_.head_dim, rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
+    const HeadStore& hs = head(layer, kvh);
+    SelectParams params = cfg_.select;
+    if (chunk_start >= 0) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
+    const size_t all = static_cast<size_t>(rep) * n;
+    s.head_scores.resize(all);
+    s.head_upper.resize(all);
+    s.scores.assign(n, -std::numeric_limits<float>::infinity());
+    s.upper.assign(n, -std::numeric_limits<float>::infinity());
+    const int c = cfg_.centroids;
+    const size_t lut_size = static_cast<size_t>(groups_) * c, bound_size = static_cast<size_t>(groups_) * KeyCodebook::kLevels;
+    s.lut.resize(rep * lut_size);
+    s.bound_lut.resize(rep * bound_size);
+    // Without bounds the bound tables are zero, so upper = score and the selection uses only the scores.
+    const bool bounded = cfg_.bound_scale > 0;
+    for (int r = 0; r < rep; ++r) {
+      hs.codebook.build_lut(q_group + static_cast<size_t>(r) * d, &s.lut[r * lut_size]);
+      if (bounded)
+        hs.codebook.build_bound_lut(q_group + static_cast<size_t>(r) * d, shape_.kq_scale * cfg_.bound_scale, &s.bound_lut[r * bound_size]);
+      else
+        std::fill_n(&s.bound_lut[r * bound_size], bound_size, 0.0f);
+    }
+    score_codes_bounded_heads(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
+                              s.head_scores.data(), s.head_upper.data());
+    for (int r = 0; r < rep; ++r) {
+      const float* hs_scores = &s.head_scores[static_cast<size_t>(r) * n];
+      const float* hs_upper = &s.head_upper[static_cast<size_t>(r) * n];
+      const float top = *std::max_element(hs_scores, hs_scores + n);
+      for (int j = 0; j < n; ++j) {
+        s.scores[j] = std::max(s.scores[j], hs_scores[j] - top);
+        s.upper[j] = std::max(s.upper[j], hs_upper[j] - top);
+      }
+    }
+    select_tokens(s.scores.data(), n, params, s.sel, bounded ? s.upper.data() : nullptr);
+    for (int r = 0; r < rep; ++r)
+      weigh_and_sum(hs, q_group + static_cast<size_t>(r) * d, &s.head_scores[static_cast<size_t>(r) * n], n, params, s,
+                    out_group + static_cast<size_t>(r) * d);
+  }
+
+  // Attention output of one query head over the selected tokens s.sel (scores: its approximate scores of
+  // all n tokens).
+  void weigh_and_sum(const HeadStore& hs, const float* q, const float* scores, int n, const SelectParams& params, Scratch& s,
+                     float* out) const {
+    const int d = shape_.head_dim;
+    const Selection& sel = s.sel;
 
     // Final scores of the selected tokens: exact where the keys are read (re-scoring, and always for
     // the sinks and recent window), approximate otherwise.
@@ -430,10 +504,10 @@ class Cache final : public HcKvCache {
     for (size_t i = 0; i < sel.index.size(); ++i) {
       const int j = sel.index[i];
       const bool exact = groups_ == 0 || cfg_.rescore || j < cfg_.select.sinks || j >= recent_from;
-      s.final[i] = exact && groups_ > 0 ? exact_score(hs, q, j) : s.scores[j];
+      s.final[i] = exact && groups_ > 0 ? exact_score(hs, q, j) : scores[j];
       m = std::max(m, s.final[i]);
     }
-    for (int j = 0; j < n; ++j) m = std::max(m, s.scores[j]);
+    for (int j = 0; j < n; ++j) m = std::max(m, scores[j]);
 
     // out = (sum over selected of w_j v_j + estimated tail) / (sum of their weights), where the tail
     // stands for the tokens left out: per block of kTailBlock positions, their (approximate) weight
@@ -454,7 +528,7 @@ class Cache final : public HcKvCache {
       for (int b = 0; b < full_blocks; ++b) {
         double t = 0;
         for (int j = b * kTailBlock; j < (b + 1) * kTailBlock; ++j)
-          if (!s.selected[j]) t += std::exp(s.scores[j] - m);
+          if (!s.selected[j]) t += std::exp(scores[j] - m);
         if (t == 0) continue;
         total += t;
         axpy_f16(static_cast<float>(t), &hs.block_means[static_cast<size_t>(b) * d], acc.data(), d);

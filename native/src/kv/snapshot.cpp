@@ -110,6 +110,7 @@ void encode_config(Encoder& e, const HcConfig& c) {
   e.u64(c.seed);
   e.u8(static_cast<uint8_t>(c.codebook_source));
   e.f32(c.bound_scale);
+  e.u8(c.gqa_shared ? 1 : 0);
 }
 
 HcConfig decode_config(Decoder& d) {
@@ -131,6 +132,7 @@ HcConfig decode_config(Decoder& d) {
   if (source > static_cast<uint8_t>(CodebookSource::Preset)) damaged(d.path, d.section, "unknown codebook source " + std::to_string(source));
   c.codebook_source = static_cast<CodebookSource>(source);
   c.bound_scale = d.f32();
+  c.gqa_shared = d.u8() != 0;
   return c;
 }
 
@@ -510,6 +512,7 @@ std::string config_differences(const SnapshotInfo& a, const model::KvShape& s, c
   auto source = [](CodebookSource s) { return std::string(s == CodebookSource::Preset ? "built-in" : "workspace"); };
   diff("codebooks", source(a.config.codebook_source), source(c.codebook_source));
   diff("bound scale", num(a.config.bound_scale), num(c.bound_scale));
+  diff("GQA-shared selection", a.config.gqa_shared ? "on" : "off", c.gqa_shared ? "on" : "off");
   diff("layers", num(a.shape.n_layer), num(s.n_layer));
   diff("heads", num(a.shape.n_head), num(s.n_head));
   diff("kv heads", num(a.shape.n_head_kv), num(s.n_head_kv));

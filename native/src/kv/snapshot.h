@@ -33,7 +33,8 @@ namespace hcattn::kv {
 // 2: the kv config holds the codebook source (workspace or built-in).
 // 3: code words carry residual levels, codebooks sections hold the residual radii, config holds bound_scale.
 // 4: the segments section is zero-padded so that keys and values lie at even offsets (served mapped).
-inline constexpr uint32_t kSnapshotVersion = 4;
+// 5: the kv config holds gqa_shared.
+inline constexpr uint32_t kSnapshotVersion = 5;
 
 // A stretch of the context (the system prompt, one file, one question) and the hash that identifies it
 // together with everything before it, so that a changed segment invalidates all later ones.
