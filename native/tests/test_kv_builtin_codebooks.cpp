@@ -1,6 +1,6 @@
 // Built-in KV codebooks (KvOptions::codebooks = "builtin") on real weights (stories260K):
-//   - the first context trains them once and writes the cache file; a new model instance reads it back
-//     and its contexts give bit-identical logits;
+//   - creating a context does not train; its first prefill trains them once and writes the cache file; a
+//     new model instance reads it back and its contexts give bit-identical logits;
 //   - a damaged cache file is trained again and replaced;
 //   - the cache is a function of the token prefix alone: a context truncated below calibration_tokens and
 //     prefilled again equals a fresh prefill (no codebook is retrained);
@@ -98,6 +98,16 @@ void swap_in_other_codebooks(const std::string& path) {
   write_all(path, f);
 }
 
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> files;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') files.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return files;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -136,16 +146,14 @@ int main() {
     return ctx->logits();
   };
 
-  // First use trains and writes one cache file; a new model instance reads it.
+  // Creating a context does not train (the addon creates contexts on the JavaScript thread); the first
+  // prefill trains and writes one cache file; a new model instance reads it.
+  model->create_context(co);
+  CHECK(list_dir(dir).empty());
   auto t0 = std::chrono::steady_clock::now();
   const std::vector<float> trained = logits_after(*model, seq);
   const double first_s = seconds_since(t0);
-  std::vector<std::string> files;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.') files.push_back(e->d_name);
-    ::closedir(d);
-  }
+  const std::vector<std::string> files = list_dir(dir);
   std::string cache_file;
   CHECK(files.size() == 1);
   if (!files.empty()) cache_file = dir + "/" + files[0];

@@ -149,7 +149,8 @@ export interface KvOptions {
   tail?: boolean;
   /**
    * "builtin": key codebooks trained once per model and KV config on a built-in code text (cached in
-   * memory and in ContextOptions.codebookCacheDir); "workspace": trained on the context's own first keys.
+   * memory and in ContextOptions.codebookCacheDir; the first prefill of a model trains them); "workspace":
+   * trained on the context's own first keys. Default "builtin".
    */
   codebooks?: "builtin" | "workspace";
 }

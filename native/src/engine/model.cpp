@@ -265,6 +265,13 @@ struct Context::Impl {
                   " tokens exceed its " + std::to_string(options.n_ctx) + " positions; create it with a larger nCtx");
     }
   }
+  // A context with built-in codebooks not yet trained for this model trains them (once per model and
+  // config) before its first forward pass.
+  void ensure_codebooks() {
+    auto* hc = dynamic_cast<kv::HcKvCache*>(kv.get());
+    if (!hc || !hc->needs_codebooks()) return;
+    hc->install_codebooks(model->impl_->builtin_codebooks_for(hc->config(), options.codebook_cache_dir, true));
+  }
   // Runs one chunk with the given attention phase; out receives all rows of logits when all_logits, else
   // the last row.
   void run_chunk(const Token* ids, int n, kv::AttendPhase phase, bool all_logits, float* out) {
@@ -290,7 +297,9 @@ std::unique_ptr<Context> Model::create_context(const ContextOptions& options) {
   } else {
     kv::HcConfig cfg = hc_config(impl->options.kv);
     if (cfg.codebook_source == kv::CodebookSource::Preset && kv::key_groups(cfg.budget, impl_->info.head_dim) > 0)
-      cfg.codebooks = impl_->builtin_codebooks_for(cfg, options.codebook_cache_dir, true);
+      // From memory or the cache folder only: training (a calibration prefill) waits for the first
+      // forward pass, which the addon runs off the JavaScript thread (Context::Impl::ensure_codebooks).
+      cfg.codebooks = impl_->builtin_codebooks_for(cfg, options.codebook_cache_dir, false);
     impl->kv = kv::make_hc_kv_cache(impl_->llama->kv_shape(), impl->options.n_ctx, cfg);
   }
   return std::unique_ptr<Context>(new Context(std::move(impl)));
@@ -340,6 +349,7 @@ const std::vector<float>& Context::logits() const { return impl_->logits; }
 bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progress, const std::atomic<bool>* cancel,
                       const PrefillOptions& options) {
   const kv::AttendPhase phase = options.global ? kv::AttendPhase::Global : kv::AttendPhase::Star;
+  impl_->ensure_codebooks();
   impl_->check_room(tokens.size());
   const int n_vocab = impl_->llama().hparams().n_vocab;
   const auto t0 = std::chrono::steady_clock::now();
@@ -361,6 +371,7 @@ bool Context::prefill(const std::vector<Token>& tokens, const ProgressFn& progre
 
 const std::vector<float>& Context::decode(Token token) {
   impl_->check_room(1);
+  impl_->ensure_codebooks();
   std::vector<float> next(impl_->llama().hparams().n_vocab);
   impl_->run_chunk(&token, 1, kv::AttendPhase::Global, false, next.data());
   impl_->logits.swap(next);
@@ -369,6 +380,7 @@ const std::vector<float>& Context::decode(Token token) {
 
 std::vector<float> Context::eval_logits(const std::vector<Token>& tokens, const std::atomic<bool>* cancel) {
   impl_->check_room(tokens.size());
+  impl_->ensure_codebooks();
   const size_t n_vocab = impl_->llama().hparams().n_vocab;
   std::vector<float> out(tokens.size() * n_vocab);
   size_t done = 0;

@@ -82,6 +82,17 @@ class Cache final : public HcKvCache {
   }
 
   // Codebooks trained before the cache existed (HcConfig::codebooks): every layer is calibrated from the start.
+  bool needs_codebooks() const override {
+    return preset() && groups_ > 0 && std::find(calibrated_.begin(), calibrated_.end(), false) != calibrated_.end();
+  }
+
+  void install_codebooks(const std::shared_ptr<const std::vector<KeyCodebook>>& books) override {
+    cfg_.codebooks = books;
+    install_preset_codebooks();
+    for (HeadStore& h : heads_)
+      if (stored_ > 0) encode(h, 0, stored_);
+  }
+
   void install_preset_codebooks() {
     const std::vector<KeyCodebook>& books = *cfg_.codebooks;
     if (books.size() != heads_.size())
@@ -273,7 +284,10 @@ class Cache final : public HcKvCache {
       if (cfg_.tail) update_block_means(h, pos, pos + n_tokens);
     }
     if (layer == 0) stored_ = pos + n_tokens;
-    if (groups_ > 0 && !calibrated_[layer] && pos + n_tokens >= cfg_.calibration_tokens) calibrate(layer, pos + n_tokens);
+    if (groups_ > 0 && !calibrated_[layer] && pos + n_tokens >= cfg_.calibration_tokens) {
+      if (preset()) throw Error("KV cache with preset codebooks stored positions before they were installed (internal error)");
+      calibrate(layer, pos + n_tokens);
+    }
   }
 
   void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) override {
@@ -619,10 +633,8 @@ KeyCodebook train_key_codebook(const model::KvShape& shape, const HcConfig& conf
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int capacity, const HcConfig& config) {
   auto cache = std::make_unique<Cache>(shape, capacity, config);
-  if (config.codebook_source == CodebookSource::Preset && key_groups(config.budget, shape.head_dim) > 0) {
-    if (!config.codebooks) throw Error("the preset KV codebook source needs the codebooks (internal error)");
+  if (config.codebook_source == CodebookSource::Preset && key_groups(config.budget, shape.head_dim) > 0 && config.codebooks)
     cache->install_preset_codebooks();
-  }
   return cache;
 }
 

@@ -60,7 +60,7 @@ struct HcConfig {
   int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
   CodebookSource codebook_source = CodebookSource::Context;
   // Preset: one codebook per (layer, KV head), index layer * n_head_kv + kvh (not saved: a snapshot holds
-  // its codebooks in its own sections).
+  // its codebooks in its own sections). Null: installed later (HcKvCache::install_codebooks).
   std::shared_ptr<const std::vector<KeyCodebook>> codebooks;
   uint64_t seed = 1;
 };
@@ -89,6 +89,10 @@ class HcKvCache : public model::KvCache {
   // Bytes of keys and values read straight from a snapshot file (make_hc_kv_cache_from_snapshot with
   // map_values), not held in RAM.
   virtual size_t mapped_bytes() const = 0;
+  // A Preset cache made without its codebooks (they are trained later, off the caller's thread) must get
+  // them by install_codebooks() before it stores anything.
+  virtual bool needs_codebooks() const = 0;
+  virtual void install_codebooks(const std::shared_ptr<const std::vector<KeyCodebook>>& books) = 0;
   // Every (layer, KV head)'s codebook (layer * n_head_kv + kvh), or none unless every layer is calibrated.
   virtual std::vector<KeyCodebook> codebooks() const = 0;
   // Writes the per-layer snapshot sections of positions [0, stored_tokens()). Every layer must hold
