@@ -1,4 +1,4 @@
-// npm run bench -- engine [--json] [--reps N] [--threads N] [--decode N] [--models a,b]
+// npm run bench -- engine [--json] [--reps N] [--threads N] [--decode N] [--models a,b] [--kv f16|f32]
 // Our engine and llama.cpp (node-llama-cpp, prebuilt CPU build) on the same random-weight files with
 // real shapes: Llama-3-8B Q4_0 and Llama-3.2-1B Q8_0 (written by the fixture writer into
 // build/bench-models when missing). Each measurement runs in a fresh child process (so load time and
@@ -6,8 +6,9 @@
 //   prefill: tokens/s over a 512-token prompt (one batch of 512)
 //   decode:  tokens/s of greedy one-token steps right after that prompt
 //   load:    seconds to a usable model; peak RSS: the child's maximum resident set
-// Each engine runs with its default KV cache: ours the F32 full cache (the reference path), llama.cpp
-// its F16 cache with flash attention left on auto. Goal (issue 3): ratios ours/llama.cpp ≥ 1.0.
+// Both engines keep the context in an F16 KV cache: llama.cpp's default (flash attention left on auto),
+// and ours the full cache with kvType "f16" (--kv f32 measures our F32 reference cache instead).
+// Goal (issue 3): ratios ours/llama.cpp ≥ 1.0.
 // Results: bench/results/engine.json and bench/results/engine.svg.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -26,7 +27,7 @@ const promptTokens = () => ordinaryTokens(PROMPT_TOKENS);
 
 // ---- one measurement, in a child process ----
 
-async function measureOurs(modelPath, threads, decodeTokens) {
+async function measureOurs(modelPath, threads, decodeTokens, kvType) {
   const { createRequire } = await import("node:module");
   const candidates = [process.env.HCATTN_ADDON, join(repoRoot, "dist", "hcattn.node"), join(repoRoot, "build", "native", "Release", "hcattn.node")];
   const addonPath = candidates.filter(Boolean).find((p) => existsSync(p));
@@ -36,7 +37,7 @@ async function measureOurs(modelPath, threads, decodeTokens) {
   let t = performance.now();
   const model = await engine.Model.load(modelPath, { threads });
   const loadSeconds = (performance.now() - t) / 1000;
-  const ctx = model.createContext({ nCtx: PROMPT_TOKENS + decodeTokens + 8, nBatch: PROMPT_TOKENS });
+  const ctx = model.createContext({ nCtx: PROMPT_TOKENS + decodeTokens + 8, nBatch: PROMPT_TOKENS, kvType });
   t = performance.now();
   await ctx.prefill(prompt);
   const prefillSeconds = (performance.now() - t) / 1000;
@@ -73,14 +74,14 @@ async function measureLlamaCpp(modelPath, threads, decodeTokens) {
   return { loadSeconds, prefillTokPerS: PROMPT_TOKENS / prefillSeconds, decodeTokPerS: steps / decodeSeconds, decodeSteps: steps };
 }
 
-async function child(engineName, modelPath, threads, decodeTokens) {
-  const m = engineName === "ours" ? await measureOurs(modelPath, threads, decodeTokens) : await measureLlamaCpp(modelPath, threads, decodeTokens);
+async function child(engineName, modelPath, threads, decodeTokens, kvType) {
+  const m = engineName === "ours" ? await measureOurs(modelPath, threads, decodeTokens, kvType) : await measureLlamaCpp(modelPath, threads, decodeTokens);
   m.peakRssMB = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(`${JSON.stringify(m)}\n`);
 }
 
-function runChild(engineName, modelPath, threads, decodeTokens) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", engineName, modelPath, String(threads), String(decodeTokens)], {
+function runChild(engineName, modelPath, threads, decodeTokens, kvType) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", engineName, modelPath, String(threads), String(decodeTokens), kvType], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
   });
@@ -131,8 +132,10 @@ export async function main(args) {
       threads: { type: "string", default: "2" },
       decode: { type: "string", default: "16" },
       models: { type: "string", default: Object.keys(MODELS).join(",") },
+      kv: { type: "string", default: "f16" },
     },
   });
+  if (values.kv !== "f16" && values.kv !== "f32") throw new Error(`--kv must be f16 or f32 (got "${values.kv}")`);
   const reps = Math.max(1, Number(values.reps));
   const threads = Number(values.threads);
   const decodeTokens = Math.max(1, Number(values.decode));
@@ -147,7 +150,7 @@ export async function main(args) {
       // Alternate which engine goes first so that neither always gets the warmer page cache.
       const order = rep % 2 ? ["llamaCpp", "ours"] : ["ours", "llamaCpp"];
       for (const e of order) {
-        const m = runChild(e === "ours" ? "ours" : "llama.cpp", paths[name], threads, decodeTokens);
+        const m = runChild(e === "ours" ? "ours" : "llama.cpp", paths[name], threads, decodeTokens, values.kv);
         runs[e].push(m);
         if (!values.json) {
           console.error(`${name} rep ${rep + 1}/${reps} ${e}: prefill ${m.prefillTokPerS.toFixed(2)} tok/s, decode ${m.decodeTokPerS.toFixed(2)} tok/s, load ${m.loadSeconds.toFixed(2)} s, peak RSS ${m.peakRssMB.toFixed(0)} MB`);
@@ -181,7 +184,7 @@ export async function main(args) {
     benchmark: "engine",
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, loadavg: loadavg() },
-    settings: { threads, promptTokens: PROMPT_TOKENS, decodeTokens, reps, oursKv: "f32 full", llamaCppKv: "f16, flash attention auto" },
+    settings: { threads, promptTokens: PROMPT_TOKENS, decodeTokens, reps, oursKv: `${values.kv} full`, llamaCppKv: "f16, flash attention auto" },
     results: results.map(({ runs, ...r }) => ({ ...r, runs })),
   };
   const outDir = join(here, "results");
@@ -204,8 +207,8 @@ export async function main(args) {
 }
 
 if (process.argv[2] === "--child" && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [, , , engineName, modelPath, threads, decodeTokens] = process.argv;
-  child(engineName, modelPath, Number(threads), Number(decodeTokens)).catch((error) => {
+  const [, , , engineName, modelPath, threads, decodeTokens, kvType] = process.argv;
+  child(engineName, modelPath, Number(threads), Number(decodeTokens), kvType).catch((error) => {
     process.stderr.write(`${error.stack ?? error}\n`);
     process.exit(1);
   });
