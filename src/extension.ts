@@ -53,7 +53,7 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
   const status = new EngineStatusItem();
   const index = new WorkspaceIndex(log);
   const model = new ModelSetting(log);
-  const engine = new EngineHost(context.extensionUri, log, status);
+  const engine = new EngineHost(context.extensionUri, log, status, context.globalStorageUri.fsPath);
   const viewState = (): ViewState => ({ index: index.state, model: model.current });
   // The engine load for the model now configured; questions wait for it.
   let engineLoad: Promise<unknown> = Promise.resolve();

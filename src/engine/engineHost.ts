@@ -24,6 +24,8 @@ export class EngineHost implements vscode.Disposable {
     extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
     private readonly status: EngineStatusItem,
+    /** Where the engine keeps what it reuses across sessions besides contexts (globalStorage). */
+    private readonly cacheDir: string,
   ) {
     this.launch = {
       sidecarPath: vscode.Uri.joinPath(extensionUri, "dist", "sidecar.js").fsPath,
@@ -49,7 +51,7 @@ export class EngineHost implements vscode.Disposable {
       return undefined;
     }
     try {
-      return await this.client.start(loadParams(model.path));
+      return await this.client.start(loadParams(model.path, this.cacheDir));
     } catch (error) {
       // The status item shows the reason; the log keeps it.
       this.log.error(`The engine could not load ${model.path}: ${(error as Error).message}`);
@@ -72,7 +74,7 @@ export class EngineHost implements vscode.Disposable {
   }
 }
 
-function loadParams(modelPath: string): LoadParams {
+function loadParams(modelPath: string, cacheDir: string): LoadParams {
   const config = readConfig();
-  return { modelPath, device: config.device, threads: config.threads, kv: config.kv, contextTokens: config.contextBudgetTokens };
+  return { modelPath, device: config.device, threads: config.threads, kv: config.kv, contextTokens: config.contextBudgetTokens, cacheDir };
 }

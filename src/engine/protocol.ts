@@ -35,6 +35,8 @@ export interface LoadParams {
   kv: KvConfig;
   /** Positions the repository context may hold; 0 uses the model's trained context length. */
   contextTokens: number;
+  /** Folder for what the engine keeps across sessions besides contexts (the built-in KV codebooks); unset: memory only. */
+  cacheDir?: string;
 }
 
 export interface ModelSummary {

@@ -74,17 +74,15 @@ interface Loaded {
 const BUDGET_SHARE: Record<KvOptions["mode"], number> = { full: 1, "50%": 0.5, "25%": 0.25, "12.5%": 0.125 };
 
 /**
- * Positions per star-attention block in the repository prefill: each token attends exactly to the first
- * block and to its own, so prefill time grows linearly with the repository (questions still attend to the
- * whole cache through the top-p selection). The engine's results do not depend on how the prefix is split
- * into calls, so re-prefilling an edited tail equals a full prefill.
+ * The engine's HCAttention options for the repoLlama.kv settings. The star-attention block and the codebooks
+ * keep the engine's defaults: star blocks make the repository prefill linear in its size (each token attends
+ * exactly to the first block and to its own; questions still attend to the whole cache through the top-p
+ * selection), and the engine's results do not depend on how the prefix is split into calls, so re-prefilling
+ * an edited tail equals a full prefill.
  */
-const STAR_BLOCK = 2048;
-
-/** The engine's HCAttention options for the repoLlama.kv settings. */
 function kvOptionsOf(kv: KvConfig): KvOptions {
   if (kv.budget === "full") return { mode: "full" };
-  return { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens, starBlock: STAR_BLOCK };
+  return { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens };
 }
 
 /**
@@ -198,12 +196,20 @@ async function load(params: LoadParams): Promise<LoadResult> {
   const info = model.info;
   const contextTokens = params.contextTokens > 0 ? params.contextTokens : info.nCtxTrain;
   const kv = kvOptionsOf(params.kv);
-  const contextOptions: ContextOptions = { nCtx: contextTokens, nBatch: PREFILL_BATCH, kvType: "f16", kv };
+  const contextOptions: ContextOptions = {
+    nCtx: contextTokens,
+    nBatch: PREFILL_BATCH,
+    kvType: "f16",
+    kv,
+    ...(params.cacheDir ? { codebookCacheDir: path.join(params.cacheDir, "codebooks") } : {}),
+  };
   // Measured, not a formula: HCAttention keeps exact keys and values in the host tier, so its budget moves
   // bytes between tiers more than it removes them.
   const perToken = await measureKvBytesPerToken(
-    // Calibration (the codebooks) starts after the probe's tokens: the probe measures what grows per token.
-    (tokens) => model.createContext({ ...contextOptions, nCtx: tokens, nBatch: tokens, kv: { ...kv, calibrationTokens: 2 * tokens } }),
+    // Codebooks trained on the probe's own keys, and only after its tokens: the probe holds none (they are
+    // the fixed part of a context) and measures what grows per token.
+    (tokens) =>
+      model.createContext({ ...contextOptions, nCtx: tokens, nBatch: tokens, kv: { ...kv, codebooks: "workspace", calibrationTokens: 2 * tokens } }),
     info,
   );
   const plan = (tokens: number): ContextPlan => ({ tokens, budget: kv.mode, perToken, fixedBytes: codebookBytes(info, kv.mode), fastIn: "RAM" });
