@@ -1,7 +1,8 @@
 // The llama forward pass as llama.cpp runs it (FORMATS.md §5), one function per stage:
 //   embed → per layer [RMSNorm → Q,K,V → RoPE → attention (KvCache) → Wo → residual →
 //   RMSNorm → SwiGLU FFN → residual] → RMSNorm → output logits.
-// Every weight product goes through cpu::matmul, which quantizes the activations as llama.cpp does.
+// Every weight product goes through cpu::matmul (or its grouped forms for Q/K/V and gate/up), which
+// quantizes the activations as llama.cpp does.
 #pragma once
 #include <cstdint>
 #include <memory>
