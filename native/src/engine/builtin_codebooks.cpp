@@ -134,6 +134,18 @@ std::string builtin_codebook_key(const std::string& model_digest, const kv::HcCo
   return sha.hex_digest();
 }
 
+std::string builtin_codebook_path(const std::string& cache_dir, const std::string& model_digest, const kv::HcConfig& config,
+                                  int rotation_span) {
+  return cache_dir + "/codebooks-" + builtin_codebook_key(model_digest, config, rotation_span).substr(0, 32) + ".hckv";
+}
+
+CodebookSet read_builtin_codebooks(const model::KvShape& shape, const std::string& model_digest, const kv::HcConfig& config,
+                                   int rotation_span, const std::string& cache_dir) {
+  std::string why;
+  if (cache_dir.empty()) return nullptr;
+  return read_cache_file(builtin_codebook_path(cache_dir, model_digest, config, rotation_span), model_digest, shape, config, why);
+}
+
 CodebookSet load_or_train_builtin_codebooks(const model::Llama& llama, cpu::ThreadPool& pool, const Tokenizer* tokenizer,
                                             const std::string& model_digest, const kv::HcConfig& config,
                                             const std::string& cache_dir, BuiltinCodebookStats* stats) {
@@ -143,7 +155,7 @@ CodebookSet load_or_train_builtin_codebooks(const model::Llama& llama, cpu::Thre
   const model::Hparams& h = llama.hparams();
   const model::KvShape shape = llama.kv_shape();
   const int span = h.n_ctx_train;
-  st.path = cache_dir.empty() ? "" : cache_dir + "/codebooks-" + builtin_codebook_key(model_digest, config, span).substr(0, 32) + ".hckv";
+  st.path = cache_dir.empty() ? "" : builtin_codebook_path(cache_dir, model_digest, config, span);
 
   if (!st.path.empty()) {
     if (CodebookSet books = read_cache_file(st.path, model_digest, shape, config, st.note)) {

@@ -46,6 +46,10 @@ CodebookSet load_or_train_builtin_codebooks(const model::Llama& llama, cpu::Thre
                                             const std::string& model_digest, const kv::HcConfig& config,
                                             const std::string& cache_dir, BuiltinCodebookStats* stats = nullptr);
 
+// The codebooks of a valid cache file in cache_dir, or null (no folder, no file, a damaged or foreign one).
+CodebookSet read_builtin_codebooks(const model::KvShape& shape, const std::string& model_digest, const kv::HcConfig& config,
+                                   int rotation_span, const std::string& cache_dir);
+
 // The SHA-256 a snapshot records for these codebooks (kv::HcKvCache::codebook_digest()).
 std::string codebook_set_digest(const model::KvShape& shape, const kv::HcConfig& config, const CodebookSet& books);
 

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <cstdio>
 #include <map>
 #include <mutex>
 
@@ -47,15 +46,9 @@ struct Model::Impl {
     if (train) {
       std::lock_guard<std::mutex> busy(compute);
       books = engine::load_or_train_builtin_codebooks(*llama, *pool, tokenizer.get(), info.digest, config, cache_dir);
-    } else if (!cache_dir.empty()) {
-      engine::BuiltinCodebookStats st;
-      // Reading only: a file that is not there yet yields nothing rather than a training run.
-      const std::string path = cache_dir + "/codebooks-" + key.substr(0, 32) + ".hckv";
-      if (FILE* f = std::fopen(path.c_str(), "rb")) {
-        std::fclose(f);
-        std::lock_guard<std::mutex> busy(compute);
-        books = engine::load_or_train_builtin_codebooks(*llama, *pool, tokenizer.get(), info.digest, config, cache_dir, &st);
-      }
+    } else {
+      // Reading only: a missing or damaged file yields nothing rather than a training run.
+      books = engine::read_builtin_codebooks(llama->kv_shape(), info.digest, config, llama->hparams().n_ctx_train, cache_dir);
     }
     if (books) builtin_codebooks.emplace(key, books);
     return books;
