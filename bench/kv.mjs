@@ -317,7 +317,8 @@ function chart(report) {
   const rows = [];
   const { decode, memory, million, fidelity } = report;
   if (decode) {
-    rows.push({ title: `Decode tok/s at ${decode.contextTokens} tokens, ${decode.model}, ${decode.threads} threads (medians)` });
+    const load = decode.measured ? `, load average ${decode.measured.loadavg[2].toFixed(1)}` : "";
+    rows.push({ title: `Decode tok/s at ${decode.contextTokens} tokens, ${decode.model}, ${decode.threads} threads (medians${load})` });
     for (const [name, value] of Object.entries(decode.tokPerS)) rows.push({ label: name, value, text: `${value.toFixed(2)} tok/s`, ours: name.startsWith("ours") });
   }
   if (memory) {
@@ -352,7 +353,8 @@ function chart(report) {
     y += 14;
     body += `<text x="10" y="${y + 12}" font-weight="bold">${escapeSvg(`${million.tokens.toLocaleString("en-US")}-token prefill, ${million.model}, 25%, star blocks of ${million.starBlock}`)}</text>`;
     const lines = [
-      `prefill ${million.prefillSeconds.toFixed(1)} s (${million.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${million.peakRssMB.toFixed(0)} MB`,
+      `prefill ${million.prefillSeconds.toFixed(1)} s (${million.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${million.peakRssMB.toFixed(0)} MB` +
+        (million.measured ? `, load average ${million.measured.loadavg[2].toFixed(1)}` : ""),
       `snapshot ${(million.snapshotBytes / 2 ** 20).toFixed(0)} MiB, reload ${million.reloadSeconds.toFixed(3)} s: ${million.reprefillOverReload.toFixed(0)}× faster than re-prefill`,
     ];
     for (const line of lines) {
@@ -428,7 +430,7 @@ export async function main(args) {
     if (!values.json) console.error(line);
   };
   // Each part records when and under what load it ran; parts not run now are kept from the previous
-  // results file, so that a long part can be re-run alone on a busy machine.
+  // results file, so that a long part can be re-run alone on a busy machine (--parts "" redraws the chart).
   const resultsFile = join(resultsDir, "kv.json");
   const report = { benchmark: "kv", date: new Date().toISOString(), machine: machineInfo(), settings: { ...settings, parts: [...parts] } };
   const stamp = (result) => ({ ...result, measured: { date: new Date().toISOString(), loadavg: loadavg() } });
