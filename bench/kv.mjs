@@ -1,5 +1,5 @@
 // npm run bench -- kv [--json] [--reps N] [--threads N] [--context N] [--decode N] [--tokens N] [--parts a,b]
-//                     [--llama-kv f16,q4_0]
+//                     [--llama-kv f16,q4_0] [--out NAME]
 // HCAttention side by side with llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU build), in one run:
 //   decode:   tokens/s of greedy steps after a --context-token prompt (default 8192) on the Llama-3.2-1B shape
 //             (Q8_0, random weights), --threads threads (default 2): ours with the full f16 cache and at each
@@ -22,7 +22,7 @@
 // Every measurement runs in a fresh child process; configurations rotate order per repeat; medians.
 // --parts runs some of the parts (decode,memory,million,fidelity); the others are kept from the previous
 // kv.json, each part with the date and load average of its own run.
-// Results: bench/results/kv.json and bench/results/kv.svg.
+// Results: bench/results/kv.json and bench/results/kv.svg (--out NAME: NAME.json and NAME.svg).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -375,7 +375,7 @@ function chart(report) {
   );
 }
 
-function printSummary(report) {
+function printSummary(report, out) {
   const { decode, memory, million, fidelity } = report;
   if (decode) {
     console.log(`decode at ${decode.contextTokens} tokens (${decode.model}, ${decode.threads} threads, medians):`);
@@ -397,7 +397,7 @@ function printSummary(report) {
     console.log("fidelity on stories260K:");
     for (const r of fidelity.rows) console.log(`  ${r.kv.padEnd(6)} top-1 ${r.top1AgreementPercent.toFixed(2)}%  mean KL ${r.meanKl.toExponential(2)}`);
   }
-  console.log(`results: ${join(resultsDir, "kv.json")}, chart: ${join(resultsDir, "kv.svg")}`);
+  console.log(`results: ${join(resultsDir, `${out}.json`)}, chart: ${join(resultsDir, `${out}.svg`)}`);
 }
 
 export async function main(args) {
@@ -412,6 +412,7 @@ export async function main(args) {
       tokens: { type: "string", default: "1000000" },
       parts: { type: "string", default: "decode,memory,million,fidelity" },
       "llama-kv": { type: "string", default: LLAMA_CPP_KV.join(",") },
+      out: { type: "string", default: "kv" },
     },
   });
   const parts = new Set(values.parts.split(",").filter(Boolean));
@@ -431,7 +432,7 @@ export async function main(args) {
   };
   // Each part records when and under what load it ran; parts not run now are kept from the previous
   // results file, so that a long part can be re-run alone on a busy machine (--parts "" redraws the chart).
-  const resultsFile = join(resultsDir, "kv.json");
+  const resultsFile = join(resultsDir, `${values.out}.json`);
   const report = { benchmark: "kv", date: new Date().toISOString(), machine: machineInfo(), settings: { ...settings, parts: [...parts] } };
   const stamp = (result) => ({ ...result, measured: { date: new Date().toISOString(), loadavg: loadavg() } });
   if (parts.has("decode") || parts.has("memory")) report.decode = stamp(decodePart({ ...settings, log }));
@@ -444,9 +445,9 @@ export async function main(args) {
 
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(resultsDir, "kv.svg"), chart(report));
+  writeFileSync(join(resultsDir, `${values.out}.svg`), chart(report));
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else printSummary(report);
+  else printSummary(report, values.out);
   return 0;
 }
 
