@@ -3,7 +3,7 @@
 // paths under excluded globs (files.exclude, search.exclude, repoLlama.index.exclude: .git, node_modules…)
 // are dropped here already, so that a build or a git command does not re-index the workspace over and over.
 import * as vscode from "vscode";
-import { indexOptionsFor } from "../config";
+import { affectsIndex, indexOptionsFor } from "../config";
 import { GlobSet } from "../workspace/glob";
 import type { WorkspaceIndex } from "./reindex";
 
@@ -25,7 +25,7 @@ export class WorkspaceWatcher implements vscode.Disposable {
     this.subscriptions.push(
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.follow()),
       vscode.workspace.onDidChangeConfiguration((event) => {
-        if (["repoLlama.index", "files.exclude", "search.exclude"].some((key) => event.affectsConfiguration(key))) this.follow();
+        if (affectsIndex(event)) this.follow();
       }),
     );
   }

@@ -166,18 +166,6 @@ async function load(params: LoadParams): Promise<LoadResult> {
 
   const addon = engineAddon();
   const build = addon.buildInfo();
-  if (params.device === "cuda" && build.cudaDevices === 0) {
-    throw new ResponseError(
-      EngineErrorCodes.unsupported,
-      `repoLlama.device is "cuda" but no CUDA GPU is usable (${build.cudaNote || "this build has no CUDA support"}). Set it to "auto" or "cpu".`,
-    );
-  }
-  const deviceNote =
-    params.device === "cpu"
-      ? undefined
-      : build.cudaDevices > 0
-        ? "This engine build runs models on the CPU; the GPU path comes with the CUDA backend."
-        : build.cudaNote || undefined;
 
   if (loaded) {
     loaded.session.dispose();
