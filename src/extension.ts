@@ -2,6 +2,7 @@
 import * as vscode from "vscode";
 import { type AnswerOutcome, ChatController } from "./chat/controller";
 import type { ChatEntry, ContextInfo, PrefillProgress, ViewState } from "./chat/messages";
+import { registerLanguageModel } from "./chat/languageModel";
 import { ChatViewProvider } from "./chat/view";
 import { useChatForExplain } from "./commands/explainRepository";
 import { registerCommands } from "./commands/register";
@@ -62,6 +63,13 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
     log,
   });
   const view = new ChatViewProvider(context.extensionUri, viewState, chat);
+  // VS Code ≥ 1.104 also offers the local model in its own chat model picker.
+  const languageModel = registerLanguageModel(chat, () => engine.client.model);
+  if (languageModel) context.subscriptions.push(languageModel);
+  const followModel = (load: Promise<unknown>) => {
+    engineLoad = load;
+    void load.then(() => languageModel?.modelChanged());
+  };
   context.subscriptions.push(log, status, index, model, engine, chat, useChatForExplain(chat), new WorkspaceWatcher(index));
 
   context.subscriptions.push(
@@ -81,12 +89,12 @@ async function start(context: vscode.ExtensionContext): Promise<RepoLlamaApi> {
     }),
     model.onDidChange((state) => {
       view.refresh();
-      engineLoad = engine.follow(state);
+      followModel(engine.follow(state));
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (affectsIndex(event)) void index.start();
       if (affectsModel(event)) void model.refresh();
-      else if (engine.affectsEngine(event)) engineLoad = engine.follow(model.current);
+      else if (engine.affectsEngine(event)) followModel(engine.follow(model.current));
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void index.start()),
   );
