@@ -2,6 +2,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/ops.h"
+#include "kv/codebook.h"
 
 namespace hcattn::cuda {
 
@@ -24,6 +25,10 @@ __global__ void build_lut_kernel(const float* __restrict__ q, const float* __res
     row[k] = dot;
   }
 }
+
+// A code word holds the centroid index in its low bits and the residual level in its high bits
+// (kv/codebook.h); only the index addresses the LUT.
+constexpr uint16_t kCodeIndexMask = kv::KeyCodebook::kIndexMask;
 
 // Blocks are laid out head-fastest, so the query heads of one token range run side by side and the
 // codes they share come from L2 after the first read. The head's LUT sits in shared memory when it
@@ -53,10 +58,10 @@ __global__ void __launch_bounds__(kScoreThreads)
         const uint4 raw = __ldg(reinterpret_cast<const uint4*>(cj + grp));
         const uint16_t* k8 = reinterpret_cast<const uint16_t*>(&raw);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) s += head_lut[(grp + i) * c + k8[i]];
+        for (int i = 0; i < 8; ++i) s += head_lut[(grp + i) * c + (k8[i] & kCodeIndexMask)];
       }
     } else {
-      for (int grp = 0; grp < g; ++grp) s += head_lut[grp * c + cj[grp]];
+      for (int grp = 0; grp < g; ++grp) s += head_lut[grp * c + (cj[grp] & kCodeIndexMask)];
     }
     scores[static_cast<size_t>(h) * n + j] = s;
   }
