@@ -17,8 +17,6 @@ import type { CliCommand } from "./commands";
 import { kvArgOptions, kvContextOptions, kvUsage, loadModel, numberOption, runCommand, UsageError } from "./model-args";
 
 const PREFILL_BATCH = 512;
-/** The extension's star-attention block (src/sidecar/main.ts), so that both prefill a repository alike. */
-const STAR_BLOCK = 2048;
 
 const usage = `usage: repo-llama ask --model M [--workspace DIR] [--snapshot FILE] [options] "question"
 
@@ -33,7 +31,7 @@ current chunk (or the answer after its current token); a second Ctrl-C exits at 
   --seed S         draws are reproducible for a seed (default 0)
   --star-block N   the repository prompt attends in star-attention blocks of N positions (linear in its size;
                    the question and the answer attend to the whole cache); 0: every token uses the top-p
-                   selection (default ${STAR_BLOCK}, as the extension; HCAttention budgets only)
+                   selection (default: the engine's, as the extension; HCAttention budgets only)
   --context N      context positions (default: the model's trained context with an HCAttention budget;
                    with f32/f16/full, which allocate every position, what the workspace needs)
   --threads N      engine threads (0: all cores)
@@ -168,9 +166,11 @@ export const askCommand: CliCommand = {
       if (snapshotFile && !kv.kv) {
         throw new UsageError("--snapshot needs an HCAttention budget (--kv 50%, 25% or 12.5%): a full cache is not saved");
       }
-      const starBlock = numberOption("star-block", v["star-block"], STAR_BLOCK);
-      if (!Number.isInteger(starBlock) || starBlock < 0) throw new UsageError(`--star-block must be 0 or a positive integer, got "${v["star-block"]}"`);
-      if (v["star-block"] !== undefined && !kv.kv) throw new UsageError("--star-block applies to the HCAttention budgets (--kv 50%|25%|12.5%)");
+      const starBlock = v["star-block"] === undefined ? undefined : numberOption("star-block", v["star-block"], 0);
+      if (starBlock !== undefined && (!Number.isInteger(starBlock) || starBlock < 0)) {
+        throw new UsageError(`--star-block must be 0 or a positive integer, got "${v["star-block"]}"`);
+      }
+      if (starBlock !== undefined && !kv.kv) throw new UsageError("--star-block applies to the HCAttention budgets (--kv 50%|25%|12.5%)");
       const maxTokens = numberOption("n", v.n, 512);
       const sampling = { temperature: numberOption("temperature", v.temperature, 0), seed: numberOption("seed", v.seed, 0) };
       const modelPath = await checkModelFile(v.model);
@@ -181,7 +181,7 @@ export const askCommand: CliCommand = {
 
       const model = await loadModel(modelPath, v.threads, v.device);
       const nCtx = contextSize(model, v.context, kv.kv !== undefined, index.stats.estimatedTokens, maxTokens);
-      const contextOptions: ContextOptions = { nCtx, nBatch: PREFILL_BATCH, ...kv, ...(kv.kv && { kv: { ...kv.kv, starBlock } }) };
+      const contextOptions: ContextOptions = { nCtx, nBatch: PREFILL_BATCH, ...kv, ...(kv.kv && starBlock !== undefined && { kv: { ...kv.kv, starBlock } }) };
       const session = new ContextSession(model, model.createContext(contextOptions), contextOptions);
       const interrupt = new Interrupt();
       const printer = progressPrinter();
