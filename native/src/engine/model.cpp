@@ -200,7 +200,10 @@ std::shared_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   Impl& im = *m->impl_;
   im.options = options;
   im.file = gguf::File::open(path);
-  im.llama = std::make_unique<model::Llama>(*im.file);
+  // The huge-page copy of the weights speeds up the CPU backend; a GPU takes its own copy from the file
+  // mapping, so when one will be used the host copy would only double the resident memory.
+  const bool gpu_likely = options.device != "cpu" && engine::cuda_unavailable_reason().empty();
+  im.llama = std::make_unique<model::Llama>(*im.file, /*weights_on_huge_pages=*/!gpu_likely);
   try {
     im.tokenizer = Tokenizer::from_gguf(*im.file);
   } catch (const std::exception& e) {
