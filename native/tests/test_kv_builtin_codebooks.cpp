@@ -25,32 +25,13 @@
 #include "engine/sha256.h"
 #include "hcattn/engine.h"
 #include "kv/checksum.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 namespace {
 
 using hcattn::Token;
-
-std::vector<Token> sample_tokens(hcattn::Model& model, int n, uint64_t seed) {
-  std::vector<Token> out;
-  while (static_cast<int>(out.size()) < n) {
-    hcattn::ContextOptions co;
-    co.n_ctx = n;
-    auto ctx = model.create_context(co);
-    ctx->prefill({model.info().bos});
-    hcattn::GenerateOptions g;
-    g.max_tokens = n - 1;
-    g.sampling.temperature = 1.0f;
-    g.sampling.top_k = 0;
-    g.sampling.top_p = 1.0f;
-    g.sampling.seed = seed++;
-    ctx->generate(g);
-    const std::vector<Token>& t = ctx->tokens();
-    out.insert(out.end(), t.begin() + (out.empty() ? 0 : 1), t.end());
-  }
-  out.resize(n);
-  return out;
-}
+using hcattn_test::sample_tokens;
 
 std::vector<uint8_t> read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -117,14 +98,8 @@ int argmax(const std::vector<float>& v) { return static_cast<int>(std::max_eleme
 }  // namespace
 
 int main() {
-  const char* data = std::getenv("HCATTN_TEST_DATA");
-  const std::string path = std::string(data ? data : "build/test-data") + "/stories260K.gguf";
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-  } else {
-    std::printf("skipped: %s not found (written by `node dist/fixtures.js build/test-data`)\n", path.c_str());
-    return 77;
-  }
+  const std::string path = hcattn_test::fixture_or_skip("stories260K.gguf");
+  if (path.empty()) return 77;
   char tmpl[] = "/tmp/hcattn-codebooks-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hcattn/engine.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 namespace {
@@ -31,14 +32,8 @@ int argmax(const std::vector<float>& v) {
 }  // namespace
 
 int main() {
-  const char* dir = std::getenv("HCATTN_TEST_DATA");
-  const std::string path = std::string(dir ? dir : "build/test-data") + "/stories260K.gguf";
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-  } else {
-    std::printf("skipped: %s not found (written by `node dist/fixtures.js build/test-data`)\n", path.c_str());
-    return 77;
-  }
+  const std::string path = hcattn_test::fixture_or_skip("stories260K.gguf");
+  if (path.empty()) return 77;
   auto model = hcattn::Model::load(path, {2});
   const int n_pos = 512, n_seq = 4;
 

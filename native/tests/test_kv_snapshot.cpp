@@ -23,9 +23,12 @@
 #include "kv/checksum.h"
 #include "kv/hc_cache.h"
 #include "kv/snapshot.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 using namespace hcattn;
+using hcattn_test::bit_equal;
+using hcattn_test::fill;
 
 namespace {
 
@@ -58,26 +61,6 @@ struct Data {
     for (int i = 0; i < n; ++i) tokens.push_back(static_cast<int32_t>(rng() % 128256));
   }
 };
-
-// Stores positions [from, to) in chunks into every layer; returns every attention output, all layers.
-std::vector<float> fill(model::KvCache& cache, const Data& d, int from, int to, int chunk, cpu::ThreadPool& pool) {
-  const int kv_row = d.s.n_head_kv * d.s.head_dim, q_row = d.s.n_head * d.s.head_dim;
-  std::vector<float> all, out;
-  for (int pos = from; pos < to; pos += chunk) {
-    const int m = std::min(chunk, to - pos);
-    out.assign(static_cast<size_t>(m) * q_row, 0.0f);
-    for (int layer = 0; layer < d.s.n_layer; ++layer) {
-      cache.store(layer, pos, m, &d.k[static_cast<size_t>(pos) * kv_row], &d.v[static_cast<size_t>(pos) * kv_row]);
-      cache.attend(layer, pos, m, &d.q[static_cast<size_t>(pos) * q_row], out.data(), pool);
-      all.insert(all.end(), out.begin(), out.end());
-    }
-  }
-  return all;
-}
-
-bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && !a.empty() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 // The hcattn::Error message `f` throws, or "" when it succeeds. Any other exception escapes and fails the test.
 std::string error_of(const std::function<void()>& f) {

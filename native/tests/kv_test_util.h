@@ -1,0 +1,77 @@
+// Pieces the KV tests share: fixture lookup, token sequences of a model's own sampling, and filling a
+// cache layer by layer with synthetic keys, values and queries.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu/threadpool.h"
+#include "hcattn/engine.h"
+#include "model/kv_cache.h"
+
+namespace hcattn_test {
+
+// Path of a fixture file in HCATTN_TEST_DATA (default build/test-data), or "" after printing why the
+// test is skipped (the caller then returns 77).
+inline std::string fixture_or_skip(const std::string& name) {
+  const char* dir = std::getenv("HCATTN_TEST_DATA");
+  const std::string path = std::string(dir ? dir : "build/test-data") + "/" + name;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+    return path;
+  }
+  std::printf("skipped: %s not found (written by `node dist/fixtures.js build/test-data`)\n", path.c_str());
+  return "";
+}
+
+// n tokens of the model's own sampling (full cache, fixed seeds; samples that end early are
+// concatenated without their BOS).
+inline std::vector<hcattn::Token> sample_tokens(hcattn::Model& model, int n, uint64_t seed) {
+  std::vector<hcattn::Token> out;
+  while (static_cast<int>(out.size()) < n) {
+    hcattn::ContextOptions co;
+    co.n_ctx = n;
+    auto ctx = model.create_context(co);
+    ctx->prefill({model.info().bos});
+    hcattn::GenerateOptions g;
+    g.max_tokens = n - 1;
+    g.sampling.temperature = 1.0f;
+    g.sampling.top_k = 0;
+    g.sampling.top_p = 1.0f;
+    g.sampling.seed = seed++;
+    ctx->generate(g);
+    const std::vector<hcattn::Token>& t = ctx->tokens();
+    out.insert(out.end(), t.begin() + (out.empty() ? 0 : 1), t.end());
+  }
+  out.resize(n);
+  return out;
+}
+
+// Stores positions [from, to) of d (any struct with shape s and row-major k, v, q) in chunks into
+// every layer; returns every attention output, chunk by chunk and layer by layer.
+template <class Data>
+std::vector<float> fill(hcattn::model::KvCache& cache, const Data& d, int from, int to, int chunk,
+                        hcattn::cpu::ThreadPool& pool) {
+  const int kv_row = d.s.n_head_kv * d.s.head_dim, q_row = d.s.n_head * d.s.head_dim;
+  std::vector<float> all, out;
+  for (int pos = from; pos < to; pos += chunk) {
+    const int m = std::min(chunk, to - pos);
+    out.assign(static_cast<size_t>(m) * q_row, 0.0f);
+    for (int layer = 0; layer < d.s.n_layer; ++layer) {
+      cache.store(layer, pos, m, &d.k[static_cast<size_t>(pos) * kv_row], &d.v[static_cast<size_t>(pos) * kv_row]);
+      cache.attend(layer, pos, m, &d.q[static_cast<size_t>(pos) * q_row], out.data(), pool);
+      all.insert(all.end(), out.begin(), out.end());
+    }
+  }
+  return all;
+}
+
+inline bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && !a.empty() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace hcattn_test
