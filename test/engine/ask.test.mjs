@@ -130,21 +130,22 @@ test("--snapshot after the newest file changed: only that file and the closing t
 });
 
 test("Ctrl-C during the prefill exits with 130 after saving the finished files; the next run continues from them", async () => {
-  // About 9k tokens: a prefill of several seconds, so that the interrupt lands in the middle of it.
+  // About 13.6k tokens (the scripted model's context is 16k), prefilled on one thread: the linear prefill
+  // runs at thousands of tokens/s, so the interrupt must land right after the first progress line.
   const big = join(work, "big");
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 6; i++) {
     mkdirSync(join(big, "src"), { recursive: true });
     writeFileSync(join(big, "src", `f${i}.ts`), Array.from({ length: 200 }, (_, k) => `const x${i}_${k} = ${k * 7 + i};`).join("\n"));
   }
   const snapshot = join(work, "big.hckv");
-  const args = [cli, "ask", "--model", modelPath, "--workspace", big, "--threads", "2", "--snapshot", snapshot, "What does add do?"];
+  const args = [cli, "ask", "--model", modelPath, "--workspace", big, "--threads", "1", "--snapshot", snapshot, "What does add do?"];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   let interrupted = false;
   child.stderr.setEncoding("utf8").on("data", (chunk) => {
     stderr += chunk;
-    // The second progress line: some chunks are done, so some files are complete.
-    if (!interrupted && (stderr.match(/^prefill /gm) ?? []).length >= 2) {
+    // The first progress line short of 100%: some chunks are done, so some files are complete.
+    if (!interrupted && /^prefill [\d,]+\/[\d,]+ tokens \((\d|[1-9]\d)%/m.test(stderr)) {
       interrupted = true;
       child.kill("SIGINT");
     }
