@@ -299,8 +299,11 @@ function fidelityPart({ log }) {
   });
   if (r.status === 77) throw new Error(`test_kv_fidelity skipped: ${r.stdout.trim()}`);
   const rows = [];
-  for (const m of r.stdout.matchAll(/stories260K (\S+)\s*: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g)) {
-    rows.push({ kv: m[1], top1AgreementPercent: Number(m[2]), agree: Number(m[3]), positions: Number(m[4]), meanKl: Number(m[5]) });
+  // One row per budget and codebook source, e.g. "stories260K 25%   workspace codebooks: top-1 agreement …".
+  const row = /stories260K (\S+)\s+(?:(\w+)\s+codebooks)?\s*: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
+  for (const m of r.stdout.matchAll(row)) {
+    const kv = m[2] && m[2] !== "workspace" ? `${m[1]} ${m[2]}` : m[1];
+    rows.push({ kv, codebooks: m[2] ?? "workspace", top1AgreementPercent: Number(m[3]), agree: Number(m[4]), positions: Number(m[5]), meanKl: Number(m[6]) });
   }
   if (rows.length === 0) throw new Error(`test_kv_fidelity printed no fidelity rows (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   for (const row of rows) log(`fidelity ${row.kv.padEnd(5)} top-1 ${row.top1AgreementPercent.toFixed(2)}%  mean KL ${row.meanKl.toExponential(2)}`);
