@@ -281,13 +281,26 @@ async function checkChat(view) {
 
   await check("editing a file re-prefills only the tail in the background, and the next answer needs no prefill", async () => {
     const summary = view.locator("#context-summary");
+    // Earlier steps changed .vscode/settings.json, which the watcher follows too: let that settle first
+    // (the indicator unchanged for longer than the watcher's debounce), so that the update seen below is
+    // the edit's own.
+    let before = await textOf(summary);
+    for (let still = 0; still < 3000; still += 250) {
+      await page.waitForTimeout(250);
+      const now = await textOf(summary);
+      if (now !== before) [before, still] = [now, 0];
+    }
     const price = join(workspace, "src", "price.ts");
     writeFileSync(price, `${readFileSync(price, "utf8")}// Prices are rounded to cents.\n`);
     // No question: the file watcher re-indexes and the context follows by itself.
     const updated = /^Context: ([\d,]+) tokens \(([\d,]+) reused, ([\d,]+) prefilled from (\S+)\)/;
-    await summary.filter({ hasText: updated }).waitFor({ timeout: WAIT_MS }).catch(async () => {
-      throw new Error(`the context indicator shows "${await textOf(summary)}" after the edit`);
-    });
+    const changed = async () => {
+      const text = await textOf(summary);
+      return text !== before && updated.test(text);
+    };
+    for (const until = Date.now() + WAIT_MS; !(await changed()); await page.waitForTimeout(250)) {
+      if (Date.now() > until) throw new Error(`the context indicator shows "${await textOf(summary)}" after the edit`);
+    }
     const shown = await textOf(summary);
     log(`#context-summary after the edit: "${shown}"`);
     const [, total, reused, prefilled, from] = shown.match(updated).map((x) => x.replaceAll(",", ""));
