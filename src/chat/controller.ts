@@ -17,7 +17,7 @@ import type { EngineHost } from "../engine/engineHost";
 import type { ModelSetting } from "../model/modelSetting";
 import { readConfig } from "../config";
 import { knownCitedPaths } from "./citations";
-import { type ChatEntry, type ContextInfo, formatDiskLoad, formatPrefillProgress, modelProblemMessage, type PrefillProgress, type ToWebview } from "./messages";
+import { changedFiles, type ChatEntry, type ContextInfo, formatContextSource, formatDiskLoad, formatPrefillProgress, modelProblemMessage, type PrefillProgress, type ToWebview } from "./messages";
 
 const HISTORY_KEY = "repoLlama.chat.history";
 /** Entries kept in workspaceState; older ones are dropped first. */
@@ -57,6 +57,8 @@ export class ChatController implements vscode.Disposable {
   private contextInfo?: ContextInfo;
   /** The context the engine holds for us (its last chain hash), once one was opened. */
   private openedContextId?: string;
+  /** The segments of that context, to name the files an update prefilled again for. */
+  private openedSegments?: { id: string; hash: string }[];
   /** The background update of the context after an edit, while it runs. */
   private refreshing?: { source: RpcCancellationSource; done: Promise<void> };
   private progressValue?: PrefillProgress;
@@ -166,11 +168,8 @@ export class ChatController implements vscode.Disposable {
       try {
         const { segments } = await this.index.result();
         if (segments.at(-1)?.chainHash === this.openedContextId) return;
-        const opened = await this.openContext(source, true);
-        this.snapshots.log.info(
-          `Repository context updated after an edit: ${opened.reusedTokens.toLocaleString("en-US")} tokens reused, ` +
-            `${(opened.tokens - opened.reusedTokens).toLocaleString("en-US")} prefilled from ${this.contextInfo?.prefilledFrom ?? "the start"}.`,
-        );
+        await this.openContext(source, true);
+        if (this.contextInfo) this.snapshots.log.info(`Repository context updated after an edit. ${formatContextSource(this.contextInfo)}.`);
       } catch (error) {
         const reason = error instanceof PrefillCancelledError ? "it was cancelled" : userMessage(error);
         this.snapshots.log.info(`The repository context was not updated after an edit (${reason}); the next question updates it.`);
@@ -299,6 +298,7 @@ export class ChatController implements vscode.Disposable {
       );
       const openSeconds = (Date.now() - startedAt) / 1000;
       if (opened.source === "disk") this.snapshots.log.info(`Repository context: ${formatDiskLoad(opened.tokens, openSeconds)}.`);
+      const partial = opened.tokens > opened.reusedTokens;
       this.setContext({
         tokens: opened.tokens,
         reusedTokens: opened.reusedTokens,
@@ -306,9 +306,11 @@ export class ChatController implements vscode.Disposable {
         source: opened.source,
         openSeconds,
         reusedSegments: opened.reusedSegments,
-        prefilledFrom: opened.tokens > opened.reusedTokens ? segments[opened.reusedSegments]?.id : undefined,
+        prefilledFrom: partial ? segments[opened.reusedSegments]?.id : undefined,
+        changedFiles: partial && this.openedSegments ? changedFiles(this.openedSegments, segments) : undefined,
       });
       this.openedContextId = opened.contextId;
+      this.openedSegments = segments.map(({ id, hash }) => ({ id, hash }));
       return opened;
     } catch (error) {
       if (isCode(error, EngineErrorCodes.cancelled) || source.token.isCancellationRequested) {

@@ -49,8 +49,14 @@ export interface ContextInfo {
   openSeconds?: number;
   /** Segments (prompt head, files) reused as they were. */
   reusedSegments?: number;
-  /** The segment the prefill started at (the first one that changed), when something was prefilled. */
+  /**
+   * The segment the prefill started at (the first whose position changed), when something was prefilled.
+   * Files are ordered stable-first, so after an edit this is usually the file that followed the edited one,
+   * not the edited file itself (that one moved to the end): hence changedFiles.
+   */
   prefilledFrom?: string;
+  /** Files edited, added or removed since the context this one was updated from; absent on a first open. */
+  changedFiles?: string[];
   /** KV memory per tier (engine/stats), when the engine reported it. */
   memory?: { fastBytes: number; hostBytes: number; diskBytes: number };
 }
@@ -138,12 +144,41 @@ export function formatDiskLoad(tokens: number, seconds: number): string {
   return `loaded ${count} tokens from cache in ${seconds.toFixed(1)} s`;
 }
 
-/** "Context: 1,234 tokens (1,000 reused, 234 prefilled from src/price.ts)": what the context indicator says first. */
+/**
+ * "Context: 1,234 tokens (1,000 reused, 234 prefilled from src/cart.ts on, after src/price.ts changed)":
+ * what the context indicator says first, and the log after an update.
+ */
 export function formatContextSource(info: ContextInfo): string {
   const n = (value: number) => value.toLocaleString("en-US");
   if (info.source !== "prefill") return `Context: ${n(info.tokens)} tokens (all from ${info.source})`;
-  const from = info.prefilledFrom && info.reusedTokens > 0 ? ` from ${info.prefilledFrom}` : "";
+  let from = "";
+  if (info.prefilledFrom && info.reusedTokens > 0) {
+    const changed = info.changedFiles ?? [];
+    const which =
+      changed.length === 1 && changed[0] === info.prefilledFrom
+        ? "it"
+        : changed.length <= 2
+          ? changed.join(" and ")
+          : `${changed[0]} and ${changed.length - 1} more files`;
+    from = ` from ${info.prefilledFrom} on${changed.length ? `, after ${which} changed` : ""}`;
+  }
   return `Context: ${n(info.tokens)} tokens (${n(info.reusedTokens)} reused, ${n(info.prefilledTokens)} prefilled${from})`;
+}
+
+/** The prompt's frame around the files: not a file the user changed. */
+const FRAME_SEGMENTS = new Set(["head", "tail"]);
+
+/**
+ * Files whose text differs between two segment lists: edited or added ones in the order of `after` (the
+ * stable-first order puts the most recent edits last), then removed ones.
+ */
+export function changedFiles(before: readonly { id: string; hash: string }[], after: readonly { id: string; hash: string }[]): string[] {
+  const old = new Map(before.map((s) => [s.id, s.hash]));
+  const current = new Set(after.map((s) => s.id));
+  return [
+    ...after.filter((s) => old.get(s.id) !== s.hash).map((s) => s.id),
+    ...before.filter((s) => !current.has(s.id)).map((s) => s.id),
+  ].filter((id) => !FRAME_SEGMENTS.has(id));
 }
 
 /** "12,345 of 50,000 tokens · 812 tokens/s · about 46 s left" */

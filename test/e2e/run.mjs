@@ -293,7 +293,9 @@ async function checkChat(view) {
     const price = join(workspace, "src", "price.ts");
     writeFileSync(price, `${readFileSync(price, "utf8")}// Prices are rounded to cents.\n`);
     // No question: the file watcher re-indexes and the context follows by itself.
-    const updated = /^Context: ([\d,]+) tokens \(([\d,]+) reused, ([\d,]+) prefilled from (\S+)\)/;
+    // "Context: 266 tokens (166 reused, 100 prefilled from .vscode/settings.json on, after src/price.ts changed)":
+    // files are ordered stable-first, so the prefill starts where the edited file was, and the indicator names it.
+    const updated = /^Context: ([\d,]+) tokens \(([\d,]+) reused, ([\d,]+) prefilled from (\S+) on, after (.+) changed\)/;
     const changed = async () => {
       const text = await textOf(summary);
       return text !== before && updated.test(text);
@@ -303,11 +305,13 @@ async function checkChat(view) {
     }
     const shown = await textOf(summary);
     log(`#context-summary after the edit: "${shown}"`);
-    const [, total, reused, prefilled, from] = shown.match(updated).map((x) => x.replaceAll(",", ""));
+    const [, total, reused, prefilled, from, changedNames] = shown.match(updated).map((x) => x.replaceAll(",", ""));
     if (Number(reused) <= 0 || Number(prefilled) <= 0 || Number(reused) + Number(prefilled) !== Number(total)) {
       throw new Error(`the update did not keep a prefix: ${shown}`);
     }
     if (from === "head") throw new Error(`the whole context was prefilled again: ${shown}`);
+    const namesEdited = changedNames === "src/price.ts" || (changedNames === "it" && from === "src/price.ts");
+    if (!namesEdited) throw new Error(`the indicator does not name the edited file src/price.ts as the one that changed: ${shown}`);
     await screenshot("6b-edited");
 
     await input.click();
