@@ -12,6 +12,12 @@ export interface BuildInfo {
   cudaNote: string;
 }
 
+/** CUDA device 0's memory now (cudaMemGetInfo): what other processes and this one's allocations leave. */
+export interface GpuMemory {
+  freeBytes: number;
+  totalBytes: number;
+}
+
 export interface ModelInfo {
   name: string;
   architecture: string;
@@ -210,6 +216,11 @@ export interface ModelStatic {
 
 export interface HcattnAddon {
   buildInfo(): BuildInfo;
+  /**
+   * undefined when the build has no CUDA backend or no device is usable. The first call creates the
+   * device's context (hundreds of MB of GPU memory), so ask only when the model runs on the GPU.
+   */
+  gpuMemory(): GpuMemory | undefined;
   Model: ModelStatic;
 }
 

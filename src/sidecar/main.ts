@@ -12,6 +12,7 @@ import {
 import {
   type ContextOptions,
   type HcattnAddon,
+  type KvMemory,
   type KvOptions,
   loadAddon,
   type Model,
@@ -43,12 +44,15 @@ import {
   codebookBytes,
   type ContextPlan,
   contextRefusal,
+  fastTierPlace,
   formatGiB,
+  type MemoryRoom,
   measureKvBytesPerToken,
   planBytes,
   PREFILL_BATCH,
   scratchBytes,
   type TierBytesPerToken,
+  vramRoom,
   weightsRefusal,
 } from "./memory";
 import { ContextSession, type OperationHooks, type SnapshotPlace } from "./sessions";
@@ -200,26 +204,35 @@ async function load(params: LoadParams): Promise<LoadResult> {
       model.createContext({ ...contextOptions, nCtx: tokens, nBatch: tokens, kv: { ...kv, codebooks: "workspace", calibrationTokens: 2 * tokens } }),
     info,
   );
-  const plan = (tokens: number): ContextPlan => ({ tokens, budget: kv.mode, perToken, fixedBytes: codebookBytes(info, kv.mode), fastIn: "RAM" });
+  const fastIn = fastTierPlace(info.device, kv.mode);
+  const plan = (tokens: number): ContextPlan => ({ tokens, budget: kv.mode, perToken, fixedBytes: codebookBytes(info, kv.mode), fastIn });
+  // What the KV may take now, crediting what the current context holds per tier (the new one reuses it).
+  // GPU memory is asked for only when the fast tier lives there (the first query creates a CUDA context).
+  const room = (held: Pick<KvMemory, "fastBytes" | "hostBytes"> = { fastBytes: 0, hostBytes: 0 }): MemoryRoom =>
+    fastIn === "VRAM"
+      ? { ramBytes: kvRoom(info), heldRamBytes: held.hostBytes, vramBytes: vramRoom(addon.gpuMemory(), info), heldVramBytes: held.fastBytes }
+      : { ramBytes: kvRoom(info), heldRamBytes: held.fastBytes + held.hostBytes };
   const planned = planBytes(plan(contextTokens));
   // A plain cache is allocated whole when the context is created; an HCAttention cache grows with the
   // repository, so context/open checks that one against the workspace's real size.
   if (kv.mode === "full") {
-    const refusal = contextRefusal(plan(contextTokens), { ramBytes: kvRoom(info) });
+    const refusal = contextRefusal(plan(contextTokens), room());
     if (refusal) {
       throw new ResponseError(EngineErrorCodes.doesNotFit, `${refusal} A plain ("full") cache is allocated whole: lower repoLlama.contextBudgetTokens or use an HCAttention budget.`);
     }
   }
 
   const ctx = model.createContext(contextOptions);
-  const guard = (tokens: number, heldBytes: number) => contextRefusal(plan(tokens), { ramBytes: kvRoom(info), heldRamBytes: heldBytes });
+  const guard = (tokens: number, held: Pick<KvMemory, "fastBytes" | "hostBytes">) => contextRefusal(plan(tokens), room(held));
   loaded = { model, session: new ContextSession(model, ctx, contextOptions, guard), kv, perToken };
   const memoryBytes = info.fileBytes + scratchBytes(info) + planned.fast + planned.host;
+  const gpu = info.device === "cuda" ? addon.gpuMemory() : undefined;
+  const gpuNote = gpu ? `, ${formatGiB(gpu.freeBytes)} of ${formatGiB(gpu.totalBytes)} GPU memory free` : "";
   const seconds = (performance.now() - started) / 1000;
   log(
     `loaded ${modelPath}: ${info.name}, ${info.quantization}, ${info.nLayer} layers, context ${contextTokens} tokens, ` +
       `KV ${kv.mode} at ${perToken.fast.toFixed(0)} + ${perToken.host.toFixed(0)} bytes/token (fast + host), ` +
-      `${formatGiB(memoryBytes)} for a full context, ${info.threads} threads, ${build.simd}, on ${info.device} (${info.deviceName}), ${seconds.toFixed(2)} s` +
+      `${formatGiB(memoryBytes)} for a full context, ${info.threads} threads, ${build.simd}, on ${info.device} (${info.deviceName})${gpuNote}, ${seconds.toFixed(2)} s` +
       (info.deviceNote ? `; ${info.deviceNote}` : ""),
   );
   return {

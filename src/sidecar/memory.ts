@@ -7,7 +7,7 @@
 // not the total), never a plain-f16 formula.
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
-import type { Context, KvMemory, ModelInfo } from "../engine/addon";
+import type { Context, GpuMemory, KvMemory, ModelInfo } from "../engine/addon";
 
 /** KV bytes per token in each tier, as the engine measured them for one budget. */
 export interface TierBytesPerToken {
@@ -19,6 +19,15 @@ export interface TierBytesPerToken {
 
 /** Where the fast tier lives: on a CPU both tiers share the RAM. */
 export type FastTierPlace = "RAM" | "VRAM";
+
+/**
+ * Where a context's fast tier lives for the device the model runs on: the CUDA backend keeps a plain
+ * ("full") cache in GPU memory, while HCAttention caches are host objects on every backend (the GPU
+ * reaches them through pinned staging), so their tiers both take RAM.
+ */
+export function fastTierPlace(device: string, budget: string): FastTierPlace {
+  return device === "cuda" && budget === "full" ? "VRAM" : "RAM";
+}
 
 export interface ContextPlan {
   tokens: number;
@@ -51,6 +60,15 @@ export const PROBE_TOKENS = 64;
 /** Activations and logits of one prefill chunk (f32): residual, attention and FFN intermediates, one row of logits. */
 export function scratchBytes(info: Pick<ModelInfo, "nEmbd" | "nFf" | "nVocab">, batchTokens = PREFILL_BATCH): number {
   return 4 * (batchTokens * (4 * info.nEmbd + 2 * info.nFf) + 2 * info.nVocab);
+}
+
+/**
+ * GPU memory a context's KV may still take: what the device has free (the weights are already there),
+ * less one prefill chunk's activations, which the backend allocates beside them at its first forward pass.
+ * undefined without a GPU figure (no CUDA device or a build without CUDA): then nothing is checked there.
+ */
+export function vramRoom(gpu: GpuMemory | undefined, info: Pick<ModelInfo, "nEmbd" | "nFf" | "nVocab">): number | undefined {
+  return gpu === undefined ? undefined : Math.max(0, gpu.freeBytes - scratchBytes(info));
 }
 
 /**
@@ -133,9 +151,16 @@ export function contextRefusal(plan: ContextPlan, room: MemoryRoom): string | un
     `The repository context of ${plan.tokens.toLocaleString("en-US")} tokens needs ${short.join(" and ")} ` +
     `(KV budget ${plan.budget}: ${tiers}). ` +
     `About ${fitting.toLocaleString("en-US")} tokens fit: leave files out with repoLlama.index.exclude or .repollamaignore, ` +
-    `${vramShort ? 'choose a smaller repoLlama.kv.budget ("12.5%" keeps the least on the GPU)' : "choose another repoLlama.kv.budget"}, ` +
+    `${vramShort ? gpuAdvice(plan.budget) : "choose another repoLlama.kv.budget"}, ` +
     "or close other programs."
   );
+}
+
+/** How to take KV off the GPU: a plain cache is all there; an HCAttention budget keeps less there the smaller it is. */
+function gpuAdvice(budget: string): string {
+  return budget === "full"
+    ? 'use an HCAttention repoLlama.kv.budget ("50%", "25%" or "12.5%": its cache stays in RAM)'
+    : 'choose a smaller repoLlama.kv.budget ("12.5%" keeps the least on the GPU)';
 }
 
 /**

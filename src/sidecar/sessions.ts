@@ -18,7 +18,7 @@
 import { existsSync } from "node:fs";
 import { rm, stat } from "node:fs/promises";
 import { ResponseError } from "vscode-jsonrpc";
-import type { Context, ContextOptions, Model } from "../engine/addon";
+import type { Context, ContextOptions, KvMemory, Model } from "../engine/addon";
 import {
   type AskParams,
   type AskResult,
@@ -78,10 +78,10 @@ export class ContextSession {
     private ctx: Context,
     private readonly contextOptions: ContextOptions,
     /**
-     * The memory guard: why a context of `tokens` tokens would not fit, given the KV bytes the current
-     * context holds (which the new one reuses), or undefined when it fits.
+     * The memory guard: why a context of `tokens` tokens would not fit, given the KV bytes per tier the
+     * current context holds (which the new one reuses), or undefined when it fits.
      */
-    private readonly memoryGuard: (tokens: number, heldBytes: number) => string | undefined = () => undefined,
+    private readonly memoryGuard: (tokens: number, held: Pick<KvMemory, "fastBytes" | "hostBytes">) => string | undefined = () => undefined,
   ) {}
 
   get context(): Context {
@@ -168,8 +168,7 @@ export class ContextSession {
       );
     }
     if (totalTokens > this.tokens) {
-      const held = this.ctx.kvMemory();
-      const refusal = this.memoryGuard(totalTokens, held.fastBytes + held.hostBytes);
+      const refusal = this.memoryGuard(totalTokens, this.ctx.kvMemory());
       if (refusal) throw new ResponseError(EngineErrorCodes.doesNotFit, refusal);
     }
 

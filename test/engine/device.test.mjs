@@ -46,6 +46,16 @@ test("cuda without a usable GPU loads on the CPU and says why in one line", { sk
   assert.deepEqual(a.top, b.top);
 });
 
+test("gpuMemory() gives the GPU's free and total bytes, and nothing without a usable CUDA device", () => {
+  const memory = addon.gpuMemory();
+  if (!gpu) {
+    assert.equal(memory, undefined, `buildInfo: ${JSON.stringify(addon.buildInfo())}`);
+    return;
+  }
+  assert.ok(memory.totalBytes > 2 ** 30, JSON.stringify(memory));
+  assert.ok(memory.freeBytes > 0 && memory.freeBytes <= memory.totalBytes, JSON.stringify(memory));
+});
+
 test("an unknown device is refused with the choices", async () => {
   // A wrong type is refused before any work is queued (thrown), a wrong name by the engine (rejected).
   await assert.rejects(async () => addon.Model.load(model, { device: "gpu" }), /device must be "auto", "cpu" or "cuda", got "gpu"/);

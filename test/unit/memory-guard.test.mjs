@@ -15,7 +15,7 @@ const modelPath = tinyModel();
 const { indexer } = await loadIndexer();
 const outfile = join(tempDir("repo-llama-memory-"), "memory.cjs");
 await build({ entryPoints: [join(repoRoot, "src/sidecar/memory.ts")], bundle: true, platform: "node", format: "cjs", external: ["*.node"], outfile, logLevel: "silent" });
-const { contextRefusal, planBytes } = createRequire(import.meta.url)(outfile);
+const { contextRefusal, fastTierPlace, planBytes, scratchBytes, vramRoom } = createRequire(import.meta.url)(outfile);
 
 /** tiny-f32: an f16 K+V cache takes 2 (K, V) × 2 bytes × 2 layers × 2 KV heads × 16 dims per token. */
 const F16_BYTES_PER_TOKEN = 256;
@@ -65,6 +65,42 @@ test("contextRefusal: the figures per tier, how many tokens fit, and what to cha
   assert.match(message, /choose a smaller repoLlama\.kv\.budget \("12\.5%" keeps the least on the GPU\)/);
   assert.doesNotMatch(message, /of RAM/);
   assert.match(message, new RegExp(`About ${Math.floor((16 * 2 ** 30 - 32 * 2 ** 20) / 33_792).toLocaleString("en-US")} tokens fit`));
+});
+
+test("on a CUDA device a plain cache is checked against the GPU's free memory, with what it needs and what is free", () => {
+  // Llama-3.1-8B: an f16 K+V cache takes 2 × 2 bytes × 32 layers × 8 KV heads × 128 dims = 128 KiB per token.
+  const info = { nEmbd: 4096, nFf: 14336, nVocab: 128256, nLayer: 32, nHeadKv: 8, headDim: 128 };
+  const perToken = { fast: 131_072, host: 0 };
+  assert.equal(fastTierPlace("cuda", "full"), "VRAM");
+  // HCAttention caches are host objects on the CUDA backend too; on a CPU everything is RAM.
+  assert.equal(fastTierPlace("cuda", "25%"), "RAM");
+  assert.equal(fastTierPlace("cpu", "full"), "RAM");
+
+  // One 512-token prefill chunk's f32 activations (4 × (512 × (4 × 4096 + 2 × 14336) + 2 × 128256) bytes) stay free.
+  assert.equal(scratchBytes(info), 93_300_736);
+  const gpu = { freeBytes: 70 * 2 ** 30, totalBytes: 80 * 2 ** 30 };
+  const vram = vramRoom(gpu, info);
+  assert.equal(vram, 70 * 2 ** 30 - 93_300_736);
+  assert.equal(vramRoom(undefined, info), undefined, "no GPU figure: nothing to check");
+
+  const plan = (tokens) => ({ tokens, budget: "full", perToken, fixedBytes: 0, fastIn: "VRAM" });
+  const ram = 200 * 2 ** 30;
+  assert.equal(contextRefusal(plan(131_072), { ramBytes: ram, vramBytes: vram }), undefined, "128k tokens = 16 GiB fit in 70 GiB");
+  const fitting = Math.floor(vram / 131_072);
+  assert.equal(contextRefusal(plan(fitting), { ramBytes: ram, vramBytes: vram }), undefined, "exactly what is free fits");
+  assert.equal(
+    contextRefusal(plan(1_048_576), { ramBytes: ram, vramBytes: vram }),
+    "The repository context of 1,048,576 tokens needs 128.0 GiB of GPU memory where 69.9 GiB is free " +
+      "(KV budget full: fast tier (VRAM) 128.0 GiB at 128.0 KiB/token, host tier (RAM) 0.00 GiB at 0 B/token). " +
+      `About ${fitting.toLocaleString("en-US")} tokens fit: leave files out with repoLlama.index.exclude or .repollamaignore, ` +
+      'use an HCAttention repoLlama.kv.budget ("50%", "25%" or "12.5%": its cache stays in RAM), or close other programs.',
+  );
+  // Without a GPU figure (a build without CUDA) the same plan is not refused for the GPU's sake.
+  assert.equal(contextRefusal(plan(1_048_576), { ramBytes: ram }), undefined);
+  // GPU memory the current context holds is reused by the new one: 16 GiB held + 10 GiB free take 24 GiB.
+  const held = { ramBytes: ram, vramBytes: 10 * 2 ** 30, heldVramBytes: 16 * 2 ** 30 };
+  assert.equal(contextRefusal(plan(196_608), held), undefined);
+  assert.match(contextRefusal(plan(262_144), held), /needs 32\.0 GiB of GPU memory where 26\.0 GiB is free/);
 });
 
 test("the sidecar refuses a repository context that would not fit, says why, and still opens one that fits", async () => {

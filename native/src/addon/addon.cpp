@@ -4,6 +4,9 @@
 
 #include "addon/bindings.h"
 #include "hcattn/engine.h"
+#ifdef HCATTN_WITH_CUDA
+#include "cuda/device.h"
+#endif
 
 namespace hcattn::addon {
 
@@ -20,10 +23,26 @@ Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// gpuMemory() → {freeBytes, totalBytes} of CUDA device 0, or undefined when the build has no CUDA backend
+// or no device is usable. Synchronous: cudaMemGetInfo answers at once once the device has a context.
+Napi::Value GpuMemoryJs(const Napi::CallbackInfo& info) {
+#ifdef HCATTN_WITH_CUDA
+  cuda::DeviceMemory memory;
+  if (cuda::device_memory(memory)) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("freeBytes", static_cast<double>(memory.free_bytes));
+    out.Set("totalBytes", static_cast<double>(memory.total_bytes));
+    return out;
+  }
+#endif
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_build_info(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
+  exports.Set("gpuMemory", Napi::Function::New(env, GpuMemoryJs, "gpuMemory"));
 }
 
 }  // namespace hcattn::addon

@@ -31,4 +31,20 @@ DeviceProbe probe_devices() {
   return probe;
 }
 
+bool device_memory(DeviceMemory& out) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();  // clear the sticky error, as probe_devices does
+    return false;
+  }
+  std::size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  out.free_bytes = free_b;
+  out.total_bytes = total_b;
+  return true;
+}
+
 }  // namespace hcattn::cuda

@@ -15,4 +15,14 @@ struct DeviceProbe {
 
 DeviceProbe probe_devices();
 
+// Device 0's memory as cudaMemGetInfo reports it: what other processes and this one's allocations leave.
+struct DeviceMemory {
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+};
+
+// false when no device is usable (no driver, no GPU): then `out` is untouched. On the first call in a
+// process it creates the device's primary context, so callers ask only when the model runs on the GPU.
+bool device_memory(DeviceMemory& out);
+
 }  // namespace hcattn::cuda
