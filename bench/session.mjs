@@ -1,7 +1,7 @@
-// npm run bench -- session [--tokens N] [--reps N] [--model PATH] [--corpus DIR] [--threads N] [--budget 25%]
+// npm run bench -- session [--tokens N] [--reps N] [--model PATH] [--corpus DIR] [--threads N] [--budget 25%] [--dist DIR]
 // A repository context's life through the real sidecar (dist/sidecar.js over JSON-RPC, as the extension
-// drives it): a slice of a real package (default node_modules/markdown-it/lib, files in path order until
-// about N tokens) on the 1B-shape Q8_0 model, and for each repeat:
+// drives it): a slice of a real package (default node_modules/markdown-it/lib, 52 files of about 47k tokens;
+// files in path order until N tokens, default 32768) on the 1B-shape Q8_0 model, and for each repeat:
 //   cold      a fresh sidecar prefills the whole context (snapshot folder empty)
 //   follow-up time to first token of a second question (the conversation is prefilled, the repository reused)
 //   reload    a new sidecar opens the same context from its snapshot on disk, vs the cold prefill
@@ -57,8 +57,8 @@ async function segmentsOf(indexer, root) {
   return { segments: result.segments.map(({ id, text, hash, chainHash }) => ({ id, text, hash, chainHash })), files: result.files };
 }
 
-async function startSidecar(loadParams) {
-  const child = spawn(process.execPath, [join(repoRoot, "dist", "sidecar.js")], { stdio: ["pipe", "pipe", "pipe"] });
+async function startSidecar(dist, loadParams) {
+  const child = spawn(process.execPath, [join(dist, "sidecar.js")], { stdio: ["pipe", "pipe", "pipe"] });
   const lines = [];
   child.stderr.setEncoding("utf8").on("data", (chunk) => lines.push(...chunk.split("\n").filter(Boolean)));
   const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
@@ -91,6 +91,8 @@ export async function main(args) {
       corpus: { type: "string", default: join(repoRoot, "node_modules", "markdown-it", "lib") },
       threads: { type: "string", default: "2" },
       budget: { type: "string", default: "25%" },
+      // The build measured (sidecar.js and hcattn.node): a copy keeps a long run steady while dist/ is rebuilt.
+      dist: { type: "string", default: join(repoRoot, "dist") },
     },
   });
   const tokens = Number(values.tokens);
@@ -100,12 +102,13 @@ export async function main(args) {
     console.error(`bench session: ${modelPath} does not exist; write it with \`npm run fixtures -- build/bench-models --shapes\`.`);
     return 2;
   }
-  if (!existsSync(join(repoRoot, "dist", "sidecar.js"))) {
-    console.error("bench session: dist/sidecar.js does not exist; run `npm run build` first.");
+  const dist = resolve(values.dist);
+  if (!existsSync(join(dist, "sidecar.js"))) {
+    console.error(`bench session: ${join(dist, "sidecar.js")} does not exist; run \`npm run build\` first.`);
     return 2;
   }
   const { indexer } = await loadIndexer();
-  const addon = createRequire(import.meta.url)(process.env.HCATTN_ADDON || join(repoRoot, "dist", "hcattn.node"));
+  const addon = createRequire(import.meta.url)(process.env.HCATTN_ADDON || join(dist, "hcattn.node"));
   const root = await sliceOf(await addon.Model.load(modelPath, { threads: 1 }), resolve(values.corpus), tokens);
   const { segments, files } = await segmentsOf(indexer, root);
   const lastFile = files.at(-1).path;
@@ -120,7 +123,7 @@ export async function main(args) {
   };
   console.log(`session: ${files.length} files of ${values.corpus}, last ${lastFile}; model ${modelPath}, KV ${values.budget}, ${reps} repeats`);
   // The first prefill of a model trains the engine's built-in codebooks (then cached): not part of any timing.
-  const warm = await startSidecar(loadParams);
+  const warm = await startSidecar(dist, loadParams);
   const warmUp = await timed(() => warm.connection.sendRequest("context/open", { segments: segments.slice(0, 1), snapshotDir: "" }));
   await warm.stop();
   console.log(`  warm-up (codebooks of this model and KV budget): ${warmUp.seconds.toFixed(2)} s`);
@@ -133,7 +136,7 @@ export async function main(args) {
       timed(() => sidecar.connection.sendRequest("context/open", { segments: segs, snapshotDir, workspaceFolder: root }));
 
     // Cold: a fresh sidecar, nothing on disk.
-    const first = await startSidecar(loadParams);
+    const first = await startSidecar(dist, loadParams);
     const cold = await open(first, segments);
     if (cold.result.source !== "prefill" || cold.result.reusedTokens !== 0) throw new Error(`cold open was not a prefill: ${JSON.stringify(cold.result)}`);
     const saved = await first.connection.sendRequest("context/save", { contextId: cold.result.contextId, snapshotDir });
@@ -145,7 +148,7 @@ export async function main(args) {
     await first.stop();
 
     // Reload: a new sidecar (a VS Code restart) opens the same context from disk.
-    const second = await startSidecar(loadParams);
+    const second = await startSidecar(dist, loadParams);
     const reload = await open(second, segments);
     if (reload.result.source !== "disk" || reload.result.reusedTokens !== cold.result.tokens) throw new Error(`reload did not come from disk: ${JSON.stringify(reload.result)}`);
 
@@ -190,7 +193,7 @@ export async function main(args) {
   const editSeconds = m((r) => r.edit.seconds);
   const report = {
     model: modelPath,
-    engine: process.env.HCATTN_ADDON || join(repoRoot, "dist", "hcattn.node"),
+    engine: process.env.HCATTN_ADDON || join(dist, "hcattn.node"),
     warmUpSeconds: round(warmUp.seconds),
     corpus: values.corpus,
     files: files.length,

@@ -1,5 +1,5 @@
 // Node-API binding of the engine: module entry. Every blocking call is an AsyncWorker (see the
-// *_binding.cpp files); this file registers them and the build information.
+// *_binding.cpp files); this file registers them, the build information and the GPU memory query.
 #include <napi.h>
 
 #include "addon/bindings.h"
