@@ -15,16 +15,26 @@
 
 #include "common/error.h"
 #include "gguf/gguf.h"
+#include "gguf/gguf_writer.h"
 #include "quant/types.h"
-#include "test_gguf_builder.h"
 #include "test_util.h"
 
+using hcattn::gguf::ByteWriter;
 using hcattn::gguf::File;
+using hcattn::gguf::Image;
 using hcattn::gguf::ValueType;
+using hcattn::gguf::Writer;
 using hcattn::quant::GgmlType;
-using namespace hcattn_test;
 
 namespace {
+
+// The id a file stores for `type`, for raw payloads and for overwriting fields in place.
+int32_t id(ValueType type) { return static_cast<int32_t>(type); }
+
+template <typename T>
+void patch(std::vector<uint8_t>& bytes, size_t pos, T value) {
+  std::memcpy(bytes.data() + pos, &value, sizeof(T));
+}
 
 std::vector<uint8_t> f32_bytes(const std::vector<float>& v) {
   std::vector<uint8_t> out(v.size() * 4);
@@ -40,28 +50,28 @@ std::vector<uint8_t> filled(size_t n, uint8_t start) {
 
 // The reference file: metadata of every value type, arrays of several element types, and tensors of
 // several types and ranks.
-GgufBuilder reference_builder() {
-  GgufBuilder b;
+Writer reference_builder() {
+  Writer b;
   b.kv_string("general.architecture", "llama");
-  b.kv_scalar<uint8_t>("t.u8", kU8, 200);
-  b.kv_scalar<int8_t>("t.i8", kI8, -100);
-  b.kv_scalar<uint16_t>("t.u16", kU16, 60000);
-  b.kv_scalar<int16_t>("t.i16", kI16, -30000);
-  b.kv_scalar<uint32_t>("t.u32", kU32, 4000000000u);
-  b.kv_scalar<int32_t>("t.i32", kI32, -2000000000);
-  b.kv_scalar<float>("t.f32", kF32, 1e-5f);
-  b.kv_scalar<uint8_t>("t.bool", kBool, 1);
-  b.kv_scalar<uint64_t>("t.u64", kU64, 18000000000000000000ull);
-  b.kv_scalar<int64_t>("t.i64", kI64, -9000000000000000000ll);
-  b.kv_scalar<double>("t.f64", kF64, 500000.25);
+  b.kv_scalar<uint8_t>("t.u8", ValueType::U8, 200);
+  b.kv_scalar<int8_t>("t.i8", ValueType::I8, -100);
+  b.kv_scalar<uint16_t>("t.u16", ValueType::U16, 60000);
+  b.kv_scalar<int16_t>("t.i16", ValueType::I16, -30000);
+  b.kv_scalar<uint32_t>("t.u32", ValueType::U32, 4000000000u);
+  b.kv_scalar<int32_t>("t.i32", ValueType::I32, -2000000000);
+  b.kv_scalar<float>("t.f32", ValueType::F32, 1e-5f);
+  b.kv_scalar<uint8_t>("t.bool", ValueType::BOOL, 1);
+  b.kv_scalar<uint64_t>("t.u64", ValueType::U64, 18000000000000000000ull);
+  b.kv_scalar<int64_t>("t.i64", ValueType::I64, -9000000000000000000ll);
+  b.kv_scalar<double>("t.f64", ValueType::F64, 500000.25);
   b.kv_string("t.empty_string", "");
   b.kv_string("t.utf8", "h\xC3\xA9llo \xE2\x9C\x93");
   b.kv_string_array("tokenizer.ggml.tokens", {"<s>", "", "\xC4\xA0the", "a b"});
-  b.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, {1, 3, -1, 6});
-  b.kv_array<float>("tokenizer.ggml.scores", kF32, {0.5f, -1.25f});
-  b.kv_array<uint8_t>("t.bools", kBool, {0, 1, 7});
-  b.kv_array<uint64_t>("t.u64s", kU64, {0, 42});
-  b.kv_array<double>("t.f64s", kF64, {});
+  b.kv_array<int32_t>("tokenizer.ggml.token_type", ValueType::I32, {1, 3, -1, 6});
+  b.kv_array<float>("tokenizer.ggml.scores", ValueType::F32, {0.5f, -1.25f});
+  b.kv_array<uint8_t>("t.bools", ValueType::BOOL, {0, 1, 7});
+  b.kv_array<uint64_t>("t.u64s", ValueType::U64, {0, 42});
+  b.kv_array<double>("t.f64s", ValueType::F64, {});
   b.tensor("token_embd.weight", 0 /*F32*/, {4, 3}, f32_bytes({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
   b.tensor("output_norm.weight", 1 /*F16*/, {8}, filled(16, 1));
   b.tensor("blk.0.attn_q.weight", 8 /*Q8_0*/, {64, 2}, filled(4 * 34, 3));
@@ -96,7 +106,7 @@ std::string parse_error(const std::vector<uint8_t>& bytes) {
   } while (0)
 
 void test_reference_file() {
-  const BuiltGguf built = reference_builder().build();
+  const Image built = reference_builder().build();
   const std::vector<uint8_t>& bytes = built.bytes;
   std::unique_ptr<File> f = File::parse(bytes.data(), bytes.size(), "ref.gguf");
   CHECK(f->version() == 3);
@@ -179,7 +189,7 @@ void test_reference_file() {
 }
 
 void test_getter_errors() {
-  const BuiltGguf built = reference_builder().build();
+  const Image built = reference_builder().build();
   std::unique_ptr<File> f = File::parse(built.bytes.data(), built.bytes.size(), "ref.gguf");
   const auto error_of = [&](auto fn) -> std::string {
     try {
@@ -208,11 +218,11 @@ void test_getter_errors() {
 }
 
 void test_version_2_and_alignment() {
-  GgufBuilder b = reference_builder();
+  Writer b = reference_builder();
   b.version = 2;
   b.alignment = 64;
-  b.kv_scalar<uint32_t>("general.alignment", kU32, 64);
-  const BuiltGguf built = b.build();
+  b.kv_scalar<uint32_t>("general.alignment", ValueType::U32, 64);
+  const Image built = b.build();
   std::unique_ptr<File> f = File::parse(built.bytes.data(), built.bytes.size());
   CHECK(f->version() == 2);
   CHECK(built.data_start % 64 == 0);
@@ -221,9 +231,9 @@ void test_version_2_and_alignment() {
   CHECK(f->tensor("blk.0.attn_q.weight").data == built.bytes.data() + built.data_start + 128);
 
   // A file with no tensors needs no data section.
-  GgufBuilder empty;
+  Writer empty;
   empty.kv_string("general.architecture", "llama");
-  const BuiltGguf e = empty.build();
+  const Image e = empty.build();
   std::unique_ptr<File> ef = File::parse(e.bytes.data(), e.bytes.size());
   CHECK(ef->tensors().empty() && ef->metadata().size() == 1);
 }
@@ -237,7 +247,7 @@ void test_every_truncation_fails() {
   }
   CHECK(rejected == static_cast<int>(bytes.size()));
   EXPECT_REJECTED(std::vector<uint8_t>(bytes.begin(), bytes.begin() + 2), "magic", "at byte 0", "truncated");
-  const BuiltGguf built = reference_builder().build();
+  const Image built = reference_builder().build();
   const size_t cut = built.tensor_info_pos[2] + 3;
   EXPECT_REJECTED(std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut)),
                   "tensor info #2 name length", "at byte " + std::to_string(built.tensor_info_pos[2]), "truncated");
@@ -246,7 +256,7 @@ void test_every_truncation_fails() {
 }
 
 void test_header_errors() {
-  const BuiltGguf ok = reference_builder().build();
+  const Image ok = reference_builder().build();
   std::vector<uint8_t> b = ok.bytes;
   b[0] = 'g';
   EXPECT_REJECTED(b, "magic", "at byte 0", "not a GGUF file");
@@ -278,7 +288,7 @@ void test_header_errors() {
 }
 
 void test_metadata_errors() {
-  const BuiltGguf ok = reference_builder().build();
+  const Image ok = reference_builder().build();
   const size_t kv0 = ok.kv_pos[0];
   std::vector<uint8_t> b = ok.bytes;
   patch<uint64_t>(b, kv0, 1ull << 62);  // key length
@@ -298,66 +308,66 @@ void test_metadata_errors() {
   patch<int32_t>(b, arch_value - 4, -1);
   EXPECT_REJECTED(b, "value type", "unknown value type -1");
 
-  GgufBuilder g;
+  Writer g;
   g.kv_string("general.architecture", "llama");
   g.kv_string("general.architecture", "llama");
   EXPECT_REJECTED(g.build().bytes, "metadata 'general.architecture'", "duplicate key");
 
   const std::string long_key(65536, 'k');
-  GgufBuilder lk;
-  lk.kv_scalar<uint8_t>(long_key, kU8, 1);
+  Writer lk;
+  lk.kv_scalar<uint8_t>(long_key, ValueType::U8, 1);
   EXPECT_REJECTED(lk.build().bytes, "metadata key #0", "65536 exceeds the limit of 65535");
-  GgufBuilder max_key;
-  max_key.kv_scalar<uint8_t>(std::string(65535, 'k'), kU8, 1);
+  Writer max_key;
+  max_key.kv_scalar<uint8_t>(std::string(65535, 'k'), ValueType::U8, 1);
   CHECK(parse_error(max_key.build().bytes).empty());
 
   // Arrays: element type, nesting and counts.
   const auto array_file = [](int32_t elem_type, uint64_t count, const std::vector<uint8_t>& payload) {
-    GgufBuilder a;
+    Writer a;
     ByteWriter w;
     w.put<int32_t>(elem_type);
     w.put<uint64_t>(count);
     w.put_bytes(payload);
-    a.kv_raw("t.arr", kArray, w.bytes);
+    a.kv_raw("t.arr", id(ValueType::ARRAY), w.bytes);
     return a.build().bytes;
   };
-  EXPECT_REJECTED(array_file(kArray, 1, std::vector<uint8_t>(64, 0)), "metadata 't.arr' element type",
+  EXPECT_REJECTED(array_file(id(ValueType::ARRAY), 1, std::vector<uint8_t>(64, 0)), "metadata 't.arr' element type",
                   "arrays of arrays");
   EXPECT_REJECTED(array_file(99, 1, std::vector<uint8_t>(64, 0)), "metadata 't.arr' element type",
                   "unknown value type 99");
-  EXPECT_REJECTED(array_file(kU8, 1ull << 50, std::vector<uint8_t>(64, 0)), "metadata 't.arr' count",
+  EXPECT_REJECTED(array_file(id(ValueType::U8), 1ull << 50, std::vector<uint8_t>(64, 0)), "metadata 't.arr' count",
                   "cannot fit");
-  EXPECT_REJECTED(array_file(kU32, 17, std::vector<uint8_t>(64, 0)), "metadata 't.arr' count", "cannot fit");
-  CHECK(parse_error(array_file(kU32, 16, std::vector<uint8_t>(64, 0))).empty());
-  EXPECT_REJECTED(array_file(kString, 9, std::vector<uint8_t>(64, 0)), "metadata 't.arr' count", "cannot fit");
+  EXPECT_REJECTED(array_file(id(ValueType::U32), 17, std::vector<uint8_t>(64, 0)), "metadata 't.arr' count", "cannot fit");
+  CHECK(parse_error(array_file(id(ValueType::U32), 16, std::vector<uint8_t>(64, 0))).empty());
+  EXPECT_REJECTED(array_file(id(ValueType::STRING), 9, std::vector<uint8_t>(64, 0)), "metadata 't.arr' count", "cannot fit");
   // Eight empty strings fit exactly.
-  CHECK(parse_error(array_file(kString, 8, std::vector<uint8_t>(64, 0))).empty());
+  CHECK(parse_error(array_file(id(ValueType::STRING), 8, std::vector<uint8_t>(64, 0))).empty());
   // A string element whose length runs past the end.
   std::vector<uint8_t> bad_string(16, 0);
   patch<uint64_t>(bad_string, 0, 1000);
-  EXPECT_REJECTED(array_file(kString, 2, bad_string), "metadata 't.arr'[0]", "truncated");
+  EXPECT_REJECTED(array_file(id(ValueType::STRING), 2, bad_string), "metadata 't.arr'[0]", "truncated");
 
   // general.alignment must be a u32 power of two.
-  GgufBuilder a64;
-  a64.kv_scalar<uint64_t>("general.alignment", kU64, 32);
+  Writer a64;
+  a64.kv_scalar<uint64_t>("general.alignment", ValueType::U64, 32);
   EXPECT_REJECTED(a64.build().bytes, "metadata 'general.alignment' value type", "must be u32, found u64");
-  GgufBuilder a48;
-  a48.kv_scalar<uint32_t>("general.alignment", kU32, 48);
+  Writer a48;
+  a48.kv_scalar<uint32_t>("general.alignment", ValueType::U32, 48);
   EXPECT_REJECTED(a48.build().bytes, "metadata 'general.alignment' at byte 53", "48 is not a power of two");
-  GgufBuilder a0;
-  a0.kv_scalar<uint32_t>("general.alignment", kU32, 0);
+  Writer a0;
+  a0.kv_scalar<uint32_t>("general.alignment", ValueType::U32, 0);
   EXPECT_REJECTED(a0.build().bytes, "metadata 'general.alignment'", "0 is not a power of two");
 }
 
-BuiltGguf one_tensor(int32_t type, const std::vector<int64_t>& ne, size_t nbytes) {
-  GgufBuilder b;
+Image one_tensor(int32_t type, const std::vector<int64_t>& ne, size_t nbytes) {
+  Writer b;
   b.kv_string("general.architecture", "llama");
   b.tensor("w", type, ne, std::vector<uint8_t>(nbytes, 0));
   return b.build();
 }
 
 void test_tensor_errors() {
-  const BuiltGguf ok = reference_builder().build();
+  const Image ok = reference_builder().build();
   std::vector<uint8_t> b = ok.bytes;
 
   patch<uint32_t>(b, ok.tensor_ndims_pos[1], 0);
@@ -390,7 +400,7 @@ void test_tensor_errors() {
   EXPECT_REJECTED(one_tensor(0, {std::numeric_limits<int64_t>::max(), 2}, 4).bytes, "tensor 'w' ne[1]", "overflows");
   EXPECT_REJECTED(one_tensor(0, {1ll << 40}, 4).bytes, "tensor 'w' offset", "run past end of file");
   // A zero dimension is legal and makes an empty tensor.
-  const BuiltGguf empty_tensor = one_tensor(0, {0, 5}, 0);
+  const Image empty_tensor = one_tensor(0, {0, 5}, 0);
   std::unique_ptr<File> ef = File::parse(empty_tensor.bytes.data(), empty_tensor.bytes.size());
   CHECK(ef->tensor("w").nbytes == 0 && ef->tensor("w").rows() == 5);
 
@@ -407,28 +417,28 @@ void test_tensor_errors() {
   EXPECT_REJECTED(b, "tensor 'output_norm.weight' offset", "run past end of file");
 
   // Names: duplicate, empty, too long.
-  GgufBuilder dup;
+  Writer dup;
   dup.tensor("w", 0, {1}, {0, 0, 0, 0});
   dup.tensor("w", 0, {1}, {0, 0, 0, 0});
   EXPECT_REJECTED(dup.build().bytes, "tensor 'w'", "duplicate tensor name");
-  GgufBuilder unnamed;
+  Writer unnamed;
   unnamed.tensor("", 0, {1}, {0, 0, 0, 0});
   EXPECT_REJECTED(unnamed.build().bytes, "tensor info #0 name", "empty tensor name");
-  GgufBuilder long_name;
+  Writer long_name;
   long_name.tensor(std::string(64, 'n'), 0, {1}, {0, 0, 0, 0});
   EXPECT_REJECTED(long_name.build().bytes, "tensor info #0 name", "64 exceeds the limit of 63");
-  GgufBuilder max_name;
+  Writer max_name;
   max_name.tensor(std::string(63, 'n'), 0, {1}, {0, 0, 0, 0});
   CHECK(parse_error(max_name.build().bytes).empty());
 }
 
 void test_unsupported_types_load_but_are_refused() {
   // IQ2_XXS (16) and Q2_K (10) have known geometry, so the file loads and sizes are checked...
-  GgufBuilder b;
+  Writer b;
   b.tensor("blk.0.ffn_up.weight", 16, {256, 2}, std::vector<uint8_t>(2 * 66, 0));
   b.tensor("blk.0.ffn_gate.weight", 10, {512}, std::vector<uint8_t>(2 * 84, 0));
   b.tensor("blk.0.attn_norm.weight", 0, {4}, std::vector<uint8_t>(16, 0));
-  const BuiltGguf built = b.build();
+  const Image built = b.build();
   std::unique_ptr<File> f = File::parse(built.bytes.data(), built.bytes.size());
   CHECK(f->tensor("blk.0.ffn_up.weight").nbytes == 132);
   CHECK(f->tensor("blk.0.ffn_gate.weight").nbytes == 168);
@@ -462,7 +472,7 @@ void test_open_from_disk() {
   CHECK(dir != nullptr);
   if (!dir) return;
   const std::string path = std::string(dir) + "/ref.gguf";
-  const BuiltGguf built = reference_builder().build();
+  const Image built = reference_builder().build();
   {
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(built.bytes.data()), static_cast<std::streamsize>(built.bytes.size()));

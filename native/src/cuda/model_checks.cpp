@@ -6,11 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "gguf/gguf_writer.h"
 #include "hcattn/engine.h"
 #include "quant/types.h"
 
@@ -90,82 +90,39 @@ void quantize_q4_0(const float* x, int64_t n, uint8_t* out) {
   }
 }
 
-class GgufWriter {
+// `v` (`rows` rows of `cols` values) in `type`'s encoding.
+std::vector<uint8_t> encode(GgmlType type, int64_t cols, int64_t rows, const std::vector<float>& v) {
+  std::vector<uint8_t> bytes(quant::row_size(type, cols) * rows);
+  switch (type) {
+    case GgmlType::F32: std::memcpy(bytes.data(), v.data(), bytes.size()); break;
+    case GgmlType::F16:
+      for (size_t i = 0; i < v.size(); ++i) {
+        const uint16_t h = quant::fp32_to_fp16(v[i]);
+        std::memcpy(bytes.data() + 2 * i, &h, 2);
+      }
+      break;
+    case GgmlType::Q8_0: quantize_q8_0(v.data(), static_cast<int64_t>(v.size()), bytes.data()); break;
+    case GgmlType::Q4_0: quantize_q4_0(v.data(), static_cast<int64_t>(v.size()), bytes.data()); break;
+    default: throw Error("test model writer: unsupported type");
+  }
+  return bytes;
+}
+
+// The GGUF writer with metadata and weights as the model loader reads them.
+class ModelWriter {
  public:
-  void kv_u32(const std::string& key, uint32_t v) {
-    key_of(key, 4);
-    put(v);
-  }
-  void kv_f32(const std::string& key, float v) {
-    key_of(key, 6);
-    put(v);
-  }
-  void kv_str(const std::string& key, const std::string& v) {
-    key_of(key, 8);
-    str(v);
-  }
+  void kv_u32(const std::string& key, uint32_t v) { w_.kv_scalar(key, gguf::ValueType::U32, v); }
+  void kv_f32(const std::string& key, float v) { w_.kv_scalar(key, gguf::ValueType::F32, v); }
+  void kv_str(const std::string& key, const std::string& v) { w_.kv_string(key, v); }
   // A 2-D tensor of `rows` rows and `cols` columns (a 1-D one when rows == 1), stored as `type`.
   void tensor(const std::string& name, GgmlType type, int64_t cols, int64_t rows, const std::vector<float>& v) {
-    std::vector<uint8_t> bytes(quant::row_size(type, cols) * rows);
-    switch (type) {
-      case GgmlType::F32: std::memcpy(bytes.data(), v.data(), bytes.size()); break;
-      case GgmlType::F16:
-        for (size_t i = 0; i < v.size(); ++i) {
-          const uint16_t h = quant::fp32_to_fp16(v[i]);
-          std::memcpy(bytes.data() + 2 * i, &h, 2);
-        }
-        break;
-      case GgmlType::Q8_0: quantize_q8_0(v.data(), static_cast<int64_t>(v.size()), bytes.data()); break;
-      case GgmlType::Q4_0: quantize_q4_0(v.data(), static_cast<int64_t>(v.size()), bytes.data()); break;
-      default: throw Error("test model writer: unsupported type");
-    }
-    ++n_tensors_;
-    str_to(infos_, name);
-    const uint32_t dims = rows == 1 ? 1 : 2;
-    append(infos_, dims);
-    append(infos_, static_cast<uint64_t>(cols));
-    if (dims == 2) append(infos_, static_cast<uint64_t>(rows));
-    append(infos_, static_cast<uint32_t>(type));
-    append(infos_, static_cast<uint64_t>(data_.size()));
-    data_.insert(data_.end(), bytes.begin(), bytes.end());
-    data_.resize((data_.size() + 31) / 32 * 32, 0);
+    const std::vector<int64_t> ne = rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
+    w_.tensor(name, type, ne, encode(type, cols, rows, v));
   }
-  void write(const std::string& path) const {
-    std::vector<uint8_t> head;
-    append(head, uint32_t{0x46554747});
-    append(head, uint32_t{3});
-    append(head, static_cast<uint64_t>(n_tensors_));
-    append(head, static_cast<uint64_t>(n_kv_));
-    head.insert(head.end(), kvs_.begin(), kvs_.end());
-    head.insert(head.end(), infos_.begin(), infos_.end());
-    head.resize((head.size() + 31) / 32 * 32, 0);
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(head.data()), static_cast<std::streamsize>(head.size()));
-    f.write(reinterpret_cast<const char*>(data_.data()), static_cast<std::streamsize>(data_.size()));
-    if (!f) throw Error("cannot write the test model " + path);
-  }
+  void write(const std::string& path) const { w_.write(path); }
 
  private:
-  template <typename T>
-  static void append(std::vector<uint8_t>& b, T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof v);
-  }
-  static void str_to(std::vector<uint8_t>& b, const std::string& s) {
-    append(b, static_cast<uint64_t>(s.size()));
-    b.insert(b.end(), s.begin(), s.end());
-  }
-  void key_of(const std::string& key, uint32_t type) {
-    ++n_kv_;
-    str_to(kvs_, key);
-    append(kvs_, type);
-  }
-  template <typename T>
-  void put(T v) { append(kvs_, v); }
-  void str(const std::string& s) { str_to(kvs_, s); }
-
-  std::vector<uint8_t> kvs_, infos_, data_;
-  size_t n_kv_ = 0, n_tensors_ = 0;
+  gguf::Writer w_;
 };
 
 }  // namespace
@@ -185,7 +142,7 @@ std::string write_random_model(GgmlType type, bool rope_freqs, uint64_t seed) {
     for (float& x : v) x += 1.0f;
     return v;
   };
-  GgufWriter w;
+  ModelWriter w;
   w.kv_str("general.architecture", "llama");
   w.kv_str("general.name", std::string("cuda-check-") + quant::type_name(type));
   w.kv_u32("llama.context_length", 4096);
