@@ -10,15 +10,12 @@
 // and ours the full cache with kvType "f16" (--kv f32 measures our F32 reference cache instead).
 // Goal (issue 3): ratios ours/llama.cpp ≥ 1.0.
 // Results: bench/results/engine.json and bench/results/engine.svg.
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { ensureModels, median, ordinaryTokens, repoRoot } from "./lib.mjs";
+import { ensureModels, escapeSvg, loadLlamaCpp, loadOurEngine, machineInfo, median, ordinaryTokens, reportFromChild, resultsDir, runChild } from "./lib.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const MODELS = { "llama3-8b-q4_0": "Llama-3-8B shape, Q4_0", "llama32-1b-q8_0": "Llama-3.2-1B shape, Q8_0" };
 const PROMPT_TOKENS = 512;
 
@@ -28,11 +25,7 @@ const promptTokens = () => ordinaryTokens(PROMPT_TOKENS);
 // ---- one measurement, in a child process ----
 
 async function measureOurs(modelPath, threads, decodeTokens, kvType) {
-  const { createRequire } = await import("node:module");
-  const candidates = [process.env.HCATTN_ADDON, join(repoRoot, "dist", "hcattn.node"), join(repoRoot, "build", "native", "Release", "hcattn.node")];
-  const addonPath = candidates.filter(Boolean).find((p) => existsSync(p));
-  if (!addonPath) throw new Error("hcattn.node not found: run `npm run build`");
-  const engine = createRequire(import.meta.url)(addonPath);
+  const engine = loadOurEngine();
   const prompt = promptTokens();
   let t = performance.now();
   const model = await engine.Model.load(modelPath, { threads });
@@ -48,8 +41,7 @@ async function measureOurs(modelPath, threads, decodeTokens, kvType) {
 }
 
 async function measureLlamaCpp(modelPath, threads, decodeTokens) {
-  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-  const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error });
+  const llama = await loadLlamaCpp();
   const prompt = promptTokens();
   let t = performance.now();
   const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
@@ -74,21 +66,12 @@ async function measureLlamaCpp(modelPath, threads, decodeTokens) {
   return { loadSeconds, prefillTokPerS: PROMPT_TOKENS / prefillSeconds, decodeTokPerS: steps / decodeSeconds, decodeSteps: steps };
 }
 
-async function child(engineName, modelPath, threads, decodeTokens, kvType) {
-  const m = engineName === "ours" ? await measureOurs(modelPath, threads, decodeTokens, kvType) : await measureLlamaCpp(modelPath, threads, decodeTokens);
-  m.peakRssMB = process.resourceUsage().maxRSS / 1024;
-  process.stdout.write(`${JSON.stringify(m)}\n`);
-}
+const child = (engineName, modelPath, threads, decodeTokens, kvType) =>
+  engineName === "ours" ? measureOurs(modelPath, threads, decodeTokens, kvType) : measureLlamaCpp(modelPath, threads, decodeTokens);
 
-function runChild(engineName, modelPath, threads, decodeTokens, kvType) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", engineName, modelPath, String(threads), String(decodeTokens), kvType], {
-    encoding: "utf8",
-    maxBuffer: 1 << 24,
-  });
-  if (r.status !== 0) throw new Error(`${engineName} on ${modelPath} failed (exit ${r.status}):\n${r.stderr}`);
-  const line = r.stdout.trim().split("\n").pop();
-  return JSON.parse(line);
-}
+/** One measurement of `engineName` in a fresh child process of this script. */
+const measureInChild = (engineName, modelPath, threads, decodeTokens, kvType) =>
+  runChild(fileURLToPath(import.meta.url), [engineName, modelPath, threads, decodeTokens, kvType], `${engineName} on ${modelPath}`);
 
 // ---- report ----
 
@@ -100,13 +83,12 @@ function chart(results) {
   }
   const rowH = 56, left = 230, width = 760, barMax = width - left - 90;
   const height = 50 + groups.length * rowH + 30;
-  const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
   let body = "";
   groups.forEach((g, i) => {
     const y = 50 + i * rowH;
     const max = Math.max(g.ours, g.theirs);
     const wo = (g.ours / max) * barMax, wt = (g.theirs / max) * barMax;
-    body += `<text x="${left - 10}" y="${y + 22}" text-anchor="end">${esc(g.label)}</text>`;
+    body += `<text x="${left - 10}" y="${y + 22}" text-anchor="end">${escapeSvg(g.label)}</text>`;
     body += `<rect x="${left}" y="${y + 4}" width="${wo.toFixed(1)}" height="18" fill="#3b82f6"/>`;
     body += `<text x="${left + wo + 6}" y="${y + 18}">${g.ours.toFixed(2)} tok/s</text>`;
     body += `<rect x="${left}" y="${y + 24}" width="${wt.toFixed(1)}" height="18" fill="#9ca3af"/>`;
@@ -150,7 +132,7 @@ export async function main(args) {
       // Alternate which engine goes first so that neither always gets the warmer page cache.
       const order = rep % 2 ? ["llamaCpp", "ours"] : ["ours", "llamaCpp"];
       for (const e of order) {
-        const m = runChild(e === "ours" ? "ours" : "llama.cpp", paths[name], threads, decodeTokens, values.kv);
+        const m = measureInChild(e === "ours" ? "ours" : "llama.cpp", paths[name], threads, decodeTokens, values.kv);
         runs[e].push(m);
         if (!values.json) {
           console.error(`${name} rep ${rep + 1}/${reps} ${e}: prefill ${m.prefillTokPerS.toFixed(2)} tok/s, decode ${m.decodeTokPerS.toFixed(2)} tok/s, load ${m.loadSeconds.toFixed(2)} s, peak RSS ${m.peakRssMB.toFixed(0)} MB`);
@@ -183,14 +165,13 @@ export async function main(args) {
   const report = {
     benchmark: "engine",
     date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, loadavg: loadavg() },
+    machine: machineInfo(),
     settings: { threads, promptTokens: PROMPT_TOKENS, decodeTokens, reps, oursKv: `${values.kv} full`, llamaCppKv: "f16, flash attention auto" },
     results: results.map(({ runs, ...r }) => ({ ...r, runs })),
   };
-  const outDir = join(here, "results");
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, "engine.json"), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(outDir, "engine.svg"), chart(results));
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, "engine.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(resultsDir, "engine.svg"), chart(results));
   if (values.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
@@ -201,15 +182,12 @@ export async function main(args) {
       console.log(`  load     ours ${r.ours.loadSeconds.toFixed(2)} s  llama.cpp ${r.llamaCpp.loadSeconds.toFixed(2)} s`);
       console.log(`  peak RSS ours ${r.ours.peakRssMB.toFixed(0)} MB  llama.cpp ${r.llamaCpp.peakRssMB.toFixed(0)} MB`);
     }
-    console.log(`results: ${join(outDir, "engine.json")}, chart: ${join(outDir, "engine.svg")}`);
+    console.log(`results: ${join(resultsDir, "engine.json")}, chart: ${join(resultsDir, "engine.svg")}`);
   }
   return 0;
 }
 
 if (process.argv[2] === "--child" && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [, , , engineName, modelPath, threads, decodeTokens, kvType] = process.argv;
-  child(engineName, modelPath, Number(threads), Number(decodeTokens), kvType).catch((error) => {
-    process.stderr.write(`${error.stack ?? error}\n`);
-    process.exit(1);
-  });
+  reportFromChild(() => child(engineName, modelPath, Number(threads), Number(decodeTokens), kvType));
 }
