@@ -170,6 +170,11 @@ export interface KvMemory {
   diskBytes: number;
   /** What one token would take in a plain f16 cache, for comparison. */
   f16BytesPerToken: number;
+  /**
+   * Share of the cached tokens the top-p selection kept (per query head, layer and step of questions and
+   * decoding) since the context was made or loaded; absent before any and for "full".
+   */
+  selectedShare?: number;
 }
 
 /** A named token range of a saved context: [begin, end). */

@@ -115,6 +115,9 @@ struct KvMemory {
   size_t host_bytes = 0;          // host RAM: values and exact keys
   size_t disk_bytes = 0;          // values and exact keys read from a mapped snapshot file (map_snapshot_values)
   double f16_bytes_per_token = 0; // what an f16 K+V cache needs per token, the reference for the budgets
+  // Share of the cached tokens the selection kept, over every query head, layer and step that selected
+  // (questions and decode) since the context was made or loaded; -1 before any, and for "full".
+  double selected_share = -1;
 };
 
 // A stretch of a context (system prompt, one file, one question) with the chained hash that identifies

@@ -14,7 +14,7 @@
 //            calibrationTokens?, starBlock?, rescore?, tail?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
 //            mapSnapshot? (loadContext: keys and values served from the mapped file)
 //   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
-//   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, diskBytes, f16BytesPerToken}
+//   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, diskBytes, f16BytesPerToken, selectedShare?}
 //   ctx.saveSnapshot(path, segments: [{id, hash, begin, end}]) → Promise<void>
 //   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond}), {global?}) → Promise<{evaluated, cancelled, seconds}>
 //   ctx.evalLogits(tokens, topK = 10, {full?}) → Promise<{top: [[id, logprob], ...][], logprobs?: Float32Array}>
@@ -589,6 +589,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("hostBytes", static_cast<double>(m.host_bytes));
     o.Set("diskBytes", static_cast<double>(m.disk_bytes));
     o.Set("f16BytesPerToken", m.f16_bytes_per_token);
+    if (m.selected_share >= 0) o.Set("selectedShare", m.selected_share);
     return o;
   }
 

@@ -43,6 +43,7 @@ Features detect() {
     f.avx512dq = ebx & (1u << 17);
     f.avx512bw = ebx & (1u << 30);
     f.avx512vl = ebx & (1u << 31);
+    f.avx512vbmi = ecx & (1u << 1);
     f.avx512vnni = ecx & (1u << 11);
     unsigned int a1, b1, c1, d1;
     if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = a1 & (1u << 5);

@@ -10,6 +10,7 @@ struct Features {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512vnni = false, avx512bf16 = false;
+  bool avx512vbmi = false;  // byte permutes across a register (the key-code LUT lookups)
 };
 
 // What this CPU supports (read once, cached).

@@ -1,5 +1,5 @@
-// Helpers shared by the x86 kernel files (matmul_avx2.cpp, matmul_avx512.cpp). Include only from files
-// compiled with AVX2, FMA and F16C at least. Everything here has internal linkage, so each file gets
+// Helpers shared by the x86 kernel files (matmul_avx2.cpp, matmul_avx512.cpp, kv/f16_rows_avx2.cpp).
+// Include only from files compiled with AVX2, FMA and F16C at least. Everything here has internal linkage, so each file gets
 // its own copy compiled for its own instruction set (one shared out-of-line copy could end up
 // compiled with AVX-512 and be called on a CPU without it).
 #pragma once

@@ -405,7 +405,11 @@ KvMemory Context::kv_memory() const {
   m.tokens = n_past();
   m.fast_bytes = b.fast;
   m.host_bytes = b.host;
-  if (const auto* hc = dynamic_cast<const kv::HcKvCache*>(impl_->kv.get())) m.disk_bytes = hc->mapped_bytes();
+  if (const auto* hc = dynamic_cast<const kv::HcKvCache*>(impl_->kv.get())) {
+    m.disk_bytes = hc->mapped_bytes();
+    const kv::SelectionCounts c = hc->selection_counts();
+    if (c.candidates > 0) m.selected_share = static_cast<double>(c.selected) / static_cast<double>(c.candidates);
+  }
   m.f16_bytes_per_token = 2.0 * 2.0 * shape.n_layer * shape.n_head_kv * shape.head_dim;
   return m;
 }

@@ -221,42 +221,6 @@ void score_codes(const float* lut, const uint16_t* codes, int64_t n, int groups,
   }
 }
 
-void score_codes_bounded(const float* lut, const float* bound_lut, const uint16_t* codes, int64_t n, int groups, int c,
-                         float scale, float* scores, float* upper) {
-  // Two accumulators per sum so that consecutive lookups do not wait on one add chain.
-  for (int64_t j = 0; j < n; ++j) {
-    const uint16_t* cj = codes + j * groups;
-    float s0 = 0, s1 = 0, b0 = 0, b1 = 0;
-    int grp = 0;
-    for (; grp + 1 < groups; grp += 2) {
-      const uint16_t w0 = cj[grp], w1 = cj[grp + 1];
-      s0 += lut[static_cast<int64_t>(grp) * c + KeyCodebook::index(w0)];
-      s1 += lut[static_cast<int64_t>(grp + 1) * c + KeyCodebook::index(w1)];
-      b0 += bound_lut[grp * KeyCodebook::kLevels + KeyCodebook::level(w0)];
-      b1 += bound_lut[(grp + 1) * KeyCodebook::kLevels + KeyCodebook::level(w1)];
-    }
-    if (grp < groups) {
-      s0 += lut[static_cast<int64_t>(grp) * c + KeyCodebook::index(cj[grp])];
-      b0 += bound_lut[grp * KeyCodebook::kLevels + KeyCodebook::level(cj[grp])];
-    }
-    const float s = (s0 + s1) * scale;
-    scores[j] = s;
-    upper[j] = s + (b0 + b1);
-  }
-}
-
-void score_codes_bounded_heads(int heads, const float* luts, const float* bound_luts, const uint16_t* codes, int64_t n,
-                               int groups, int c, float scale, float* scores, float* upper) {
-  constexpr int64_t kTile = 128;  // 128 tokens of up to 64 codes: 16 KB
-  const int64_t lut_size = static_cast<int64_t>(groups) * c, bound_size = static_cast<int64_t>(groups) * KeyCodebook::kLevels;
-  for (int64_t j = 0; j < n; j += kTile) {
-    const int64_t m = std::min(kTile, n - j);
-    for (int h = 0; h < heads; ++h)
-      score_codes_bounded(luts + h * lut_size, bound_luts + h * bound_size, codes + j * groups, m, groups, c, scale,
-                          scores + h * n + j, upper + h * n + j);
-  }
-}
-
 void score_slack(const float* bound_lut, const uint16_t* codes, int64_t n, int groups, float* slack) {
   for (int64_t j = 0; j < n; ++j) {
     const uint16_t* cj = codes + j * groups;

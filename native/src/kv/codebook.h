@@ -59,15 +59,4 @@ void score_codes(const float* lut, const uint16_t* codes, int64_t n, int groups,
 // score of token j can lie above its LUT score (same scale as bound_lut).
 void score_slack(const float* bound_lut, const uint16_t* codes, int64_t n, int groups, float* slack);
 
-// Both in one pass over the codes (what a decode step runs): scores[j] = scale * LUT score, and
-// upper[j] = scores[j] + slack[j] with bound_lut already scaled (build_bound_lut's scale).
-void score_codes_bounded(const float* lut, const float* bound_lut, const uint16_t* codes, int64_t n, int groups, int c,
-                         float scale, float* scores, float* upper);
-
-// score_codes_bounded for `heads` query heads that share the codes (GQA): luts (heads, g, c), bound_luts
-// (heads, g, kLevels), scores and upper (heads, n). Tokens go in tiles that stay in L1 while every head
-// reads them, so the codes come from memory once per step, not once per head.
-void score_codes_bounded_heads(int heads, const float* luts, const float* bound_luts, const uint16_t* codes, int64_t n,
-                               int groups, int c, float scale, float* scores, float* upper);
-
 }  // namespace hcattn::kv

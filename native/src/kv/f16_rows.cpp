@@ -1,5 +1,7 @@
 #include "kv/f16_rows.h"
 
+#include <cmath>
+
 #include "cpu/features.h"
 #include "quant/types.h"
 
@@ -17,6 +19,35 @@ void axpy_f16_scalar(float w, const uint16_t* v, float* out, int d) {
   for (int i = 0; i < d; ++i) out[i] += w * quant::fp16_to_fp32(v[i]);
 }
 
+void dot_rows_f16_scalar(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                         float scale, float* out) {
+  for (int64_t i = 0; i < count; ++i)
+    for (int h = 0; h < heads; ++h)
+      out[h * count + i] = scale * dot_f16_scalar(q + static_cast<int64_t>(h) * d, rows + static_cast<int64_t>(index[i]) * d, d);
+}
+
+void weighted_rows_f16_scalar(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                              float* out) {
+  for (int64_t i = 0; i < count; ++i)
+    for (int h = 0; h < heads; ++h)
+      axpy_f16_scalar(w[h * count + i], rows + static_cast<int64_t>(index[i]) * d, out + static_cast<int64_t>(h) * d, d);
+}
+
+double exp_shifted_scalar(float* x, int64_t n, float shift) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  return sum;
+}
+
+void block_exp_sums_scalar(const float* x, const uint8_t* skip, int64_t blocks, int block, float shift, double* sums) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    double t = 0;
+    for (int64_t j = b * block; j < (b + 1) * block; ++j)
+      if (!skip[j]) t += std::exp(x[j] - shift);
+    sums[b] = t;
+  }
+}
+
 bool use_avx2() {
   static const bool yes = cpu::simd_level() != cpu::SimdLevel::Scalar;
   return yes;
@@ -31,6 +62,27 @@ float dot_f16(const float* q, const uint16_t* k, int d) {
 void axpy_f16(float w, const uint16_t* v, float* out, int d) {
   if (use_avx2()) axpy_f16_avx2(w, v, out, d);
   else axpy_f16_scalar(w, v, out, d);
+}
+
+void dot_rows_f16(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d, float scale,
+                  float* out) {
+  if (use_avx2()) dot_rows_f16_avx2(q, heads, rows, index, count, d, scale, out);
+  else dot_rows_f16_scalar(q, heads, rows, index, count, d, scale, out);
+}
+
+void weighted_rows_f16(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                       float* out) {
+  if (use_avx2()) weighted_rows_f16_avx2(w, heads, rows, index, count, d, out);
+  else weighted_rows_f16_scalar(w, heads, rows, index, count, d, out);
+}
+
+double exp_shifted(float* x, int64_t n, float shift) {
+  return use_avx2() ? exp_shifted_avx2(x, n, shift) : exp_shifted_scalar(x, n, shift);
+}
+
+void block_exp_sums(const float* x, const uint8_t* skip, int64_t blocks, int block, float shift, double* sums) {
+  if (use_avx2()) block_exp_sums_avx2(x, skip, blocks, block, shift, sums);
+  else block_exp_sums_scalar(x, skip, blocks, block, shift, sums);
 }
 
 }  // namespace hcattn::kv

@@ -1,5 +1,6 @@
-// Dot products and weighted sums over f16 rows (the host tier's keys and values): the inner loops of
-// exact re-scoring and value sums. F16C + FMA where the CPU has them, a scalar fallback elsewhere.
+// Dot products and weighted sums over f16 rows (the host tier's keys and values), and the exponentials of
+// attention weights: the inner loops of exact re-scoring, value sums and the tail
+// estimate. F16C + FMA where the CPU has them, a scalar fallback elsewhere.
 #pragma once
 #include <cstdint>
 
@@ -10,7 +11,27 @@ float dot_f16(const float* q, const uint16_t* k, int d);
 // out[i] += w * v[i] for a row v of d f16 values.
 void axpy_f16(float w, const uint16_t* v, float* out, int d);
 
+// The query heads of one KV head over the tokens a selection keeps (index: count row numbers), each row
+// read once for all heads:
+//   dot_rows_f16:      out[h * count + i] = scale * <q[h], row index[i]>   (q: heads rows of d floats)
+//   weighted_rows_f16: out[h * d + c] += sum over i of w[h * count + i] * row index[i][c]
+void dot_rows_f16(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d, float scale,
+                  float* out);
+void weighted_rows_f16(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                       float* out);
+
+// x[i] = exp(x[i] - shift) in place; returns their sum. Relative error within a few float ulps.
+double exp_shifted(float* x, int64_t n, float shift);
+// sums[b] = sum of exp(x[j] - shift) over the j in [b * block, (b + 1) * block) with skip[j] == 0.
+void block_exp_sums(const float* x, const uint8_t* skip, int64_t blocks, int block, float shift, double* sums);
+
 float dot_f16_avx2(const float* q, const uint16_t* k, int d);
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int d);
+void dot_rows_f16_avx2(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                       float scale, float* out);
+void weighted_rows_f16_avx2(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                            float* out);
+double exp_shifted_avx2(float* x, int64_t n, float shift);
+void block_exp_sums_avx2(const float* x, const uint8_t* skip, int64_t blocks, int block, float shift, double* sums);
 
 }  // namespace hcattn::kv

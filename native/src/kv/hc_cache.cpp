@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "engine/sha256.h"
+#include "kv/code_tiles.h"
 #include "kv/codebook.h"
 #include "kv/f16_buffer.h"
 #include "kv/f16_rows.h"
@@ -51,7 +52,7 @@ struct HeadStore {
   // (n, d) f16: fast tier at 50%, host tier (re-scoring) otherwise; may be served from a snapshot file.
   F16Buffer keys;
   F16Buffer values;              // (n, d) f16, host tier; may be served from a snapshot file
-  std::vector<uint16_t> codes;   // (n, g), fast tier at 25% / 12.5%
+  std::vector<uint16_t> codes;   // tiled (kv/code_tiles.h): g code words per position, fast tier at 25% / 12.5%
   std::vector<uint16_t> block_means;  // (ceil(n / kTailBlock), d) f16: mean value per block, fast tier (tail estimate)
   KeyCodebook codebook;          // empty until calibrated
 };
@@ -118,6 +119,15 @@ class Cache final : public HcKvCache {
     return b;
   }
 
+  SelectionCounts selection_counts() const override {
+    SelectionCounts c;
+    for (const Scratch& s : scratch_) {
+      c.selected += s.counts.selected;
+      c.candidates += s.counts.candidates;
+    }
+    return c;
+  }
+
   std::vector<KeyCodebook> codebooks() const override {
     if (groups_ == 0 || std::find(calibrated_.begin(), calibrated_.end(), false) != calibrated_.end()) return {};
     std::vector<KeyCodebook> out;
@@ -147,7 +157,8 @@ class Cache final : public HcKvCache {
       const bool books = calibrated_[layer];
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& h = head(layer, kvh);
-        if (h.keys.size() < n * d || h.values.size() < n * d || (books && (h.codes.size() < n * g || h.codebook.centroids.size() != centroid_floats)))
+        if (h.keys.size() < n * d || h.values.size() < n * d ||
+            (books && (h.codes.size() < tiled_words(stored_, groups_) || h.codebook.centroids.size() != centroid_floats)))
           throw Error("cannot save a KV snapshot while layer " + std::to_string(layer) + " holds fewer than " +
                       std::to_string(n) + " positions: save between decode steps, after every layer has stored them");
       }
@@ -161,8 +172,13 @@ class Cache final : public HcKvCache {
         }
       out.end_section();
       out.begin_section(SectionKind::Codes, layer, books ? heads * n * g * sizeof(uint16_t) : 0);
-      if (books)
-        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).codes.data(), n * g * sizeof(uint16_t));
+      if (books) {
+        std::vector<uint16_t> rows(n * g);
+        for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+          untile_codes(head(layer, kvh).codes.data(), stored_, groups_, rows.data());
+          out.write(rows.data(), n * g * sizeof(uint16_t));
+        }
+      }
       out.end_section();
       out.begin_section(SectionKind::Keys, layer, heads * n * d * sizeof(uint16_t));
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) out.write(head(layer, kvh).keys.data(), n * d * sizeof(uint16_t));
@@ -228,9 +244,11 @@ class Cache final : public HcKvCache {
         }
         if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
-        h.codes.resize(kept * g);
+        h.codes.resize(tiled_words(keep, cache->groups_));
         if (!keep_books) continue;
-        copy(h.codes.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
+        std::vector<uint16_t> rows(kept * g);
+        copy(rows.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
+        tile_codes(rows.data(), 0, keep, cache->groups_, h.codes.data());
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
@@ -278,7 +296,7 @@ class Cache final : public HcKvCache {
           h.values[dst] = quant::fp32_to_fp16(v[src]);
         }
       if (groups_ > 0) {
-        ensure(h.codes, end * groups_);
+        ensure(h.codes, tiled_words(pos + n_tokens, groups_));
         if (calibrated_[layer]) encode(h, pos, n_tokens);
       }
       if (cfg_.tail) update_block_means(h, pos, pos + n_tokens);
@@ -351,7 +369,7 @@ class Cache final : public HcKvCache {
         dst.values.copy_prefix(src.values, static_cast<size_t>(n) * d);
         if (cfg_.tail) copy->update_block_means(dst, 0, n);
         if (groups_ > 0) {
-          dst.codes.assign(src.codes.begin(), src.codes.begin() + static_cast<size_t>(n) * groups_);
+          dst.codes.assign(src.codes.begin(), src.codes.begin() + std::min(tiled_words(n, groups_), src.codes.size()));
           if (keep_books) dst.codebook = src.codebook;
         }
       }
@@ -364,8 +382,11 @@ class Cache final : public HcKvCache {
   struct Scratch {
     std::vector<float> scores, upper, lut, bound_lut, final, acc;
     std::vector<float> head_scores, head_upper;  // GQA-shared selection: per query head of the group
+    std::vector<float> tops, shifts;              // per query head of the group
+    std::vector<double> totals, block_mass;
     std::vector<uint8_t> selected;
     Selection sel;
+    SelectionCounts counts;  // this thread's share of selection_counts()
   };
 
   bool preset() const { return cfg_.codebook_source == CodebookSource::Preset; }
@@ -379,7 +400,9 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim;
     std::vector<float> keys(static_cast<size_t>(n_tokens) * d);
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[static_cast<size_t>(pos) * d + i]);
-    h.codebook.encode_many(keys.data(), n_tokens, &h.codes[static_cast<size_t>(pos) * groups_]);
+    std::vector<uint16_t> rows(static_cast<size_t>(n_tokens) * groups_);
+    h.codebook.encode_many(keys.data(), n_tokens, rows.data());
+    tile_codes(rows.data(), pos, n_tokens, groups_, h.codes.data());
   }
 
   void calibrate(int layer, int stored) {
@@ -404,7 +427,6 @@ class Cache final : public HcKvCache {
   // starting there (decode: -1).
   void attend_one(int layer, int h, int p, int chunk_start, const float* q, float* out, Scratch& s) const {
     const bool prefill = chunk_start >= 0;
-    const int d = shape_.head_dim;
     const int kvh = h / (shape_.n_head / shape_.n_head_kv);
     const HeadStore& hs = head(layer, kvh);
     const int n = p + 1;
@@ -439,6 +461,8 @@ class Cache final : public HcKvCache {
       score_head(hs, q, n, s, s.scores.data(), s.upper.data());
     }
     select_tokens(s.scores.data(), n, params, sel, groups_ > 0 && cfg_.bound_scale > 0 ? s.upper.data() : nullptr);
+    s.counts.selected += static_cast<int64_t>(sel.index.size());
+    s.counts.candidates += n;
     weigh_and_sum(hs, q, s.scores.data(), n, params, s, out);
   }
 
@@ -449,14 +473,10 @@ class Cache final : public HcKvCache {
     const int c = cfg_.centroids;
     s.lut.resize(static_cast<size_t>(groups_) * c);
     hs.codebook.build_lut(q, s.lut.data());
-    if (cfg_.bound_scale > 0) {
-      s.bound_lut.resize(static_cast<size_t>(groups_) * KeyCodebook::kLevels);
-      hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
-      score_codes_bounded(s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale, scores, upper);
-    } else {
-      score_codes(s.lut.data(), hs.codes.data(), n, groups_, c, scores);
-      for (int j = 0; j < n; ++j) scores[j] *= shape_.kq_scale;
-    }
+    // Without bounds the bound table is zero, and upper is the score (plus its rounding error).
+    s.bound_lut.assign(static_cast<size_t>(groups_) * KeyCodebook::kLevels, 0.0f);
+    if (cfg_.bound_scale > 0) hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
+    score_code_tiles(1, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale, scores, upper);
   }
 
   // GQA-shared selection: the query heads of KV head kvh (q_group and out_group hold them one after the
@@ -486,21 +506,77 @@ class Cache final : public HcKvCache {
       else
         std::fill_n(&s.bound_lut[r * bound_size], bound_size, 0.0f);
     }
-    score_codes_bounded_heads(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
-                              s.head_scores.data(), s.head_upper.data());
+    score_code_tiles(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
+                     s.head_scores.data(), s.head_upper.data());
+    s.tops.resize(rep);
     for (int r = 0; r < rep; ++r) {
       const float* hs_scores = &s.head_scores[static_cast<size_t>(r) * n];
       const float* hs_upper = &s.head_upper[static_cast<size_t>(r) * n];
-      const float top = *std::max_element(hs_scores, hs_scores + n);
+      const float top = s.tops[r] = *std::max_element(hs_scores, hs_scores + n);
       for (int j = 0; j < n; ++j) {
         s.scores[j] = std::max(s.scores[j], hs_scores[j] - top);
         s.upper[j] = std::max(s.upper[j], hs_upper[j] - top);
       }
     }
     select_tokens(s.scores.data(), n, params, s.sel, bounded ? s.upper.data() : nullptr);
-    for (int r = 0; r < rep; ++r)
-      weigh_and_sum(hs, q_group + static_cast<size_t>(r) * d, &s.head_scores[static_cast<size_t>(r) * n], n, params, s,
-                    out_group + static_cast<size_t>(r) * d);
+    s.counts.selected += static_cast<int64_t>(s.sel.index.size());
+    s.counts.candidates += n;
+    weigh_and_sum_group(hs, q_group, rep, n, params, s, out_group);
+  }
+
+  // weigh_and_sum for the rep query heads of one KV head over their shared selection s.sel, with their
+  // approximate scores in s.head_scores and top scores in s.tops: each selected key and value row is read
+  // once for all the heads.
+  void weigh_and_sum_group(const HeadStore& hs, const float* q_group, int rep, int n, const SelectParams& params, Scratch& s,
+                           float* out_group) const {
+    const int d = shape_.head_dim;
+    const std::vector<int32_t>& index = s.sel.index;
+    const int64_t k = static_cast<int64_t>(index.size());
+    const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
+    s.final.resize(static_cast<size_t>(rep) * k);
+    if (cfg_.rescore) {
+      dot_rows_f16(q_group, rep, hs.keys.data(), index.data(), k, d, shape_.kq_scale, s.final.data());
+    } else {
+      // Exact only where the keys are read anyway: the sinks and the recent window.
+      for (int r = 0; r < rep; ++r)
+        for (int64_t i = 0; i < k; ++i) {
+          const int j = index[i];
+          const bool exact = j < cfg_.select.sinks || j >= recent_from;
+          s.final[r * k + i] = exact ? exact_score(hs, q_group + static_cast<size_t>(r) * d, j) : s.head_scores[static_cast<size_t>(r) * n + j];
+        }
+    }
+    // Weights relative to the highest score of each head, selected (exact) or not (approximate, tail).
+    s.totals.resize(rep);
+    s.shifts.resize(rep);
+    for (int r = 0; r < rep; ++r) {
+      float* f = &s.final[r * k];
+      const float m = s.shifts[r] = k > 0 ? std::max(s.tops[r], *std::max_element(f, f + k)) : s.tops[r];
+      s.totals[r] = exp_shifted(f, k, m);
+    }
+    s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
+    weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
+    if (cfg_.tail) {
+      // As in weigh_and_sum: per block wholly before the recent window, the unselected tokens' weight
+      // times the block's mean value.
+      s.selected.assign(n, 0);
+      for (int32_t j : index) s.selected[j] = 1;
+      const int64_t blocks = recent_from / kTailBlock;
+      s.block_mass.resize(blocks);
+      for (int r = 0; r < rep; ++r) {
+        block_exp_sums(&s.head_scores[static_cast<size_t>(r) * n], s.selected.data(), blocks, kTailBlock, s.shifts[r],
+                       s.block_mass.data());
+        for (int64_t b = 0; b < blocks; ++b) {
+          const double t = s.block_mass[b];
+          if (t == 0) continue;
+          s.totals[r] += t;
+          axpy_f16(static_cast<float>(t), &hs.block_means[static_cast<size_t>(b) * d], &s.acc[static_cast<size_t>(r) * d], d);
+        }
+      }
+    }
+    for (int r = 0; r < rep; ++r) {
+      const float inv = static_cast<float>(1.0 / s.totals[r]);
+      for (int c = 0; c < d; ++c) out_group[r * d + c] = s.acc[r * d + c] * inv;
+    }
   }
 
   // Attention output of one query head over the selected tokens s.sel (scores: its approximate scores of

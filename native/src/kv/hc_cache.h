@@ -67,6 +67,13 @@ struct HcConfig {
 
 using TierBytes = model::KvBytes;
 
+// Tokens the top-p selection kept, and tokens it chose from, summed over its calls (one per query head,
+// or per KV head with gqa_shared, layer and position).
+struct SelectionCounts {
+  int64_t selected = 0;
+  int64_t candidates = 0;
+};
+
 // How queries attend when star_block > 0 (with star_block == 0 both are Global).
 //   Star:   exact attention to the anchor (the first star_block positions) and to the query's own aligned
 //           block of star_block positions,
@@ -89,6 +96,8 @@ class HcKvCache : public model::KvCache {
   // Bytes of keys and values read straight from a snapshot file (make_hc_kv_cache_from_snapshot with
   // map_values), not held in RAM.
   virtual size_t mapped_bytes() const = 0;
+  // What the selection kept since the cache was made (read between steps).
+  virtual SelectionCounts selection_counts() const = 0;
   // A Preset cache made without its codebooks (they are trained later, off the caller's thread) must get
   // them by install_codebooks() before it stores anything.
   virtual bool needs_codebooks() const = 0;

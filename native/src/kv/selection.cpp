@@ -17,8 +17,16 @@ struct ByScore {
   bool operator()(int32_t a, int32_t b) const { return s[a] > s[b] || (s[a] == s[b] && a < b); }
 };
 
-// Adds sinks and recent tokens to the top-p part, sorts positions, and computes renormalised weights.
-void finish(const float* scores, int64_t n, const SelectParams& p, float max_score, double total,
+// e[j] = exp(scores[j] - max_score) for all n tokens; returns their sum. Both selections weigh tokens with
+// these same floats (vector exponentials: this runs once per head, layer and step over the whole cache).
+double exponentials(const float* scores, int64_t n, float max_score, std::vector<float>& e) {
+  e.assign(scores, scores + n);
+  return exp_shifted(e.data(), n, max_score);
+}
+
+// Adds sinks and recent tokens to the top-p part, sorts positions, and computes renormalised weights
+// (e: exponentials()).
+void finish(const float* scores, const std::vector<float>& e, int64_t n, const SelectParams& p, double total,
             std::vector<int32_t>& chosen, Selection& out) {
   if (p.k_max > 0 && static_cast<int64_t>(chosen.size()) > p.k_max) {
     std::nth_element(chosen.begin(), chosen.begin() + p.k_max, chosen.end(), ByScore{scores});
@@ -40,11 +48,7 @@ void finish(const float* scores, int64_t n, const SelectParams& p, float max_sco
   out.index = std::move(chosen);
   out.weight.resize(out.index.size());
   double sum = 0;
-  for (size_t i = 0; i < out.index.size(); ++i) {
-    const double e = std::exp(static_cast<double>(scores[out.index[i]]) - max_score);
-    out.weight[i] = static_cast<float>(e);
-    sum += e;
-  }
+  for (size_t i = 0; i < out.index.size(); ++i) sum += (out.weight[i] = e[out.index[i]]);
   for (float& w : out.weight) w = static_cast<float>(w / sum);
   out.kept_mass = total > 0 ? sum / total : 1.0;
 }
@@ -58,15 +62,15 @@ void select_tokens_reference(const float* scores, int64_t n, const SelectParams&
   std::vector<int32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), ByScore{scores});
-  double total = 0;
-  for (int64_t j = 0; j < n; ++j) total += std::exp(static_cast<double>(scores[j]) - m);
+  std::vector<float> e;
+  const double total = exponentials(scores, n, m, e);
   const double target = p.top_p * total;
   double cum = 0;
   std::vector<int32_t> chosen;
   size_t taken = 0;
   for (; taken < order.size() && cum < target; ++taken) {
     chosen.push_back(order[taken]);
-    cum += std::exp(static_cast<double>(scores[order[taken]]) - m);
+    cum += e[order[taken]];
   }
   if (!chosen.empty() && (p.margin > 0 || upper)) {
     const float cut = scores[chosen.back()] - p.margin;
@@ -74,7 +78,7 @@ void select_tokens_reference(const float* scores, int64_t n, const SelectParams&
     for (; taken < order.size(); ++taken)
       if (reach[order[taken]] >= cut) chosen.push_back(order[taken]);
   }
-  finish(scores, n, p, m, total, chosen, out);
+  finish(scores, e, n, p, total, chosen, out);
 }
 
 void select_tokens(const float* scores, int64_t n, const SelectParams& p, Selection& out, const float* upper) {
@@ -90,16 +94,15 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
   std::vector<double> bin_mass(kBins + 1, 0.0);
   std::vector<int64_t> bin_count(kBins + 1, 0);
   thread_local std::vector<uint16_t> bin_of;
+  thread_local std::vector<float> e;
   bin_of.resize(n);
-  double total = 0;
+  const double total = exponentials(scores, n, m, e);
   for (int64_t j = 0; j < n; ++j) {
     const double d = static_cast<double>(m) - scores[j];
     const int b = d >= kRange ? kBins : static_cast<int>(d * (kBins / kRange));
-    const double e = std::exp(-d);
     bin_of[j] = static_cast<uint16_t>(b);
-    bin_mass[b] += e;
+    bin_mass[b] += e[j];
     ++bin_count[b];
-    total += e;
   }
   const double target = p.top_p * total;
 
@@ -126,7 +129,7 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
   size_t taken = 0;
   for (; taken < edge.size() && cum < target; ++taken) {
     chosen.push_back(edge[taken]);
-    cum += std::exp(static_cast<double>(scores[edge[taken]]) - m);
+    cum += e[edge[taken]];
   }
   if (!chosen.empty() && (p.margin > 0 || upper)) {
     // The rest of the boundary bin and everything below it whose bound reaches the cut; chosen.back() is
@@ -140,7 +143,7 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
     for (int64_t j = 0; j < n; ++j)
       if (bin_of[j] > boundary && reach[j] >= cut) chosen.push_back(static_cast<int32_t>(j));
   }
-  finish(scores, n, p, m, total, chosen, out);
+  finish(scores, e, n, p, total, chosen, out);
 }
 
 void rescore_exact_f16(Selection& sel, const float* q, const uint16_t* keys, int64_t stride, int d, float scale) {
