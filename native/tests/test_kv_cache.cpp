@@ -85,8 +85,9 @@ int main() {
   }
 
   // Measured bytes per token at each budget, relative to f16 K+V (2 * d * 2 bytes per layer and KV head).
+  // With at most 256 centroids a code takes 12 bits (kv/code_tiles.h), 3/4 of the budget's 16-bit words.
   const double f16_per_token = 2.0 * s.head_dim * 2 * s.n_layer * s.n_head_kv;
-  for (auto [budget, expected] : {std::pair{kv::KeyBudget::Half, 0.5}, {kv::KeyBudget::Quarter, 0.25}, {kv::KeyBudget::Eighth, 0.125}}) {
+  for (auto [budget, expected] : {std::pair{kv::KeyBudget::Half, 0.5}, {kv::KeyBudget::Quarter, 0.1875}, {kv::KeyBudget::Eighth, 0.09375}}) {
     kv::HcConfig cfg;
     cfg.budget = budget;
     cfg.calibration_tokens = 512;
@@ -102,6 +103,23 @@ int main() {
     // Overhead over the codes: the codebooks (d * c floats per layer and head, 1/1024 here) and the tail
     // estimate's block means (d f16 per 64 positions: 1/128 of f16 K+V).
     CHECK(fast >= expected && fast < expected + 1.0 / 128 + 0.002);
+  }
+
+  // Appending one position at a time grows the tiers by doubling, but never past the context's capacity:
+  // a full context holds exactly its capacity's keys and values.
+  {
+    kv::HcConfig cfg;
+    cfg.calibration_tokens = 64;
+    const int cap = 1000;
+    auto hc = kv::make_hc_kv_cache(s, cap, cfg);
+    const auto kk = random_rows(cap, s.n_head_kv * s.head_dim, 10);
+    const size_t row = static_cast<size_t>(s.n_head_kv) * s.head_dim;
+    for (int p = 0; p < cap; ++p)
+      for (int layer = 0; layer < s.n_layer; ++layer) hc->store(layer, p, 1, &kk[p * row], &kk[p * row]);
+    const size_t kv_bytes = static_cast<size_t>(cap) * row * 2 * 2 * s.n_layer;  // f16 keys and values
+    std::printf("capacity %d filled one position at a time: host tier %zu bytes (keys and values %zu)\n", cap, hc->bytes().host,
+                kv_bytes);
+    CHECK(hc->bytes().host == kv_bytes);
   }
 
   // Star attention: a prefill query reads exactly the anchor (first block) and its own block.

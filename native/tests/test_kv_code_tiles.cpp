@@ -1,5 +1,5 @@
-// The decode step's kernels over the fast and host tiers: tiled key codes round-trip to (position, group)
-// order; the 8-bit LUT scoring (AVX-512 VBMI) stays within its stated error of the float scoring and its
+// The decode step's kernels over the fast and host tiers: tiled key codes (12 bits each up to 256
+// centroids) round-trip to (position, group) order; the 8-bit LUT scoring (AVX-512 VBMI) stays within its stated error of the float scoring and its
 // upper bound stays above the exact logit of the decoded key plus the residual bound; the rows of a
 // selection read once for several heads equal one dot / axpy per head; the vector exponentials match
 // std::exp.
@@ -28,21 +28,27 @@ std::vector<float> gaussian(int64_t n, uint64_t seed, float sigma = 1.0f) {
   return v;
 }
 
-void test_tiling_round_trip() {
+// Code words of c centroids: index < c, any level.
+void test_tiling_round_trip(int c) {
   const int groups = 5;
   const int64_t n = 3 * kCodeTile + 17;
   std::vector<uint16_t> rows(n * groups);
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<uint16_t>(i * 2654435761u >> 7);
-  std::vector<uint16_t> tiled(tiled_words(n, groups), 0xFFFF);
-  CHECK(tiled.size() == static_cast<size_t>(4 * kCodeTile * groups));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const uint32_t r = static_cast<uint32_t>(i * 2654435761u >> 7);
+    rows[i] = static_cast<uint16_t>((r >> 16 & 0xF) << KeyCodebook::kIndexBits | r % c);
+  }
+  std::vector<uint8_t> tiled(tiled_bytes(n, groups, c), 0xFF);
+  // 12 bits per code up to 256 centroids, 16 beyond.
+  CHECK(tiled.size() == static_cast<size_t>(4 * kCodeTile * groups * (c > 256 ? 2 : 1.5)));
   // Written in two calls that split a tile, as a prefill chunk and the next decode step do.
-  tile_codes(rows.data(), 0, 100, groups, tiled.data());
-  tile_codes(rows.data() + 100 * groups, 100, n - 100, groups, tiled.data());
+  tile_codes(rows.data(), 0, 100, groups, c, tiled.data());
+  tile_codes(rows.data() + 100 * groups, 100, n - 100, groups, c, tiled.data());
   std::vector<uint16_t> back(n * groups);
-  untile_codes(tiled.data(), n, groups, back.data());
+  untile_codes(tiled.data(), n, groups, c, back.data());
   CHECK(back == rows);
-  // Group g of position j sits at (tile, g, j % 64).
-  CHECK(tiled[static_cast<size_t>(1 * kCodeTile * groups + 3 * kCodeTile + 5)] == rows[(kCodeTile + 5) * groups + 3]);
+  // The low index byte of group g, position j sits at (tile, g, j % 64).
+  const size_t tile = code_tile_bytes(groups, c);
+  CHECK(tiled[tile + 3 * kCodeTile + 5] == (rows[(kCodeTile + 5) * groups + 3] & 0xFF));
 }
 
 // Scores of n keys (d = 64, the given groups) under the float and the dispatching path, against the exact
@@ -53,9 +59,10 @@ void test_scoring(int groups, int c, int heads, int64_t n, uint64_t seed) {
   const std::vector<float> train = gaussian(4096 * d, seed);
   const KeyCodebook cb = KeyCodebook::train(train.data(), 4096, d, groups, c, seed, 4);
   const std::vector<float> keys = gaussian(n * d, seed + 1);
-  std::vector<uint16_t> rows(n * groups), tiled(tiled_words(n, groups));
+  std::vector<uint16_t> rows(n * groups);
+  std::vector<uint8_t> tiled(tiled_bytes(n, groups, c));
   cb.encode_many(keys.data(), n, rows.data());
-  tile_codes(rows.data(), 0, n, groups, tiled.data());
+  tile_codes(rows.data(), 0, n, groups, c, tiled.data());
   const std::vector<float> q = gaussian(static_cast<int64_t>(heads) * d, seed + 2, 2.0f);
   std::vector<float> luts(static_cast<size_t>(heads) * groups * c), bounds(static_cast<size_t>(heads) * groups * KeyCodebook::kLevels);
   for (int h = 0; h < heads; ++h) {
@@ -171,7 +178,8 @@ void test_exponentials() {
 int main() {
   std::printf("SIMD level %s, AVX-512 VBMI %s\n", hcattn::cpu::simd_level_name(hcattn::cpu::simd_level()),
               hcattn::cpu::features().avx512vbmi ? "yes" : "no");
-  test_tiling_round_trip();
+  test_tiling_round_trip(256);
+  test_tiling_round_trip(4096);
   test_scoring(32, 256, 4, 1000, 11);  // 25% at d = 64: the 8-bit path where the CPU has VBMI
   test_scoring(16, 256, 1, 130, 12);   // 12.5%, one head, a partial last tile
   test_scoring(32, 100, 2, 200, 13);   // fewer centroids than a byte holds

@@ -98,8 +98,8 @@ int main() {
       cb.build_lut(q.data(), lut.data());
       cb.build_bound_lut(q.data(), scale, bound_lut.data());
       // The decode step's kernel over the codes in its tiled layout (8-bit LUTs where the CPU has VBMI).
-      std::vector<uint16_t> tiled(tiled_words(n, cb.groups));
-      tile_codes(b.codes.data(), 0, n, cb.groups, tiled.data());
+      std::vector<uint8_t> tiled(tiled_bytes(n, cb.groups, cb.centroids_per_group));
+      tile_codes(b.codes.data(), 0, n, cb.groups, cb.centroids_per_group, tiled.data());
       score_code_tiles(1, lut.data(), bound_lut.data(), tiled.data(), n, cb.groups, cb.centroids_per_group, scale,
                        scores.data(), upper.data());
       Selection sel;
@@ -142,8 +142,8 @@ int main() {
       const size_t bound_size = static_cast<size_t>(cb.groups) * KeyCodebook::kLevels;
       std::vector<float> luts(heads * lut_size), bounds(heads * bound_size), scores(m), upper(m);
       std::vector<float> tile_scores(heads * m), tile_upper(heads * m);
-      std::vector<uint16_t> tiled(tiled_words(m, cb.groups));
-      tile_codes(b.codes.data(), 0, m, cb.groups, tiled.data());
+      std::vector<uint8_t> tiled(tiled_bytes(m, cb.groups, cb.centroids_per_group));
+      tile_codes(b.codes.data(), 0, m, cb.groups, cb.centroids_per_group, tiled.data());
       std::vector<double> reference_s, one_s, group_s, select_s;
       Selection sel;
       SelectParams params;

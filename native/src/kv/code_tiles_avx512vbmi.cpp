@@ -30,15 +30,12 @@ struct HeadTables {
   float error = 0;       // most the scaled byte score can differ from the scaled float sum
 };
 
-__m512i low_bytes(const uint16_t* words) {
-  const __m512i w0 = _mm512_loadu_si512(words), w1 = _mm512_loadu_si512(words + 32);
-  return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm512_cvtepi16_epi8(w0)), _mm512_cvtepi16_epi8(w1), 1);
-}
-
-__m512i level_bytes(const uint16_t* words) {
-  const __m512i w0 = _mm512_srli_epi16(_mm512_loadu_si512(words), KeyCodebook::kIndexBits);
-  const __m512i w1 = _mm512_srli_epi16(_mm512_loadu_si512(words + 32), KeyCodebook::kIndexBits);
-  return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm512_cvtepi16_epi8(w0)), _mm512_cvtepi16_epi8(w1), 1);
+// The 64 levels of a level plane (32 bytes: position i in the low nibble of byte i, i + 32 in the high one).
+__m512i unpack_levels(const uint8_t* plane) {
+  const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(plane));
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i low = _mm256_and_si256(packed, mask), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+  return _mm512_inserti64x4(_mm512_zextsi256_si512(low), high, 1);
 }
 
 // The 16-bit lanes of half `q` (0..3, 16 tokens each) of a pair of 32-lane accumulators, as floats.
@@ -84,11 +81,11 @@ void round_row(const float* row, int c, float lo, float inv_step, uint8_t* out) 
 
 }  // namespace
 
-void score_code_tiles_avx512vbmi(int heads, const float* luts, const float* bound_luts, const uint16_t* tiled, int64_t n,
+void score_code_tiles_avx512vbmi(int heads, const float* luts, const float* bound_luts, const uint8_t* tiled, int64_t n,
                                  int groups, int c, float scale, float* scores, float* upper) {
   constexpr int kLevels = KeyCodebook::kLevels;
   const int64_t lut_size = static_cast<int64_t>(groups) * c, bound_size = static_cast<int64_t>(groups) * kLevels;
-  thread_local std::vector<uint8_t> lut8, bound8, infinite8, index_plane, level_plane;
+  thread_local std::vector<uint8_t> lut8, bound8, infinite8, level_plane;
   thread_local std::vector<HeadTables> tables;
   thread_local std::vector<float> lows;
   lows.resize(groups);
@@ -129,16 +126,15 @@ void score_code_tiles_avx512vbmi(int heads, const float* luts, const float* boun
     t.error += 1e-5f * most * groups;
   }
 
-  index_plane.resize(static_cast<size_t>(groups) * kCodeTile);
   level_plane.resize(static_cast<size_t>(groups) * kCodeTile);
+  const size_t tile_size = code_tile_bytes(groups, c);
   const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   for (int64_t t0 = 0; t0 < n; t0 += kCodeTile) {
-    const uint16_t* tile = tiled + t0 * groups;
-    // Index and level bytes of the tile, once for all heads.
-    for (int grp = 0; grp < groups; ++grp) {
-      _mm512_storeu_si512(&index_plane[static_cast<size_t>(grp) * kCodeTile], low_bytes(tile + grp * kCodeTile));
-      _mm512_storeu_si512(&level_plane[static_cast<size_t>(grp) * kCodeTile], level_bytes(tile + grp * kCodeTile));
-    }
+    const uint8_t* tile = tiled + static_cast<size_t>(t0 / kCodeTile) * tile_size;
+    // Level bytes of the tile, unpacked once for all heads; the index plane is read as it is.
+    for (int grp = 0; grp < groups; ++grp)
+      _mm512_storeu_si512(&level_plane[static_cast<size_t>(grp) * kCodeTile],
+                          unpack_levels(tile + static_cast<size_t>(groups) * kCodeTile + grp * kCodeTile / 2));
     const int64_t valid = std::min<int64_t>(kCodeTile, n - t0);
     for (int h = 0; h < heads; ++h) {
       const uint8_t* lut = &lut8[static_cast<size_t>(h) * groups * 256];
@@ -148,7 +144,7 @@ void score_code_tiles_avx512vbmi(int heads, const float* luts, const float* boun
       __m512i slack_lo = _mm512_setzero_si512(), slack_hi = _mm512_setzero_si512();
       __m512i unbounded = _mm512_setzero_si512();
       for (int grp = 0; grp < groups; ++grp) {
-        const __m512i index = _mm512_loadu_si512(&index_plane[static_cast<size_t>(grp) * kCodeTile]);
+        const __m512i index = _mm512_loadu_si512(tile + static_cast<size_t>(grp) * kCodeTile);
         const uint8_t* row = lut + grp * 256;
         const __m512i lower = _mm512_permutex2var_epi8(_mm512_loadu_si512(row), index, _mm512_loadu_si512(row + 64));
         const __m512i upper_half = _mm512_permutex2var_epi8(_mm512_loadu_si512(row + 128), index, _mm512_loadu_si512(row + 192));

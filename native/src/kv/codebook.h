@@ -1,8 +1,9 @@
 // Key codes for the HCAttention fast tier.
 //
 // A post-RoPE key of d dims is split into g groups of d/g dims; each group has its own codebook of c
-// centroids, so a key is stored as g 16-bit code words. Approximate attention logits are then sums of g
-// table lookups: LUT[group][code] = <q_group, centroid>, computed once per query head.
+// centroids, so a key is stored as g 16-bit code words (12 bits in the cache's tiles when c <= 256).
+// Approximate attention logits are then sums of g table lookups: LUT[group][code] = <q_group, centroid>,
+// computed once per query head.
 //
 // A code word holds the centroid index in its low 12 bits (c <= 4096) and, in its top 4 bits, a level that
 // bounds the norm of the group's quantization residual: |key_group - centroid| <= radii[group][level]. So

@@ -53,6 +53,11 @@ bool use_avx2() {
   return yes;
 }
 
+bool use_avx512() {
+  static const bool yes = cpu::simd_level() == cpu::SimdLevel::Avx512;
+  return yes;
+}
+
 }  // namespace
 
 float dot_f16(const float* q, const uint16_t* k, int d) {
@@ -66,13 +71,15 @@ void axpy_f16(float w, const uint16_t* v, float* out, int d) {
 
 void dot_rows_f16(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d, float scale,
                   float* out) {
-  if (use_avx2()) dot_rows_f16_avx2(q, heads, rows, index, count, d, scale, out);
+  if (use_avx512()) dot_rows_f16_avx512(q, heads, rows, index, count, d, scale, out);
+  else if (use_avx2()) dot_rows_f16_avx2(q, heads, rows, index, count, d, scale, out);
   else dot_rows_f16_scalar(q, heads, rows, index, count, d, scale, out);
 }
 
 void weighted_rows_f16(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
                        float* out) {
-  if (use_avx2()) weighted_rows_f16_avx2(w, heads, rows, index, count, d, out);
+  if (use_avx512()) weighted_rows_f16_avx512(w, heads, rows, index, count, d, out);
+  else if (use_avx2()) weighted_rows_f16_avx2(w, heads, rows, index, count, d, out);
   else weighted_rows_f16_scalar(w, heads, rows, index, count, d, out);
 }
 

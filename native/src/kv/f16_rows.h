@@ -1,6 +1,6 @@
 // Dot products and weighted sums over f16 rows (the host tier's keys and values), and the exponentials of
 // attention weights: the inner loops of exact re-scoring, value sums and the tail
-// estimate. F16C + FMA where the CPU has them, a scalar fallback elsewhere.
+// estimate. AVX-512 or F16C + FMA where the CPU has them, a scalar fallback elsewhere.
 #pragma once
 #include <cstdint>
 
@@ -31,6 +31,10 @@ void dot_rows_f16_avx2(const float* q, int heads, const uint16_t* rows, const in
                        float scale, float* out);
 void weighted_rows_f16_avx2(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
                             float* out);
+void dot_rows_f16_avx512(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                         float scale, float* out);
+void weighted_rows_f16_avx512(const float* w, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
+                              float* out);
 double exp_shifted_avx2(float* x, int64_t n, float shift);
 void block_exp_sums_avx2(const float* x, const uint8_t* skip, int64_t blocks, int block, float shift, double* sums);
 

@@ -39,11 +39,12 @@ int key_groups(KeyBudget b, int head_dim) {
 
 namespace {
 
-// Grows a buffer so that `n` elements fit, doubling so that appends stay amortised O(1).
+// Grows a buffer so that `n` elements fit, doubling so that appends stay amortised O(1), but never past
+// `most` (what the context's capacity needs): the memory guard plans for a full context, not for twice it.
 template <typename Buffer>
-void ensure(Buffer& v, size_t n) {
+void ensure(Buffer& v, size_t n, size_t most) {
   if (v.size() >= n) return;
-  if (v.capacity() < n) v.reserve(std::max(n, v.capacity() * 2));
+  if (v.capacity() < n) v.reserve(std::max(n, std::min(v.capacity() * 2, most)));
   v.resize(n);
 }
 
@@ -52,7 +53,7 @@ struct HeadStore {
   // (n, d) f16: fast tier at 50%, host tier (re-scoring) otherwise; may be served from a snapshot file.
   F16Buffer keys;
   F16Buffer values;              // (n, d) f16, host tier; may be served from a snapshot file
-  std::vector<uint16_t> codes;   // tiled (kv/code_tiles.h): g code words per position, fast tier at 25% / 12.5%
+  std::vector<uint8_t> codes;    // tiled planes (kv/code_tiles.h): g codes per position, fast tier at 25% / 12.5%
   std::vector<uint16_t> block_means;  // (ceil(n / kTailBlock), d) f16: mean value per block, fast tier (tail estimate)
   KeyCodebook codebook;          // empty until calibrated
 };
@@ -158,7 +159,7 @@ class Cache final : public HcKvCache {
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& h = head(layer, kvh);
         if (h.keys.size() < n * d || h.values.size() < n * d ||
-            (books && (h.codes.size() < tiled_words(stored_, groups_) || h.codebook.centroids.size() != centroid_floats)))
+            (books && (h.codes.size() < tiled_bytes(stored_, groups_, cfg_.centroids) || h.codebook.centroids.size() != centroid_floats)))
           throw Error("cannot save a KV snapshot while layer " + std::to_string(layer) + " holds fewer than " +
                       std::to_string(n) + " positions: save between decode steps, after every layer has stored them");
       }
@@ -175,7 +176,7 @@ class Cache final : public HcKvCache {
       if (books) {
         std::vector<uint16_t> rows(n * g);
         for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
-          untile_codes(head(layer, kvh).codes.data(), stored_, groups_, rows.data());
+          untile_codes(head(layer, kvh).codes.data(), stored_, groups_, cfg_.centroids, rows.data());
           out.write(rows.data(), n * g * sizeof(uint16_t));
         }
       }
@@ -244,11 +245,11 @@ class Cache final : public HcKvCache {
         }
         if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
-        h.codes.resize(tiled_words(keep, cache->groups_));
+        h.codes.resize(tiled_bytes(keep, cache->groups_, info.config.centroids));
         if (!keep_books) continue;
         std::vector<uint16_t> rows(kept * g);
         copy(rows.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
-        tile_codes(rows.data(), 0, keep, cache->groups_, h.codes.data());
+        tile_codes(rows.data(), 0, keep, cache->groups_, info.config.centroids, h.codes.data());
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
@@ -270,7 +271,7 @@ class Cache final : public HcKvCache {
       const size_t key_bytes = h.keys.heap_bytes();
       (keys_fast ? b.fast : b.host) += key_bytes;
       b.host += h.values.heap_bytes();
-      b.fast += h.codes.capacity() * sizeof(uint16_t) + h.codebook.centroids.capacity() * sizeof(float) +
+      b.fast += h.codes.capacity() + h.codebook.centroids.capacity() * sizeof(float) +
                 h.codebook.radii.capacity() * sizeof(float) + h.block_means.capacity() * sizeof(uint16_t);
     }
     return b;
@@ -286,8 +287,8 @@ class Cache final : public HcKvCache {
     for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
       HeadStore& h = head(layer, kvh);
       // Entries past `pos` belong to a truncated continuation: they are overwritten.
-      ensure(h.keys, end * d);
-      ensure(h.values, end * d);
+      ensure(h.keys, end * d, static_cast<size_t>(capacity_) * d);
+      ensure(h.values, end * d, static_cast<size_t>(capacity_) * d);
       for (int t = 0; t < n_tokens; ++t)
         for (int i = 0; i < d; ++i) {
           const size_t src = static_cast<size_t>(t) * row + static_cast<size_t>(kvh) * d + i;
@@ -296,7 +297,7 @@ class Cache final : public HcKvCache {
           h.values[dst] = quant::fp32_to_fp16(v[src]);
         }
       if (groups_ > 0) {
-        ensure(h.codes, tiled_words(pos + n_tokens, groups_));
+        ensure(h.codes, tiled_bytes(pos + n_tokens, groups_, cfg_.centroids), tiled_bytes(capacity_, groups_, cfg_.centroids));
         if (calibrated_[layer]) encode(h, pos, n_tokens);
       }
       if (cfg_.tail) update_block_means(h, pos, pos + n_tokens);
@@ -369,7 +370,7 @@ class Cache final : public HcKvCache {
         dst.values.copy_prefix(src.values, static_cast<size_t>(n) * d);
         if (cfg_.tail) copy->update_block_means(dst, 0, n);
         if (groups_ > 0) {
-          dst.codes.assign(src.codes.begin(), src.codes.begin() + std::min(tiled_words(n, groups_), src.codes.size()));
+          dst.codes.assign(src.codes.begin(), src.codes.begin() + std::min(tiled_bytes(n, groups_, cfg_.centroids), src.codes.size()));
           if (keep_books) dst.codebook = src.codebook;
         }
       }
@@ -402,7 +403,7 @@ class Cache final : public HcKvCache {
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[static_cast<size_t>(pos) * d + i]);
     std::vector<uint16_t> rows(static_cast<size_t>(n_tokens) * groups_);
     h.codebook.encode_many(keys.data(), n_tokens, rows.data());
-    tile_codes(rows.data(), pos, n_tokens, groups_, h.codes.data());
+    tile_codes(rows.data(), pos, n_tokens, groups_, cfg_.centroids, h.codes.data());
   }
 
   void calibrate(int layer, int stored) {
@@ -639,7 +640,8 @@ class Cache final : public HcKvCache {
   // Mean value of each tail block touched by positions [from, end) (a partial last block: of its stored positions).
   void update_block_means(HeadStore& h, int from, int end) const {
     const int d = shape_.head_dim;
-    ensure(h.block_means, static_cast<size_t>((end + kTailBlock - 1) / kTailBlock) * d);
+    ensure(h.block_means, static_cast<size_t>((end + kTailBlock - 1) / kTailBlock) * d,
+           static_cast<size_t>((capacity_ + kTailBlock - 1) / kTailBlock) * d);
     for (int b = from / kTailBlock; b * kTailBlock < end; ++b) {
       const int lo = b * kTailBlock, hi = std::min(end, lo + kTailBlock);
       for (int c = 0; c < d; ++c) {

@@ -1,7 +1,8 @@
 // The HCAttention KV cache behind the model's KvCache interface.
 //
 // Tiers, per layer and KV head:
-//   fast: key codes (g 16-bit codes per token; 25%: g = d/2, 12.5%: g = d/4), or f16 keys at 50%;
+//   fast: key codes (g codes per token, 25%: g = d/2, 12.5%: g = d/4; 16-bit code words, kept in 12 bits
+//         with up to 256 centroids, kv/code_tiles.h), or f16 keys at 50%;
 //   host: f16 values, and f16 keys for exact re-scoring of the selected tokens (when rescore is on).
 // Decode: per query head, approximate scores from the codes (LUT), top-p selection with sinks and the
 // recent window kept, exact re-scoring of the selected keys, weighted sum of their values.
