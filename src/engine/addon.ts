@@ -144,6 +144,8 @@ export interface KvOptions {
   recent?: number;
   kMax?: number;
   margin?: number;
+  /** Factor on the key codes' worst-case residual bound (1: keep every token whose exact score could reach the cut). */
+  boundScale?: number;
   centroids?: number;
   calibrationTokens?: number;
   /**

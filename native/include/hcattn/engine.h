@@ -74,6 +74,9 @@ struct KvOptions {
   int recent = 64;               // last tokens, always attended
   int k_max = 0;                 // cap on the top-p part of a selection (0: none)
   float margin = 3.0f;           // also keep tokens within this many logits of the top-p cut
+  // Factor on the key codes' worst-case residual bound (kv::HcConfig::bound_scale): 1 keeps every token
+  // whose exact score could reach the cut, 0 trusts the approximate scores.
+  float bound_scale = 1.0f;
   int centroids = 256;           // codebook size per key group
   int calibration_tokens = 1024; // keys that train each layer's codebooks
   // "builtin": codebooks trained once per model and KV config on the keys of a prefill of a built-in code

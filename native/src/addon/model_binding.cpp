@@ -10,7 +10,7 @@
 //   model.tokenToPiece(id, special = false) → string
 //   model.isEndOfGeneration(id) → boolean
 //   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16", kv?}) → Context
-//       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, centroids?,
+//       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, boundScale?, centroids?,
 //            calibrationTokens?, starBlock?, rescore?, tail?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
 //            mapSnapshot? (loadContext: keys and values served from the mapped file)
 //   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
@@ -222,6 +222,7 @@ KvOptions kv_options(const Napi::Object& context_options) {
   kv.recent = static_cast<int>(number_opt(o, "recent", kv.recent));
   kv.k_max = static_cast<int>(number_opt(o, "kMax", kv.k_max));
   kv.margin = static_cast<float>(number_opt(o, "margin", kv.margin));
+  kv.bound_scale = static_cast<float>(number_opt(o, "boundScale", kv.bound_scale));
   kv.centroids = static_cast<int>(number_opt(o, "centroids", kv.centroids));
   kv.calibration_tokens = static_cast<int>(number_opt(o, "calibrationTokens", kv.calibration_tokens));
   kv.star_block = static_cast<int>(number_opt(o, "starBlock", kv.star_block));

@@ -174,6 +174,7 @@ kv::HcConfig hc_config(const KvOptions& o) {
   c.select.recent = o.recent;
   c.select.k_max = o.k_max;
   c.select.margin = o.margin;
+  c.bound_scale = o.bound_scale;
   c.rescore = o.rescore;
   c.tail = o.tail;
   c.calibration_tokens = o.calibration_tokens;
@@ -184,8 +185,8 @@ kv::HcConfig hc_config(const KvOptions& o) {
     throw Error("kv codebooks must be \"builtin\" or \"workspace\", got \"" + o.codebooks + "\"");
   }
   if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) throw Error("kv top_p must be in (0, 1], got " + std::to_string(o.top_p));
-  if (o.sinks < 0 || o.recent < 0 || o.k_max < 0 || o.margin < 0 || o.star_block < 0)
-    throw Error("kv sinks, recent, k_max, margin and star_block must not be negative");
+  if (o.sinks < 0 || o.recent < 0 || o.k_max < 0 || o.margin < 0 || o.star_block < 0 || o.bound_scale < 0)
+    throw Error("kv sinks, recent, k_max, margin, bound_scale and star_block must not be negative");
   if (o.calibration_tokens < 1) throw Error("kv calibration_tokens must be at least 1");
   return c;
 }
