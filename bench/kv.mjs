@@ -7,6 +7,11 @@
 //             attention on (llama.cpp needs it for a quantized V cache, and it is its faster path at 8k);
 //             --llama-kv picks the llama.cpp caches (its Q4_0 8k prefill takes ≈15 min on 2 quiet cores, once).
 //             Goals (issue 4): ours at 25% ≥ 2.0× llama.cpp F16 and ≥ 1.5× llama.cpp Q4_0.
+//             Ours also reports the share of cached tokens its selection kept (the decode cost of a budget
+//             follows it; llama.cpp's does not depend on the weights).
+//   decode-sharp: the same on llama32-1b-sharp-q8_0, the same shape with attention logits spread about
+//             4× wider: random weights otherwise give near-flat attention (each token's weight ≈ 1/n),
+//             where top-p keeps almost every token, unlike the peaked attention of trained models.
 //   memory:   fast-tier bytes per token, measured by ctx.kvMemory() in the same 8k contexts, next to llama.cpp's
 //             F16 / Q8_0 / Q4_0 caches, computed from the ggml type sizes (and cross-checked against the size
 //             of llama.cpp's saved sequence state for the two types it ran).
@@ -20,14 +25,14 @@
 // and every repeat loads that and decodes. Ours "full" has no snapshot: it prefills, and runs in the first
 // repeat only.
 // Every measurement runs in a fresh child process; configurations rotate order per repeat; medians.
-// --parts runs some of the parts (decode,memory,million,fidelity); the others are kept from the previous
+// --parts runs some of the parts (decode,decode-sharp,memory,million,fidelity); the others are kept from the previous
 // kv.json, each part with the date and load average of its own run.
 // Results: bench/results/kv.json and bench/results/kv.svg (--out NAME: NAME.json and NAME.svg).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import {
@@ -46,7 +51,7 @@ import {
 } from "./lib.mjs";
 
 const script = fileURLToPath(import.meta.url);
-const DECODE_MODEL = "llama32-1b-q8_0";
+const DECODE_MODELS = { decode: "llama32-1b-q8_0", "decode-sharp": "llama32-1b-sharp-q8_0" };
 const BUDGETS = ["50%", "25%", "12.5%"];
 const LLAMA_CPP_KV = ["f16", "q4_0"];
 /** Star-attention block of the prefills (ours): linear prefill cost; decode always uses the global selection. */
@@ -65,6 +70,10 @@ const promptHash = (prompt) => createHash("sha256").update(Int32Array.from(promp
 
 // ---- children ----
 
+/** A saved 8k state's file name: engine, model, cache type, prompt; a changed prompt never loads another's state. */
+const stateFile = (engine, modelPath, kv, prompt, suffix) =>
+  join(stateDir, `${engine}-${basename(modelPath, ".gguf")}-${kv.replace("%", "pct")}-${prompt.length}-${promptHash(prompt)}${suffix}`);
+
 async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens) {
   const engine = loadOurEngine();
   const prompt = ordinaryTokens(contextTokens);
@@ -72,7 +81,7 @@ async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens) {
   const nCtx = contextTokens + decodeTokens + 8;
   const options =
     kv === "full" ? { nCtx, nBatch: PREFILL_BATCH, kvType: "f16" } : { nCtx, nBatch: PREFILL_BATCH, kv: { mode: kv, starBlock: STAR_BLOCK } };
-  const state = join(stateDir, `ours-${kv.replace("%", "pct")}-${contextTokens}-${promptHash(prompt)}-star${STAR_BLOCK}.hckv`);
+  const state = stateFile("ours", modelPath, kv, prompt, `-star${STAR_BLOCK}.hckv`);
   let ctx;
   let prefillSeconds = null;
   let stateLoadSeconds = null;
@@ -102,7 +111,9 @@ async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens) {
   // generate samples decodeTokens + 1 tokens and runs a forward step for all but the last.
   const r = await ctx.generate({ maxTokens: decodeTokens + 1, sampling: { temperature: 0 }, stopTokens: [] });
   const steps = Math.max(1, r.tokens.length - 1);
-  return { decodeTokPerS: steps / r.stats.seconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, memory };
+  // Read after decoding: the share of the cache the selection kept over these steps.
+  const selectedShare = ctx.kvMemory().selectedShare ?? null;
+  return { decodeTokPerS: steps / r.stats.seconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, memory, selectedShare };
 }
 
 async function decodeLlamaCpp(kv, modelPath, threads, contextTokens, decodeTokens) {
@@ -119,7 +130,7 @@ async function decodeLlamaCpp(kv, modelPath, threads, contextTokens, decodeToken
     ...types,
   });
   const sequence = context.getSequence();
-  const state = join(stateDir, `llamacpp-${kv}-${contextTokens}-${promptHash(prompt)}.state`);
+  const state = stateFile("llamacpp", modelPath, kv, prompt, ".state");
   let prefillSeconds = null;
   let stateLoadSeconds = null;
   if (existsSync(state)) {
@@ -197,8 +208,8 @@ async function child(kind, args) {
 
 // ---- parts ----
 
-function decodePart({ reps, threads, contextTokens, decodeTokens, llamaKv, log }) {
-  const modelPath = ensureModels([DECODE_MODEL])[DECODE_MODEL];
+function decodePart({ model, reps, threads, contextTokens, decodeTokens, llamaKv, log }) {
+  const modelPath = ensureModels([model])[model];
   const configs = [
     ...["full", ...BUDGETS].map((kv) => ({ engine: "ours", kv })),
     ...llamaKv.map((kv) => ({ engine: "llama.cpp", kv })),
@@ -213,15 +224,19 @@ function decodePart({ reps, threads, contextTokens, decodeTokens, llamaKv, log }
       const m = runChild(script, ["decode", c.engine, c.kv, modelPath, threads, contextTokens, decodeTokens], `decode ${configName(c)}`);
       runs[configName(c)].push(m);
       const how = m.prefillSeconds !== null ? `prefilled in ${m.prefillSeconds.toFixed(1)} s` : `state loaded in ${m.stateLoadSeconds.toFixed(2)} s`;
-      log(`decode rep ${rep + 1}/${reps} ${configName(c).padEnd(15)} ${m.decodeTokPerS.toFixed(2)} tok/s (${how}, peak RSS ${m.peakRssMB.toFixed(0)} MB)`);
+      const kept = m.selectedShare !== null && m.selectedShare !== undefined ? `, kept ${(100 * m.selectedShare).toFixed(1)}% of tokens` : "";
+      log(`${model} rep ${rep + 1}/${reps} ${configName(c).padEnd(15)} ${m.decodeTokPerS.toFixed(2)} tok/s (${how}${kept}, peak RSS ${m.peakRssMB.toFixed(0)} MB)`);
     }
   }
   const medians = Object.fromEntries(Object.entries(runs).map(([name, list]) => [name, median(list.map((m) => m.decodeTokPerS))]));
+  const selectedShare = Object.fromEntries(
+    BUDGETS.map((kv) => [`ours ${kv}`, median(runs[`ours ${kv}`].map((m) => m.selectedShare).filter((x) => x !== null && x !== undefined))]),
+  );
   const ratios = {};
   for (const kv of ["full", ...BUDGETS]) {
     for (const type of llamaKv) ratios[`ours ${kv} / llama.cpp ${type}`] = medians[`ours ${kv}`] / medians[`llama.cpp ${type}`];
   }
-  return { model: DECODE_MODEL, contextTokens, decodeTokens, threads, starBlock: STAR_BLOCK, tokPerS: medians, ratios, runs };
+  return { model, contextTokens, decodeTokens, threads, starBlock: STAR_BLOCK, tokPerS: medians, ratios, selectedShare, runs };
 }
 
 /** Fast-tier bytes per token: ours measured in the decode part's 8k contexts, llama.cpp's from its type sizes. */
@@ -299,16 +314,17 @@ function fidelityPart({ log }) {
   });
   if (r.status === 77) throw new Error(`test_kv_fidelity skipped: ${r.stdout.trim()}`);
   const rows = [];
-  // One row per budget and codebook source, e.g. "stories260K 25%   workspace codebooks: top-1 agreement …".
-  const row = /stories260K (\S+)\s+(?:(\w+)\s+codebooks)?\s*: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
+  // One row per budget, codebook source and size, e.g.
+  // "stories260K 25%   workspace codebooks, 1024 centroids: top-1 agreement …".
+  const row = /stories260K (\S+)\s+(\w+)\s+codebooks,\s+(\d+) centroids: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
   for (const m of r.stdout.matchAll(row)) {
-    const kv = m[2] && m[2] !== "workspace" ? `${m[1]} ${m[2]}` : m[1];
-    rows.push({ kv, codebooks: m[2] ?? "workspace", top1AgreementPercent: Number(m[3]), agree: Number(m[4]), positions: Number(m[5]), meanKl: Number(m[6]) });
+    const kv = [m[1], m[2] !== "workspace" ? m[2] : "", m[3] !== "1024" ? `c=${m[3]}` : ""].filter(Boolean).join(" ");
+    rows.push({ kv, codebooks: m[2], centroids: Number(m[3]), top1AgreementPercent: Number(m[4]), agree: Number(m[5]), positions: Number(m[6]), meanKl: Number(m[7]) });
   }
   if (rows.length === 0) throw new Error(`test_kv_fidelity printed no fidelity rows (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   for (const row of rows) log(`fidelity ${row.kv.padEnd(5)} top-1 ${row.top1AgreementPercent.toFixed(2)}%  mean KL ${row.meanKl.toExponential(2)}`);
   return {
-    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids)`,
+    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids unless the row says c=256, the engine's default)`,
     testPassed: r.status === 0,
     rows,
   };
@@ -318,11 +334,15 @@ function fidelityPart({ log }) {
 
 function chart(report) {
   const rows = [];
-  const { decode, memory, million, fidelity } = report;
-  if (decode) {
+  const { memory, million, fidelity } = report;
+  for (const decode of [report.decode, report.decodeSharp].filter(Boolean)) {
     const load = decode.measured ? `, load average ${decode.measured.loadavg[2].toFixed(1)}` : "";
     rows.push({ title: `Decode tok/s at ${decode.contextTokens} tokens, ${decode.model}, ${decode.threads} threads (medians${load})` });
-    for (const [name, value] of Object.entries(decode.tokPerS)) rows.push({ label: name, value, text: `${value.toFixed(2)} tok/s`, ours: name.startsWith("ours") });
+    for (const [name, value] of Object.entries(decode.tokPerS)) {
+      const kept = decode.selectedShare?.[name];
+      const text = `${value.toFixed(2)} tok/s` + (Number.isFinite(kept) ? ` (kept ${(100 * kept).toFixed(1)}% of tokens)` : "");
+      rows.push({ label: name, value, text, ours: name.startsWith("ours") });
+    }
   }
   if (memory) {
     rows.push({ title: "Fast-tier KV bytes per token (ours measured, llama.cpp computed)" });
@@ -379,10 +399,13 @@ function chart(report) {
 }
 
 function printSummary(report, out) {
-  const { decode, memory, million, fidelity } = report;
-  if (decode) {
+  const { memory, million, fidelity } = report;
+  for (const decode of [report.decode, report.decodeSharp].filter(Boolean)) {
     console.log(`decode at ${decode.contextTokens} tokens (${decode.model}, ${decode.threads} threads, medians):`);
-    for (const [name, v] of Object.entries(decode.tokPerS)) console.log(`  ${name.padEnd(16)} ${v.toFixed(2)} tok/s`);
+    for (const [name, v] of Object.entries(decode.tokPerS)) {
+      const kept = decode.selectedShare?.[name];
+      console.log(`  ${name.padEnd(16)} ${v.toFixed(2)} tok/s` + (Number.isFinite(kept) ? `  kept ${(100 * kept).toFixed(1)}% of tokens` : ""));
+    }
     for (const [name, v] of Object.entries(decode.ratios)) console.log(`  ${name.padEnd(32)} ${v.toFixed(2)}×`);
   }
   if (memory) {
@@ -413,13 +436,14 @@ export async function main(args) {
       context: { type: "string", default: "8192" },
       decode: { type: "string", default: "16" },
       tokens: { type: "string", default: "1000000" },
-      parts: { type: "string", default: "decode,memory,million,fidelity" },
+      parts: { type: "string", default: "decode,decode-sharp,memory,million,fidelity" },
       "llama-kv": { type: "string", default: LLAMA_CPP_KV.join(",") },
       out: { type: "string", default: "kv" },
     },
   });
   const parts = new Set(values.parts.split(",").filter(Boolean));
-  const known = ["decode", "memory", "million", "fidelity"];
+  const known = ["decode", "decode-sharp", "memory", "million", "fidelity"];
+  const reportKey = { "decode-sharp": "decodeSharp" };
   for (const p of parts) if (!known.includes(p)) throw new Error(`unknown part "${p}" (known: ${known.join(", ")})`);
   const settings = {
     reps: Math.max(1, Number(values.reps)),
@@ -438,13 +462,14 @@ export async function main(args) {
   const resultsFile = join(resultsDir, `${values.out}.json`);
   const report = { benchmark: "kv", date: new Date().toISOString(), machine: machineInfo(), settings: { ...settings, parts: [...parts] } };
   const stamp = (result) => ({ ...result, measured: { date: new Date().toISOString(), loadavg: loadavg() } });
-  if (parts.has("decode") || parts.has("memory")) report.decode = stamp(decodePart({ ...settings, log }));
+  if (parts.has("decode") || parts.has("memory")) report.decode = stamp(decodePart({ ...settings, model: DECODE_MODELS.decode, log }));
+  if (parts.has("decode-sharp")) report.decodeSharp = stamp(decodePart({ ...settings, model: DECODE_MODELS["decode-sharp"], log }));
   if (parts.has("memory")) report.memory = stamp(memoryPart(report.decode));
   if (parts.has("million")) report.million = stamp(millionPart({ ...settings, log }));
   if (parts.has("fidelity")) report.fidelity = stamp(fidelityPart({ log }));
   // Read now, not at the start: another run of this benchmark may have written a part meanwhile.
   const previous = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, "utf8")) : {};
-  for (const part of known) if (!report[part] && previous[part]) report[part] = previous[part];
+  for (const part of known.map((p) => reportKey[p] ?? p)) if (!report[part] && previous[part]) report[part] = previous[part];
 
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
