@@ -1,11 +1,12 @@
-// Pieces the KV tests share: fixture lookup, token sequences of a model's own sampling, and filling a
-// cache layer by layer with synthetic keys, values and queries.
+// Pieces the KV tests share: fixture lookup, seeded normal samples, token sequences of a model's own
+// sampling, and filling a cache layer by layer with synthetic keys, values and queries.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,15 @@
 #include "model/kv_cache.h"
 
 namespace hcattn_test {
+
+// n samples of N(0, sigma^2) from a seeded generator.
+inline std::vector<float> gaussian(int64_t n, uint64_t seed, float sigma = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
 
 // Path of a fixture file in HCATTN_TEST_DATA (default build/test-data), or "" after printing why the
 // test is skipped (the caller then returns 77).

@@ -13,20 +13,14 @@
 #include "kv/code_tiles.h"
 #include "kv/codebook.h"
 #include "kv/f16_rows.h"
+#include "kv_test_util.h"
 #include "quant/types.h"
 #include "test_util.h"
 
 using namespace hcattn::kv;
+using hcattn_test::gaussian;
 
 namespace {
-
-std::vector<float> gaussian(int64_t n, uint64_t seed, float sigma = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, sigma);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 // Code words of c centroids: index < c, any level.
 void test_tiling_round_trip(int c) {

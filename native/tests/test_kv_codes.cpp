@@ -7,19 +7,13 @@
 #include <vector>
 
 #include "kv/codebook.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 using hcattn::kv::KeyCodebook;
+using hcattn_test::gaussian;
 
 namespace {
-
-std::vector<float> gaussian(int64_t n, uint64_t seed, float sigma = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, sigma);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 double reconstruction_mse(const KeyCodebook& cb, const std::vector<float>& keys, int64_t n) {
   std::vector<uint16_t> codes(static_cast<size_t>(n) * cb.groups);
