@@ -556,9 +556,9 @@ class Cache final : public HcKvCache {
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
     weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
-    if (cfg_.tail) {
+    if (cfg_.tail && k < n) {
       // As in weigh_and_sum: per block wholly before the recent window, the unselected tokens' weight
-      // times the block's mean value.
+      // times the block's mean value (nothing to add when every token is selected).
       s.selected.assign(n, 0);
       for (int32_t j : index) s.selected[j] = 1;
       const int64_t blocks = recent_from / kTailBlock;
