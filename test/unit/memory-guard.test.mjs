@@ -29,13 +29,14 @@ test("engine/load reports the configured budget's measured bytes per token and t
     measured[budget] = sidecar.loaded.kvBytesPerToken;
     await sidecar.stop();
   }
-  // Per token, layer and KV head: f16 keys and values are 2 × 16 bytes each; key codes are 2 bytes per
-  // group (8 groups at 25%, 4 at 12.5%); the tail estimate keeps one f16 mean value row per 64 tokens.
+  // Per token, layer and KV head: f16 keys and values are 2 × 16 bytes each; key codes are 12 bits per
+  // group (a centroid-index byte and a level nibble; 8 groups at 25%, 4 at 12.5%); the tail estimate keeps
+  // one f16 mean value row per 64 tokens.
   const means = (layerHeads * headDim * 2) / 64;
   assert.deepEqual(measured.full, { fast: F16_BYTES_PER_TOKEN, host: 0 });
   assert.deepEqual(measured["50%"], { fast: layerHeads * headDim * 2 + means, host: layerHeads * headDim * 2 });
-  assert.deepEqual(measured["25%"], { fast: layerHeads * 8 * 2 + means, host: F16_BYTES_PER_TOKEN });
-  assert.deepEqual(measured["12.5%"], { fast: layerHeads * 4 * 2 + means, host: F16_BYTES_PER_TOKEN });
+  assert.deepEqual(measured["25%"], { fast: layerHeads * 8 * 1.5 + means, host: F16_BYTES_PER_TOKEN });
+  assert.deepEqual(measured["12.5%"], { fast: layerHeads * 4 * 1.5 + means, host: F16_BYTES_PER_TOKEN });
   // The fast tier shrinks with the budget; the host tier keeps exact keys for re-scoring below 50%.
   assert.ok(measured["12.5%"].fast < measured["25%"].fast && measured["25%"].fast < measured["50%"].fast);
 });
