@@ -67,9 +67,9 @@ suite("Repo Llama follows edits of the workspace", () => {
     assert.ok(firstChanged > 0, `the edit changed segment ${firstChanged}`);
     const updated = api.chat.context()!;
     assert.deepEqual(
-      { reusedSegments: updated.reusedSegments, prefilledFrom: updated.prefilledFrom },
-      { reusedSegments: firstChanged, prefilledFrom: after[firstChanged].id },
-      "reused: exactly the segments before the first changed one",
+      { reusedSegments: updated.reusedSegments, prefilledFrom: updated.prefilledFrom, changedFiles: updated.changedFiles },
+      { reusedSegments: firstChanged, prefilledFrom: after[firstChanged].id, changedFiles: ["src/price.ts"] },
+      "reused: exactly the segments before the first changed one; the edited file is the one named as changed",
     );
     assert.ok(updated.reusedTokens > 0 && updated.prefilledTokens > 0, JSON.stringify(updated));
     assert.equal(updated.reusedTokens + updated.prefilledTokens, updated.tokens);
