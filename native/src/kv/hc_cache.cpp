@@ -315,7 +315,10 @@ class Cache final : public HcKvCache {
     if (static_cast<int>(scratch_.size()) < pool.size()) scratch_.resize(pool.size());
     const int rep = shape_.n_head / shape_.n_head_kv;
     const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
-    if (cfg_.gqa_shared && rep > 1 && groups_ > 0 && calibrated_[layer] && !star) {
+    // Exact attention (star blocks, or a layer without codebooks yet) needs no selection: the query heads
+    // of a KV head read the rows together.
+    const bool exact = star || (groups_ > 0 && !calibrated_[layer]);
+    if (rep > 1 && (exact || (cfg_.gqa_shared && groups_ > 0))) {
       // One selection per (token, KV head), shared by its query heads.
       pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head_kv, 1, [&](int64_t begin, int64_t end, int thread) {
         Scratch& s = scratch_[thread];
@@ -323,7 +326,8 @@ class Cache final : public HcKvCache {
           const int t = static_cast<int>(task / shape_.n_head_kv);
           const int kvh = static_cast<int>(task % shape_.n_head_kv);
           const size_t off = static_cast<size_t>(t) * n_q + static_cast<size_t>(kvh) * rep * hd;
-          attend_group(layer, kvh, pos + t, n_tokens > 1 ? pos : -1, q + off, out + off, s);
+          if (exact) attend_exact_group(layer, kvh, pos + t, q + off, out + off, s);
+          else attend_group(layer, kvh, pos + t, n_tokens > 1 ? pos : -1, q + off, out + off, s);
         }
       });
       return;
@@ -574,6 +578,35 @@ class Cache final : public HcKvCache {
         }
       }
     }
+    for (int r = 0; r < rep; ++r) {
+      const float inv = static_cast<float>(1.0 / s.totals[r]);
+      for (int c = 0; c < d; ++c) out_group[r * d + c] = s.acc[r * d + c] * inv;
+    }
+  }
+
+  // Exact attention of the query heads of KV head kvh at position p over the tokens attend_one's exact
+  // branch reads (star: the anchor and the query's own block; otherwise every token), each key and value
+  // row read once for all the heads.
+  void attend_exact_group(int layer, int kvh, int p, const float* q_group, float* out_group, Scratch& s) const {
+    const int d = shape_.head_dim, rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
+    const HeadStore& hs = head(layer, kvh);
+    const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
+    const int from = star ? p / cfg_.star_block * cfg_.star_block : 0;
+    const int anchor = star ? std::min(cfg_.star_block, from) : 0;
+    std::vector<int32_t>& index = s.sel.index;
+    index.clear();
+    for (int j = 0; j < anchor; ++j) index.push_back(j);
+    for (int j = from; j < n; ++j) index.push_back(j);
+    const int64_t k = static_cast<int64_t>(index.size());
+    s.final.resize(static_cast<size_t>(rep) * k);
+    dot_rows_f16(q_group, rep, hs.keys.data(), index.data(), k, d, shape_.kq_scale, s.final.data());
+    s.totals.resize(rep);
+    for (int r = 0; r < rep; ++r) {
+      float* f = &s.final[r * k];
+      s.totals[r] = exp_shifted(f, k, *std::max_element(f, f + k));
+    }
+    s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
+    weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
     for (int r = 0; r < rep; ++r) {
       const float inv = static_cast<float>(1.0 / s.totals[r]);
       for (int c = 0; c < d; ++c) out_group[r * d + c] = s.acc[r * d + c] * inv;
