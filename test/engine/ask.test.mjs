@@ -144,8 +144,10 @@ test("Ctrl-C during the prefill exits with 130 after saving the finished files; 
   let interrupted = false;
   child.stderr.setEncoding("utf8").on("data", (chunk) => {
     stderr += chunk;
-    // The first progress line short of 100%: some chunks are done, so some files are complete.
-    if (!interrupted && /^prefill [\d,]+\/[\d,]+ tokens \((\d|[1-9]\d)%/m.test(stderr)) {
+    // The first progress line past 0 tokens and short of 100%: some chunks are done, so some files are
+    // complete (a line at 0 tokens comes before any chunk).
+    const progress = [...stderr.matchAll(/^prefill ([\d,]+)\/([\d,]+) tokens/gm)].map((m) => m.slice(1).map((x) => Number(x.replace(/,/g, ""))));
+    if (!interrupted && progress.some(([done, total]) => done > 0 && done < total)) {
       interrupted = true;
       child.kill("SIGINT");
     }
