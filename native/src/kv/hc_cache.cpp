@@ -318,7 +318,7 @@ class Cache final : public HcKvCache {
     // Exact attention (star blocks, or a layer without codebooks yet) needs no selection: the query heads
     // of a KV head read the rows together.
     const bool exact = star || (groups_ > 0 && !calibrated_[layer]);
-    if (rep > 1 && (exact || (cfg_.gqa_shared && groups_ > 0))) {
+    if (rep > 1 && (exact || cfg_.gqa_shared)) {
       // One selection per (token, KV head), shared by its query heads.
       pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head_kv, 1, [&](int64_t begin, int64_t end, int thread) {
         Scratch& s = scratch_[thread];
@@ -388,6 +388,7 @@ class Cache final : public HcKvCache {
     std::vector<float> scores, upper, lut, bound_lut, final, acc;
     std::vector<float> head_scores, head_upper;  // GQA-shared selection: per query head of the group
     std::vector<float> tops, shifts;              // per query head of the group
+    std::vector<int32_t> positions;               // 0 .. n - 1 (50%: every key is scored exactly)
     std::vector<double> totals, block_mass;
     std::vector<uint8_t> selected;
     Selection sel;
@@ -485,7 +486,7 @@ class Cache final : public HcKvCache {
   }
 
   // GQA-shared selection: the query heads of KV head kvh (q_group and out_group hold them one after the
-  // other) score the codes, one selection is made on the maximum over the heads of each token's score
+  // other) score the codes (at 50%: the f16 keys, exactly), one selection is made on the maximum over the heads of each token's score
   // relative to that head's top score (the union of what the heads attend to), and each head then weighs
   // and sums the shared tokens with its own exact scores.
   void attend_group(int layer, int kvh, int p, int chunk_start, const float* q_group, float* out_group, Scratch& s) const {
@@ -498,21 +499,30 @@ class Cache final : public HcKvCache {
     s.head_upper.resize(all);
     s.scores.assign(n, -std::numeric_limits<float>::infinity());
     s.upper.assign(n, -std::numeric_limits<float>::infinity());
-    const int c = cfg_.centroids;
-    const size_t lut_size = static_cast<size_t>(groups_) * c, bound_size = static_cast<size_t>(groups_) * KeyCodebook::kLevels;
-    s.lut.resize(rep * lut_size);
-    s.bound_lut.resize(rep * bound_size);
-    // Without bounds the bound tables are zero, so upper = score and the selection uses only the scores.
-    const bool bounded = cfg_.bound_scale > 0;
-    for (int r = 0; r < rep; ++r) {
-      hs.codebook.build_lut(q_group + static_cast<size_t>(r) * d, &s.lut[r * lut_size]);
-      if (bounded)
-        hs.codebook.build_bound_lut(q_group + static_cast<size_t>(r) * d, shape_.kq_scale * cfg_.bound_scale, &s.bound_lut[r * bound_size]);
-      else
-        std::fill_n(&s.bound_lut[r * bound_size], bound_size, 0.0f);
+    // Without bounds (or at 50%, where the f16 keys give exact scores) upper is not used.
+    const bool bounded = groups_ > 0 && cfg_.bound_scale > 0;
+    if (groups_ == 0) {
+      // 50%: exact scores of every token, each key row read once for the group.
+      s.positions.resize(n);
+      for (int j = 0; j < n; ++j) s.positions[j] = j;
+      dot_rows_f16(q_group, rep, hs.keys.data(), s.positions.data(), n, d, shape_.kq_scale, s.head_scores.data());
+      std::copy(s.head_scores.begin(), s.head_scores.begin() + all, s.head_upper.begin());
+    } else {
+      const int c = cfg_.centroids;
+      const size_t lut_size = static_cast<size_t>(groups_) * c, bound_size = static_cast<size_t>(groups_) * KeyCodebook::kLevels;
+      s.lut.resize(rep * lut_size);
+      s.bound_lut.resize(rep * bound_size);
+      // Without bounds the bound tables are zero, so upper = score and the selection uses only the scores.
+      for (int r = 0; r < rep; ++r) {
+        hs.codebook.build_lut(q_group + static_cast<size_t>(r) * d, &s.lut[r * lut_size]);
+        if (bounded)
+          hs.codebook.build_bound_lut(q_group + static_cast<size_t>(r) * d, shape_.kq_scale * cfg_.bound_scale, &s.bound_lut[r * bound_size]);
+        else
+          std::fill_n(&s.bound_lut[r * bound_size], bound_size, 0.0f);
+      }
+      score_code_tiles(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
+                       s.head_scores.data(), s.head_upper.data());
     }
-    score_code_tiles(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
-                     s.head_scores.data(), s.head_upper.data());
     s.tops.resize(rep);
     for (int r = 0; r < rep; ++r) {
       const float* hs_scores = &s.head_scores[static_cast<size_t>(r) * n];
@@ -539,7 +549,11 @@ class Cache final : public HcKvCache {
     const int64_t k = static_cast<int64_t>(index.size());
     const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
     s.final.resize(static_cast<size_t>(rep) * k);
-    if (cfg_.rescore) {
+    if (groups_ == 0) {
+      // 50%: the scores are already exact.
+      for (int r = 0; r < rep; ++r)
+        for (int64_t i = 0; i < k; ++i) s.final[r * k + i] = s.head_scores[static_cast<size_t>(r) * n + index[i]];
+    } else if (cfg_.rescore) {
       dot_rows_f16(q_group, rep, hs.keys.data(), index.data(), k, d, shape_.kq_scale, s.final.data());
     } else {
       // Exact only where the keys are read anyway: the sinks and the recent window.
