@@ -318,7 +318,7 @@ class Cache final : public HcKvCache {
     // Exact attention (star blocks, or a layer without codebooks yet) needs no selection: the query heads
     // of a KV head read the rows together.
     const bool exact = star || (groups_ > 0 && !calibrated_[layer]);
-    if (rep > 1 && (exact || cfg_.gqa_shared)) {
+    if (exact || cfg_.gqa_shared) {
       // One selection per (token, KV head), shared by its query heads.
       pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head_kv, 1, [&](int64_t begin, int64_t end, int thread) {
         Scratch& s = scratch_[thread];
@@ -429,109 +429,75 @@ class Cache final : public HcKvCache {
     return dot_f16(q, &h.keys[static_cast<size_t>(j) * d], d) * shape_.kq_scale;
   }
 
-  // The query of head h at position p attends; chunk_start >= 0 when it belongs to a prefill chunk
-  // starting there (decode: -1).
+  // Scores of positions [0, n) for the rep query heads in q_group (rep rows of d) into s.head_scores, and
+  // their upper bounds into s.head_upper when `bounded`: exact from the f16 keys at 50% (each key row read
+  // once for the heads), from the key codes otherwise.
+  void score_heads(const HeadStore& hs, const float* q_group, int rep, int n, bool bounded, Scratch& s) const {
+    const int d = shape_.head_dim;
+    const size_t all = static_cast<size_t>(rep) * n;
+    s.head_scores.resize(all);
+    if (groups_ == 0) {
+      for (int j = static_cast<int>(s.positions.size()); j < n; ++j) s.positions.push_back(j);
+      dot_rows_f16(q_group, rep, hs.keys.data(), s.positions.data(), n, d, shape_.kq_scale, s.head_scores.data());
+      return;
+    }
+    s.head_upper.resize(all);
+    const int c = cfg_.centroids;
+    const size_t lut_size = static_cast<size_t>(groups_) * c, bound_size = static_cast<size_t>(groups_) * KeyCodebook::kLevels;
+    s.lut.resize(rep * lut_size);
+    s.bound_lut.resize(rep * bound_size);
+    // Without bounds the bound tables are zero, so upper is the score (plus its rounding error).
+    for (int r = 0; r < rep; ++r) {
+      hs.codebook.build_lut(q_group + static_cast<size_t>(r) * d, &s.lut[r * lut_size]);
+      if (bounded)
+        hs.codebook.build_bound_lut(q_group + static_cast<size_t>(r) * d, shape_.kq_scale * cfg_.bound_scale, &s.bound_lut[r * bound_size]);
+      else
+        std::fill_n(&s.bound_lut[r * bound_size], bound_size, 0.0f);
+    }
+    score_code_tiles(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
+                     s.head_scores.data(), s.head_upper.data());
+  }
+
+  // Top-p selection for the query of head h alone at position p (gqa_shared off); chunk_start >= 0 when
+  // it belongs to a prefill chunk starting there (decode: -1).
   void attend_one(int layer, int h, int p, int chunk_start, const float* q, float* out, Scratch& s) const {
-    const bool prefill = chunk_start >= 0;
     const int kvh = h / (shape_.n_head / shape_.n_head_kv);
     const HeadStore& hs = head(layer, kvh);
     const int n = p + 1;
-    Selection& sel = s.sel;
-    sel.index.clear();
-    sel.weight.clear();
     // Prefill queries keep their chunk's earlier tokens exactly, like the recent window of decode.
     SelectParams params = cfg_.select;
-    if (prefill) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
-
-    const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
-    if (star || (groups_ > 0 && !calibrated_[layer])) {
-      // Star attention reads the anchor (the first star_block positions, as in the Star Attention paper:
-      // with only the 4 sinks, question agreement after a star-prefilled stories260K prefix fell from 60%
-      // to 44%) and the query's own aligned block; a layer without codebooks yet reads every key. Either
-      // way all scores are exact and nothing is estimated.
-      const int from = star ? p / cfg_.star_block * cfg_.star_block : 0;
-      const int anchor = star ? std::min(cfg_.star_block, from) : 0;
-      for (int j = 0; j < anchor; ++j) sel.index.push_back(j);
-      for (int j = from; j < n; ++j) sel.index.push_back(j);
-      weigh_exact(hs, q, sel);
-      sum_values(hs, sel, out);
-      return;
-    }
-
-    // Scores for every token: exact from the f16 keys at 50%, from the key codes below.
-    s.scores.resize(n);
-    if (groups_ == 0) {
-      for (int j = 0; j < n; ++j) s.scores[j] = exact_score(hs, q, j);
-    } else {
-      s.upper.resize(n);
-      score_head(hs, q, n, s, s.scores.data(), s.upper.data());
-    }
-    select_tokens(s.scores.data(), n, params, sel, groups_ > 0 && cfg_.bound_scale > 0 ? s.upper.data() : nullptr);
-    s.counts.selected += static_cast<int64_t>(sel.index.size());
+    if (chunk_start >= 0) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
+    const bool bounded = groups_ > 0 && cfg_.bound_scale > 0;
+    score_heads(hs, q, 1, n, bounded, s);
+    select_tokens(s.head_scores.data(), n, params, s.sel, bounded ? s.head_upper.data() : nullptr);
+    s.counts.selected += static_cast<int64_t>(s.sel.index.size());
     s.counts.candidates += n;
-    weigh_and_sum(hs, q, s.scores.data(), n, params, s, out);
-  }
-
-  // scores[j] = kq_scale * LUT score of token j; upper[j] bounds its exact score from the codes' residual
-  // levels (when bound_scale > 0), so that every token that could reach the top-p cut is selected (and
-  // re-scored exactly). One pass over the codes.
-  void score_head(const HeadStore& hs, const float* q, int n, Scratch& s, float* scores, float* upper) const {
-    const int c = cfg_.centroids;
-    s.lut.resize(static_cast<size_t>(groups_) * c);
-    hs.codebook.build_lut(q, s.lut.data());
-    // Without bounds the bound table is zero, and upper is the score (plus its rounding error).
-    s.bound_lut.assign(static_cast<size_t>(groups_) * KeyCodebook::kLevels, 0.0f);
-    if (cfg_.bound_scale > 0) hs.codebook.build_bound_lut(q, shape_.kq_scale * cfg_.bound_scale, s.bound_lut.data());
-    score_code_tiles(1, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale, scores, upper);
+    s.tops.assign(1, *std::max_element(s.head_scores.begin(), s.head_scores.begin() + n));
+    weigh_and_sum_group(hs, q, 1, n, params, s, out);
   }
 
   // GQA-shared selection: the query heads of KV head kvh (q_group and out_group hold them one after the
-  // other) score the codes (at 50%: the f16 keys, exactly), one selection is made on the maximum over the heads of each token's score
-  // relative to that head's top score (the union of what the heads attend to), and each head then weighs
-  // and sums the shared tokens with its own exact scores.
+  // other) score the codes (at 50%: the f16 keys, exactly), one selection is made on the maximum over the
+  // heads of each token's score relative to that head's top score (the union of what the heads attend
+  // to), and each head then weighs and sums the shared tokens with its own exact scores.
   void attend_group(int layer, int kvh, int p, int chunk_start, const float* q_group, float* out_group, Scratch& s) const {
-    const int d = shape_.head_dim, rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
+    const int rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
     const HeadStore& hs = head(layer, kvh);
     SelectParams params = cfg_.select;
     if (chunk_start >= 0) params.recent = std::max<int64_t>(params.recent, p - chunk_start + 1);
-    const size_t all = static_cast<size_t>(rep) * n;
-    s.head_scores.resize(all);
-    s.head_upper.resize(all);
-    s.scores.assign(n, -std::numeric_limits<float>::infinity());
-    s.upper.assign(n, -std::numeric_limits<float>::infinity());
-    // Without bounds (or at 50%, where the f16 keys give exact scores) upper is not used.
+    // Without bounds (and at 50%, where the scores are exact) the selection uses only the scores.
     const bool bounded = groups_ > 0 && cfg_.bound_scale > 0;
-    if (groups_ == 0) {
-      // 50%: exact scores of every token, each key row read once for the group.
-      s.positions.resize(n);
-      for (int j = 0; j < n; ++j) s.positions[j] = j;
-      dot_rows_f16(q_group, rep, hs.keys.data(), s.positions.data(), n, d, shape_.kq_scale, s.head_scores.data());
-      std::copy(s.head_scores.begin(), s.head_scores.begin() + all, s.head_upper.begin());
-    } else {
-      const int c = cfg_.centroids;
-      const size_t lut_size = static_cast<size_t>(groups_) * c, bound_size = static_cast<size_t>(groups_) * KeyCodebook::kLevels;
-      s.lut.resize(rep * lut_size);
-      s.bound_lut.resize(rep * bound_size);
-      // Without bounds the bound tables are zero, so upper = score and the selection uses only the scores.
-      for (int r = 0; r < rep; ++r) {
-        hs.codebook.build_lut(q_group + static_cast<size_t>(r) * d, &s.lut[r * lut_size]);
-        if (bounded)
-          hs.codebook.build_bound_lut(q_group + static_cast<size_t>(r) * d, shape_.kq_scale * cfg_.bound_scale, &s.bound_lut[r * bound_size]);
-        else
-          std::fill_n(&s.bound_lut[r * bound_size], bound_size, 0.0f);
-      }
-      score_code_tiles(rep, s.lut.data(), s.bound_lut.data(), hs.codes.data(), n, groups_, c, shape_.kq_scale,
-                       s.head_scores.data(), s.head_upper.data());
-    }
+    score_heads(hs, q_group, rep, n, bounded, s);
+    s.scores.assign(n, -std::numeric_limits<float>::infinity());
+    if (bounded) s.upper.assign(n, -std::numeric_limits<float>::infinity());
     s.tops.resize(rep);
     for (int r = 0; r < rep; ++r) {
       const float* hs_scores = &s.head_scores[static_cast<size_t>(r) * n];
-      const float* hs_upper = &s.head_upper[static_cast<size_t>(r) * n];
       const float top = s.tops[r] = *std::max_element(hs_scores, hs_scores + n);
-      for (int j = 0; j < n; ++j) {
-        s.scores[j] = std::max(s.scores[j], hs_scores[j] - top);
-        s.upper[j] = std::max(s.upper[j], hs_upper[j] - top);
-      }
+      for (int j = 0; j < n; ++j) s.scores[j] = std::max(s.scores[j], hs_scores[j] - top);
+      if (!bounded) continue;
+      const float* hs_upper = &s.head_upper[static_cast<size_t>(r) * n];
+      for (int j = 0; j < n; ++j) s.upper[j] = std::max(s.upper[j], hs_upper[j] - top);
     }
     select_tokens(s.scores.data(), n, params, s.sel, bounded ? s.upper.data() : nullptr);
     s.counts.selected += static_cast<int64_t>(s.sel.index.size());
@@ -539,15 +505,21 @@ class Cache final : public HcKvCache {
     weigh_and_sum_group(hs, q_group, rep, n, params, s, out_group);
   }
 
-  // weigh_and_sum for the rep query heads of one KV head over their shared selection s.sel, with their
-  // approximate scores in s.head_scores and top scores in s.tops: each selected key and value row is read
-  // once for all the heads.
+  // Attention outputs of the rep query heads of one KV head over the selected tokens s.sel, with their
+  // approximate scores of all n tokens in s.head_scores and top scores in s.tops: each selected key and
+  // value row is read once for all the heads.
+  //   out = (sum over selected of w_j v_j + estimated tail) / (sum of their weights), where the tail
+  //   stands for the tokens left out: per block of kTailBlock positions, their (approximate) weight
+  //   times the block's mean value. Only blocks wholly before the recent window take part, so a prefill
+  //   query never sees a value from its own future through a block mean.
   void weigh_and_sum_group(const HeadStore& hs, const float* q_group, int rep, int n, const SelectParams& params, Scratch& s,
                            float* out_group) const {
     const int d = shape_.head_dim;
     const std::vector<int32_t>& index = s.sel.index;
     const int64_t k = static_cast<int64_t>(index.size());
     const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
+    // Final scores of the selected tokens: exact where the keys are read (re-scoring, and always for the
+    // sinks and recent window), approximate otherwise.
     s.final.resize(static_cast<size_t>(rep) * k);
     if (groups_ == 0) {
       // 50%: the scores are already exact.
@@ -556,7 +528,6 @@ class Cache final : public HcKvCache {
     } else if (cfg_.rescore) {
       dot_rows_f16(q_group, rep, hs.keys.data(), index.data(), k, d, shape_.kq_scale, s.final.data());
     } else {
-      // Exact only where the keys are read anyway: the sinks and the recent window.
       for (int r = 0; r < rep; ++r)
         for (int64_t i = 0; i < k; ++i) {
           const int j = index[i];
@@ -574,9 +545,7 @@ class Cache final : public HcKvCache {
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
     weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
-    if (cfg_.tail && k < n) {
-      // As in weigh_and_sum: per block wholly before the recent window, the unselected tokens' weight
-      // times the block's mean value (nothing to add when every token is selected).
+    if (cfg_.tail && k < n) {  // nothing to add when every token is selected
       s.selected.assign(n, 0);
       for (int32_t j : index) s.selected[j] = 1;
       const int64_t blocks = recent_from / kTailBlock;
@@ -592,15 +561,14 @@ class Cache final : public HcKvCache {
         }
       }
     }
-    for (int r = 0; r < rep; ++r) {
-      const float inv = static_cast<float>(1.0 / s.totals[r]);
-      for (int c = 0; c < d; ++c) out_group[r * d + c] = s.acc[r * d + c] * inv;
-    }
+    write_outputs(rep, s, out_group);
   }
 
-  // Exact attention of the query heads of KV head kvh at position p over the tokens attend_one's exact
-  // branch reads (star: the anchor and the query's own block; otherwise every token), each key and value
-  // row read once for all the heads.
+  // Exact attention of the query heads of KV head kvh at position p, each key and value row read once for
+  // all the heads. Star attention reads the anchor (the first star_block positions, as in the Star
+  // Attention paper: with only the 4 sinks, question agreement after a star-prefilled stories260K prefix
+  // fell from 60% to 44%) and the query's own aligned block; a layer without codebooks yet reads every
+  // key. Either way all scores are exact and nothing is estimated.
   void attend_exact_group(int layer, int kvh, int p, const float* q_group, float* out_group, Scratch& s) const {
     const int d = shape_.head_dim, rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
     const HeadStore& hs = head(layer, kvh);
@@ -621,66 +589,15 @@ class Cache final : public HcKvCache {
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
     weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
+    write_outputs(rep, s, out_group);
+  }
+
+  // out_group[r] = s.acc[r] / s.totals[r] for the rep heads of a group.
+  void write_outputs(int rep, const Scratch& s, float* out_group) const {
+    const int d = shape_.head_dim;
     for (int r = 0; r < rep; ++r) {
       const float inv = static_cast<float>(1.0 / s.totals[r]);
       for (int c = 0; c < d; ++c) out_group[r * d + c] = s.acc[r * d + c] * inv;
-    }
-  }
-
-  // Attention output of one query head over the selected tokens s.sel (scores: its approximate scores of
-  // all n tokens).
-  void weigh_and_sum(const HeadStore& hs, const float* q, const float* scores, int n, const SelectParams& params, Scratch& s,
-                     float* out) const {
-    const int d = shape_.head_dim;
-    const Selection& sel = s.sel;
-
-    // Final scores of the selected tokens: exact where the keys are read (re-scoring, and always for
-    // the sinks and recent window), approximate otherwise.
-    const int64_t recent_from = std::max<int64_t>(0, n - params.recent);
-    s.final.resize(sel.index.size());
-    float m = -std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < sel.index.size(); ++i) {
-      const int j = sel.index[i];
-      const bool exact = groups_ == 0 || cfg_.rescore || j < cfg_.select.sinks || j >= recent_from;
-      s.final[i] = exact && groups_ > 0 ? exact_score(hs, q, j) : scores[j];
-      m = std::max(m, s.final[i]);
-    }
-    for (int j = 0; j < n; ++j) m = std::max(m, scores[j]);
-
-    // out = (sum over selected of w_j v_j + estimated tail) / (sum of their weights), where the tail
-    // stands for the tokens left out: per block of kTailBlock positions, their (approximate) weight
-    // times the block's mean value. Only blocks wholly before the recent window take part, so a prefill
-    // query never sees a value from its own future through a block mean.
-    std::vector<float>& acc = s.acc;
-    acc.assign(d, 0.0f);
-    double total = 0;
-    for (size_t i = 0; i < sel.index.size(); ++i) {
-      const float w = std::exp(s.final[i] - m);
-      total += w;
-      axpy_f16(w, &hs.values[static_cast<size_t>(sel.index[i]) * d], acc.data(), d);
-    }
-    if (cfg_.tail) {
-      s.selected.assign(n, 0);
-      for (int32_t j : sel.index) s.selected[j] = 1;
-      const int full_blocks = static_cast<int>(recent_from / kTailBlock);
-      for (int b = 0; b < full_blocks; ++b) {
-        double t = 0;
-        for (int j = b * kTailBlock; j < (b + 1) * kTailBlock; ++j)
-          if (!s.selected[j]) t += std::exp(scores[j] - m);
-        if (t == 0) continue;
-        total += t;
-        axpy_f16(static_cast<float>(t), &hs.block_means[static_cast<size_t>(b) * d], acc.data(), d);
-      }
-    }
-    const float inv = static_cast<float>(1.0 / total);
-    for (int c = 0; c < d; ++c) out[c] = acc[c] * inv;
-  }
-
-  void sum_values(const HeadStore& hs, const Selection& sel, float* out) const {
-    const int d = shape_.head_dim;
-    std::fill(out, out + d, 0.0f);
-    for (size_t i = 0; i < sel.index.size(); ++i) {
-      axpy_f16(sel.weight[i], &hs.values[static_cast<size_t>(sel.index[i]) * d], out, d);
     }
   }
 
@@ -697,21 +614,6 @@ class Cache final : public HcKvCache {
         h.block_means[static_cast<size_t>(b) * d + c] = quant::fp32_to_fp16(sum / static_cast<float>(hi - lo));
       }
     }
-  }
-
-  // Softmax of scores[index] over the selected tokens.
-  static void weigh(const float* scores, Selection& sel) {
-    double m = -std::numeric_limits<double>::infinity();
-    for (int32_t j : sel.index) m = std::max(m, static_cast<double>(scores[j]));
-    sel.weight.resize(sel.index.size());
-    double sum = 0;
-    for (size_t i = 0; i < sel.index.size(); ++i) sum += (sel.weight[i] = static_cast<float>(std::exp(scores[sel.index[i]] - m)));
-    for (float& w : sel.weight) w = static_cast<float>(w / sum);
-  }
-
-  void weigh_exact(const HeadStore& hs, const float* q, Selection& sel) const {
-    sel.weight.resize(sel.index.size());
-    rescore_exact_f16(sel, q, hs.keys.data(), shape_.head_dim, shape_.head_dim, shape_.kq_scale);
   }
 
   model::KvShape shape_;
