@@ -8,7 +8,9 @@
 //             --llama-kv picks the llama.cpp caches (its Q4_0 8k prefill takes ≈15 min on 2 quiet cores, once).
 //             Goals (issue 4): ours at 25% ≥ 2.0× llama.cpp F16 and ≥ 1.5× llama.cpp Q4_0.
 //             Ours also reports the share of cached tokens its selection kept (the decode cost of a budget
-//             follows it; llama.cpp's does not depend on the weights).
+//             follows it; llama.cpp's does not depend on the weights) and the share of dense steps (a KV head
+//             whose selection kept ≥ 90% attends exactly to every token for its next 15 steps, without
+//             scoring); "ours 25% every step" turns dense steps off, so that every step scores and selects.
 //   decode-sharp: the same on llama32-1b-sharp-q8_0, the same shape with attention logits spread about
 //             4× wider: random weights otherwise give near-flat attention (each token's weight ≈ 1/n),
 //             where top-p keeps almost every token, unlike the peaked attention of trained models.
@@ -64,7 +66,8 @@ const stateDir = join(modelDir, "kv-states");
 /** ggml block sizes: bytes per element of each llama.cpp KV cache type. */
 const GGML_BYTES_PER_ELEMENT = { f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
 
-const configName = (c) => `${c.engine} ${c.kv}`;
+/** "ours 25% every step": dense decode steps off (denseShare 0), so that every step scores and selects. */
+const configName = (c) => `${c.engine} ${c.kv}${c.everyStep ? " every step" : ""}`;
 /** Names the saved 8k states: a changed prompt never loads a state prefilled from another. */
 const promptHash = (prompt) => createHash("sha256").update(Int32Array.from(prompt)).digest("hex").slice(0, 12);
 
@@ -74,13 +77,15 @@ const promptHash = (prompt) => createHash("sha256").update(Int32Array.from(promp
 const stateFile = (engine, modelPath, kv, prompt, suffix) =>
   join(stateDir, `${engine}-${basename(modelPath, ".gguf")}-${kv.replace("%", "pct")}-${prompt.length}-${promptHash(prompt)}${suffix}`);
 
-async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens) {
+async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens, everyStep) {
   const engine = loadOurEngine();
   const prompt = ordinaryTokens(contextTokens);
   const model = await engine.Model.load(modelPath, { threads });
   const nCtx = contextTokens + decodeTokens + 8;
   const options =
-    kv === "full" ? { nCtx, nBatch: PREFILL_BATCH, kvType: "f16" } : { nCtx, nBatch: PREFILL_BATCH, kv: { mode: kv, starBlock: STAR_BLOCK } };
+    kv === "full"
+      ? { nCtx, nBatch: PREFILL_BATCH, kvType: "f16" }
+      : { nCtx, nBatch: PREFILL_BATCH, kv: { mode: kv, starBlock: STAR_BLOCK, ...(everyStep ? { denseShare: 0 } : {}) } };
   const state = stateFile("ours", modelPath, kv, prompt, `-star${STAR_BLOCK}.hckv`);
   let ctx;
   let prefillSeconds = null;
@@ -112,8 +117,8 @@ async function decodeOurs(kv, modelPath, threads, contextTokens, decodeTokens) {
   const r = await ctx.generate({ maxTokens: decodeTokens + 1, sampling: { temperature: 0 }, stopTokens: [] });
   const steps = Math.max(1, r.tokens.length - 1);
   // Read after decoding: the share of the cache the selection kept over these steps.
-  const selectedShare = ctx.kvMemory().selectedShare ?? null;
-  return { decodeTokPerS: steps / r.stats.seconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, memory, selectedShare };
+  const { selectedShare = null, denseStepShare = null } = ctx.kvMemory();
+  return { decodeTokPerS: steps / r.stats.seconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, memory, selectedShare, denseStepShare };
 }
 
 async function decodeLlamaCpp(kv, modelPath, threads, contextTokens, decodeTokens) {
@@ -196,9 +201,9 @@ async function millionLoad(modelPath, tokens, threads, snapshot) {
 
 async function child(kind, args) {
   if (kind === "decode") {
-    const [engineName, kv, modelPath, threads, contextTokens, decodeTokens] = args;
+    const [engineName, kv, modelPath, threads, contextTokens, decodeTokens, everyStep] = args;
     const run = engineName === "ours" ? decodeOurs : decodeLlamaCpp;
-    return run(kv, modelPath, Number(threads), Number(contextTokens), Number(decodeTokens));
+    return run(kv, modelPath, Number(threads), Number(contextTokens), Number(decodeTokens), everyStep === "every-step");
   }
   const [modelPath, tokens, threads, snapshot] = args;
   if (kind === "million-prefill") return millionPrefill(modelPath, Number(tokens), Number(threads), snapshot);
@@ -212,8 +217,10 @@ function decodePart({ model, reps, threads, contextTokens, decodeTokens, llamaKv
   const modelPath = ensureModels([model])[model];
   const configs = [
     ...["full", ...BUDGETS].map((kv) => ({ engine: "ours", kv })),
+    { engine: "ours", kv: "25%", everyStep: true },
     ...llamaKv.map((kv) => ({ engine: "llama.cpp", kv })),
   ];
+  const ourBudgets = configs.filter((c) => c.engine === "ours" && c.kv !== "full").map(configName);
   const runs = Object.fromEntries(configs.map((c) => [configName(c), []]));
   for (let rep = 0; rep < reps; rep++) {
     // Rotate the order so that no configuration always runs first (warmest page cache) or last.
@@ -221,22 +228,24 @@ function decodePart({ model, reps, threads, contextTokens, decodeTokens, llamaKv
     for (const c of order) {
       // Without a snapshot, ours "full" prefills 8k tokens in every child: measured in the first repeat only.
       if (c.kv === "full" && rep > 0) continue;
-      const m = runChild(script, ["decode", c.engine, c.kv, modelPath, threads, contextTokens, decodeTokens], `decode ${configName(c)}`);
+      const args = ["decode", c.engine, c.kv, modelPath, threads, contextTokens, decodeTokens, c.everyStep ? "every-step" : "dense"];
+      const m = runChild(script, args, `decode ${configName(c)}`);
       runs[configName(c)].push(m);
       const how = m.prefillSeconds !== null ? `prefilled in ${m.prefillSeconds.toFixed(1)} s` : `state loaded in ${m.stateLoadSeconds.toFixed(2)} s`;
       const kept = m.selectedShare !== null && m.selectedShare !== undefined ? `, kept ${(100 * m.selectedShare).toFixed(1)}% of tokens` : "";
-      log(`${model} rep ${rep + 1}/${reps} ${configName(c).padEnd(15)} ${m.decodeTokPerS.toFixed(2)} tok/s (${how}${kept}, peak RSS ${m.peakRssMB.toFixed(0)} MB)`);
+      const dense = m.denseStepShare !== null && m.denseStepShare !== undefined ? `, ${(100 * m.denseStepShare).toFixed(0)}% dense steps` : "";
+      log(`${model} rep ${rep + 1}/${reps} ${configName(c).padEnd(20)} ${m.decodeTokPerS.toFixed(2)} tok/s (${how}${kept}${dense}, peak RSS ${m.peakRssMB.toFixed(0)} MB)`);
     }
   }
   const medians = Object.fromEntries(Object.entries(runs).map(([name, list]) => [name, median(list.map((m) => m.decodeTokPerS))]));
-  const selectedShare = Object.fromEntries(
-    BUDGETS.map((kv) => [`ours ${kv}`, median(runs[`ours ${kv}`].map((m) => m.selectedShare).filter((x) => x !== null && x !== undefined))]),
-  );
+  const medianOf = (name, key) => median(runs[name].map((m) => m[key]).filter((x) => x !== null && x !== undefined));
+  const selectedShare = Object.fromEntries(ourBudgets.map((name) => [name, medianOf(name, "selectedShare")]));
+  const denseStepShare = Object.fromEntries(ourBudgets.map((name) => [name, medianOf(name, "denseStepShare")]));
   const ratios = {};
-  for (const kv of ["full", ...BUDGETS]) {
-    for (const type of llamaKv) ratios[`ours ${kv} / llama.cpp ${type}`] = medians[`ours ${kv}`] / medians[`llama.cpp ${type}`];
+  for (const name of ["ours full", ...ourBudgets]) {
+    for (const type of llamaKv) ratios[`${name} / llama.cpp ${type}`] = medians[name] / medians[`llama.cpp ${type}`];
   }
-  return { model, contextTokens, decodeTokens, threads, starBlock: STAR_BLOCK, tokPerS: medians, ratios, selectedShare, runs };
+  return { model, contextTokens, decodeTokens, threads, starBlock: STAR_BLOCK, tokPerS: medians, ratios, selectedShare, denseStepShare, runs };
 }
 
 /** Fast-tier bytes per token: ours measured in the decode part's 8k contexts, llama.cpp's from its type sizes. */
@@ -316,21 +325,39 @@ function fidelityPart({ log }) {
   const rows = [];
   // One row per budget, codebook source and size, e.g.
   // "stories260K 25%   workspace codebooks, 1024 centroids: top-1 agreement …".
-  const row = /stories260K (\S+)\s+(\w+)\s+codebooks,\s+(\d+) centroids: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
+  // "…, 256 centroids, dense steps: …" is the engine's default of dense decode steps (the others select at every step).
+  const row =
+    /stories260K (\S+)\s+(\w+)\s+codebooks,\s+(\d+) centroids(, dense steps)?: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
   for (const m of r.stdout.matchAll(row)) {
-    const kv = [m[1], m[2] !== "workspace" ? m[2] : "", m[3] !== "1024" ? `c=${m[3]}` : ""].filter(Boolean).join(" ");
-    rows.push({ kv, codebooks: m[2], centroids: Number(m[3]), top1AgreementPercent: Number(m[4]), agree: Number(m[5]), positions: Number(m[6]), meanKl: Number(m[7]) });
+    const kv = [m[1], m[2] !== "workspace" ? m[2] : "", m[3] !== "1024" ? `c=${m[3]}` : "", m[4] ? "dense" : ""].filter(Boolean).join(" ");
+    rows.push({
+      kv,
+      codebooks: m[2],
+      centroids: Number(m[3]),
+      denseSteps: Boolean(m[4]),
+      top1AgreementPercent: Number(m[5]),
+      agree: Number(m[6]),
+      positions: Number(m[7]),
+      meanKl: Number(m[8]),
+    });
   }
   if (rows.length === 0) throw new Error(`test_kv_fidelity printed no fidelity rows (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   for (const row of rows) log(`fidelity ${row.kv.padEnd(5)} top-1 ${row.top1AgreementPercent.toFixed(2)}%  mean KL ${row.meanKl.toExponential(2)}`);
   return {
-    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids unless the row says c=256, the engine's default)`,
+    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids unless the row says c=256, the engine's default; every decode step selects unless the row says dense: the engine's default dense steps)`,
     testPassed: r.status === 0,
     rows,
   };
 }
 
 // ---- report ----
+
+/** "kept 98.2% of tokens, 94% dense steps" for one of our budgets in a decode part ("" for the others). */
+function keptText(decode, name, before, after) {
+  const kept = decode.selectedShare?.[name], dense = decode.denseStepShare?.[name];
+  if (!Number.isFinite(kept)) return "";
+  return `${before}kept ${(100 * kept).toFixed(1)}% of tokens` + (Number.isFinite(dense) ? `, ${(100 * dense).toFixed(0)}% dense steps` : "") + after;
+}
 
 function chart(report) {
   const rows = [];
@@ -339,8 +366,7 @@ function chart(report) {
     const load = decode.measured ? `, load average ${decode.measured.loadavg[2].toFixed(1)}` : "";
     rows.push({ title: `Decode tok/s at ${decode.contextTokens} tokens, ${decode.model}, ${decode.threads} threads (medians${load})` });
     for (const [name, value] of Object.entries(decode.tokPerS)) {
-      const kept = decode.selectedShare?.[name];
-      const text = `${value.toFixed(2)} tok/s` + (Number.isFinite(kept) ? ` (kept ${(100 * kept).toFixed(1)}% of tokens)` : "");
+      const text = `${value.toFixed(2)} tok/s` + keptText(decode, name, " (", ")");
       rows.push({ label: name, value, text, ours: name.startsWith("ours") });
     }
   }
@@ -403,10 +429,9 @@ function printSummary(report, out) {
   for (const decode of [report.decode, report.decodeSharp].filter(Boolean)) {
     console.log(`decode at ${decode.contextTokens} tokens (${decode.model}, ${decode.threads} threads, medians):`);
     for (const [name, v] of Object.entries(decode.tokPerS)) {
-      const kept = decode.selectedShare?.[name];
-      console.log(`  ${name.padEnd(16)} ${v.toFixed(2)} tok/s` + (Number.isFinite(kept) ? `  kept ${(100 * kept).toFixed(1)}% of tokens` : ""));
+      console.log(`  ${name.padEnd(22)} ${v.toFixed(2)} tok/s` + keptText(decode, name, "  ", ""));
     }
-    for (const [name, v] of Object.entries(decode.ratios)) console.log(`  ${name.padEnd(32)} ${v.toFixed(2)}×`);
+    for (const [name, v] of Object.entries(decode.ratios)) console.log(`  ${name.padEnd(38)} ${v.toFixed(2)}×`);
   }
   if (memory) {
     console.log(`fast-tier bytes per token (f16 K+V: ${memory.f16BytesPerToken} B):`);

@@ -146,6 +146,11 @@ export interface KvOptions {
   margin?: number;
   /** Factor on the key codes' worst-case residual bound (1: keep every token whose exact score could reach the cut). */
   boundScale?: number;
+  /**
+   * A KV head whose decode-step selection kept at least this share of the tokens attends exactly to all of
+   * them for its next 15 steps, skipping scoring and selection (0: select at every step; default 0.9).
+   */
+  denseShare?: number;
   centroids?: number;
   calibrationTokens?: number;
   /**
@@ -174,9 +179,15 @@ export interface KvMemory {
   f16BytesPerToken: number;
   /**
    * Share of the cached tokens the top-p selection kept (per query head, layer and step of questions and
-   * decoding) since the context was made or loaded; absent before any and for "full".
+   * decoding; a dense step keeps them all) since the context was made or loaded; absent before any and for
+   * "full".
    */
   selectedShare?: number;
+  /**
+   * Share of the (layer, KV head) decode steps that attended every token without selecting, because that
+   * head's last selection kept nearly all of them (KvOptions.denseShare); absent before any decode step.
+   */
+  denseStepShare?: number;
 }
 
 /** A named token range of a saved context: [begin, end). */

@@ -94,6 +94,9 @@ struct KvOptions {
   int star_block = 4096;
   bool rescore = true;           // exact scores (host-tier keys) for the selected tokens
   bool tail = true;              // estimate the unselected tokens' share from per-block mean values
+  // A (layer, KV head) whose decode-step selection kept at least this share of its tokens attends exactly
+  // to all of them for the next 15 steps (kv::HcConfig::dense_share); 0: select at every step.
+  float dense_share = 0.9f;
 };
 
 struct ContextOptions {
@@ -121,6 +124,9 @@ struct KvMemory {
   // Share of the cached tokens the selection kept, over every query head, layer and step that selected
   // (questions and decode) since the context was made or loaded; -1 before any, and for "full".
   double selected_share = -1;
+  // Share of the (layer, KV head) decode steps that attended every token without selecting, because the
+  // head's last selection kept nearly all of them (KvOptions::dense_share); -1 before any decode step.
+  double dense_step_share = -1;
 };
 
 // A stretch of a context (system prompt, one file, one question) with the chained hash that identifies

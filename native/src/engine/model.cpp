@@ -177,6 +177,7 @@ kv::HcConfig hc_config(const KvOptions& o) {
   c.bound_scale = o.bound_scale;
   c.rescore = o.rescore;
   c.tail = o.tail;
+  c.dense_share = o.dense_share;
   c.calibration_tokens = o.calibration_tokens;
   c.star_block = o.star_block;
   if (o.codebooks == "builtin") {
@@ -185,6 +186,8 @@ kv::HcConfig hc_config(const KvOptions& o) {
     throw Error("kv codebooks must be \"builtin\" or \"workspace\", got \"" + o.codebooks + "\"");
   }
   if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) throw Error("kv top_p must be in (0, 1], got " + std::to_string(o.top_p));
+  if (!(o.dense_share >= 0.0f && o.dense_share <= 1.0f))
+    throw Error("kv dense_share must be in [0, 1] (0: off), got " + std::to_string(o.dense_share));
   if (o.sinks < 0 || o.recent < 0 || o.k_max < 0 || o.margin < 0 || o.star_block < 0 || o.bound_scale < 0)
     throw Error("kv sinks, recent, k_max, margin, bound_scale and star_block must not be negative");
   if (o.calibration_tokens < 1) throw Error("kv calibration_tokens must be at least 1");
@@ -410,6 +413,7 @@ KvMemory Context::kv_memory() const {
     m.disk_bytes = hc->mapped_bytes();
     const kv::SelectionCounts c = hc->selection_counts();
     if (c.candidates > 0) m.selected_share = static_cast<double>(c.selected) / static_cast<double>(c.candidates);
+    if (c.decode_steps > 0) m.dense_step_share = static_cast<double>(c.dense_steps) / static_cast<double>(c.decode_steps);
   }
   m.f16_bytes_per_token = 2.0 * 2.0 * shape.n_layer * shape.n_head_kv * shape.head_dim;
   return m;

@@ -73,7 +73,8 @@ class Cache final : public HcKvCache {
  public:
   Cache(const model::KvShape& shape, int capacity, const HcConfig& config)
       : shape_(shape), capacity_(capacity), cfg_(config),
-        heads_(static_cast<size_t>(shape.n_layer) * shape.n_head_kv), calibrated_(shape.n_layer, false) {
+        heads_(static_cast<size_t>(shape.n_layer) * shape.n_head_kv), calibrated_(shape.n_layer, false),
+        dense_left_(heads_.size(), 0) {
     const int d = shape.head_dim;
     groups_ = key_groups(cfg_.budget, d);
     if (groups_ == 0 && cfg_.budget != KeyBudget::Half)
@@ -125,6 +126,8 @@ class Cache final : public HcKvCache {
     for (const Scratch& s : scratch_) {
       c.selected += s.counts.selected;
       c.candidates += s.counts.candidates;
+      c.decode_steps += s.counts.decode_steps;
+      c.dense_steps += s.counts.dense_steps;
     }
     return c;
   }
@@ -192,7 +195,8 @@ class Cache final : public HcKvCache {
 
   // Positions [0, keep) of a validated snapshot (the reader has checked every section length against
   // its header, so the copies below stay inside the mapping).
-  static std::unique_ptr<Cache> from_snapshot(const SnapshotReader& in, int capacity, int64_t keep, bool map_values) {
+  static std::unique_ptr<Cache> from_snapshot(const SnapshotReader& in, int capacity, int64_t keep, bool map_values,
+                                              const HcConfig* settings) {
     const SnapshotInfo& info = in.info();
     const int64_t n = static_cast<int64_t>(info.tokens.size());
     if (keep < 0) keep = n;
@@ -201,7 +205,13 @@ class Cache final : public HcKvCache {
     if (keep > capacity)
       throw Error("KV snapshot '" + in.path() + "' holds " + std::to_string(keep) + " tokens, more than the context size " +
                   std::to_string(capacity) + "; create the context with a larger nCtx");
-    auto cache = std::make_unique<Cache>(info.shape, capacity, info.config);
+    HcConfig config = info.config;
+    if (settings) {
+      config.tail = settings->tail;
+      config.dense_share = settings->dense_share;
+      config.dense_probe = settings->dense_probe;
+    }
+    auto cache = std::make_unique<Cache>(info.shape, capacity, config);
     const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
     const size_t centroid_floats = g * info.config.centroids * (g > 0 ? d / g : 0);
     const size_t book = book_floats(g, d, info.config.centroids);
@@ -238,6 +248,11 @@ class Cache final : public HcKvCache {
           h.values.map(file, payload_offset(in.section(SectionKind::Values, layer)) + head_offset, kept * d,
                        static_cast<size_t>(capacity) * d);
         } else {
+          // Room for the whole context up front: the positions a question and its answer append then never
+          // move the tiers (growing them on the first step after loading copied the whole cache: 8k
+          // tokens of a 1B model, +100 ms on that step).
+          h.keys.reserve(static_cast<size_t>(capacity) * d);
+          h.values.reserve(static_cast<size_t>(capacity) * d);
           h.keys.resize(kept * d);
           h.values.resize(kept * d);
           copy(h.keys.data(), keys + head_offset, kept * d * sizeof(uint16_t));
@@ -245,6 +260,7 @@ class Cache final : public HcKvCache {
         }
         if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
+        h.codes.reserve(tiled_bytes(capacity, cache->groups_, info.config.centroids));
         h.codes.resize(tiled_bytes(keep, cache->groups_, info.config.centroids));
         if (!keep_books) continue;
         std::vector<uint16_t> rows(kept * g);
@@ -319,15 +335,35 @@ class Cache final : public HcKvCache {
     // of a KV head read the rows together.
     const bool exact = star || (groups_ > 0 && !calibrated_[layer]);
     if (exact || cfg_.gqa_shared) {
-      // One selection per (token, KV head), shared by its query heads.
+      // One selection per (token, KV head), shared by its query heads. A decode step has one task per KV
+      // head, so only it touches that head's dense_left_.
+      const bool decode = n_tokens == 1 && !exact;
       pool.parallel_for(static_cast<int64_t>(n_tokens) * shape_.n_head_kv, 1, [&](int64_t begin, int64_t end, int thread) {
         Scratch& s = scratch_[thread];
         for (int64_t task = begin; task < end; ++task) {
           const int t = static_cast<int>(task / shape_.n_head_kv);
           const int kvh = static_cast<int>(task % shape_.n_head_kv);
           const size_t off = static_cast<size_t>(t) * n_q + static_cast<size_t>(kvh) * rep * hd;
-          if (exact) attend_exact_group(layer, kvh, pos + t, q + off, out + off, s);
-          else attend_group(layer, kvh, pos + t, n_tokens > 1 ? pos : -1, q + off, out + off, s);
+          if (exact) {
+            attend_exact_group(layer, kvh, pos + t, q + off, out + off, s);
+          } else if (!decode) {
+            attend_group(layer, kvh, pos + t, n_tokens > 1 ? pos : -1, q + off, out + off, s);
+          } else {
+            int& dense_left = dense_left_[static_cast<size_t>(layer) * shape_.n_head_kv + kvh];
+            const int n = pos + 1;
+            ++s.counts.decode_steps;
+            if (dense_left > 0) {
+              --dense_left;
+              ++s.counts.dense_steps;
+              attend_exact_group(layer, kvh, pos, q + off, out + off, s);
+              s.counts.selected += n;
+              s.counts.candidates += n;
+            } else {
+              attend_group(layer, kvh, pos, -1, q + off, out + off, s);
+              if (cfg_.dense_share > 0 && static_cast<double>(s.sel.index.size()) >= cfg_.dense_share * n)
+                dense_left = cfg_.dense_probe - 1;
+            }
+          }
         }
       });
       return;
@@ -623,6 +659,7 @@ class Cache final : public HcKvCache {
   int stored_ = 0;
   std::vector<HeadStore> heads_;
   std::vector<bool> calibrated_;
+  std::vector<int> dense_left_;  // per (layer, KV head): dense decode steps before the next selection
   std::vector<Scratch> scratch_;
   AttendPhase phase_ = AttendPhase::Star;
 };
@@ -666,8 +703,8 @@ std::unique_ptr<HcKvCache> make_hc_kv_cache(const model::KvShape& shape, int cap
 }
 
 std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens,
-                                                          bool map_values) {
-  return Cache::from_snapshot(in, capacity, keep_tokens, map_values);
+                                                          bool map_values, const HcConfig* settings) {
+  return Cache::from_snapshot(in, capacity, keep_tokens, map_values, settings);
 }
 
 }  // namespace hcattn::kv

@@ -57,6 +57,12 @@ struct HcConfig {
   // (stories260K 12.5%: top-1 99.7% vs 99.5%, KL 1.3e-4 vs 3.4e-4; decode step at 64k tokens, 8 query heads
   // on 2 KV heads: 101 vs 132 ms; at 50% too: 99.73% vs 99.47%, KL 1.6e-5 vs 2.2e-5), so on by default.
   bool gqa_shared = true;
+  // Dense decode steps: when a decode step's GQA-shared selection for a (layer, KV head) kept at least this
+  // share of its tokens, that head's next dense_probe - 1 decode steps attend exactly to every token (each
+  // key and value row read once for its query heads) and skip the scoring and selection, which then cost
+  // more than the rows they would leave out; the step after them selects again. Off at 0.
+  float dense_share = 0.9f;
+  int dense_probe = 16;
   int calibration_tokens = 1024;  // keys that train each layer's codebooks
   int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
   CodebookSource codebook_source = CodebookSource::Context;
@@ -69,10 +75,12 @@ struct HcConfig {
 using TierBytes = model::KvBytes;
 
 // Tokens the top-p selection kept, and tokens it chose from, summed over its calls (one per query head,
-// or per KV head with gqa_shared, layer and position).
+// or per KV head with gqa_shared, layer and position); a dense decode step counts every token as kept.
 struct SelectionCounts {
   int64_t selected = 0;
   int64_t candidates = 0;
+  int64_t decode_steps = 0;  // (layer, KV head) decode steps with GQA-shared selection (the default)
+  int64_t dense_steps = 0;   // of which attended every token without selecting (HcConfig::dense_share)
 };
 
 // How queries attend when star_block > 0 (with star_block == 0 both are Global).
@@ -127,7 +135,9 @@ KeyCodebook train_key_codebook(const model::KvShape& shape, const HcConfig& conf
 // map_values: keys and values of the kept positions are read from the file's pages instead of being
 // copied into RAM; new positions go to RAM. The file must not be rewritten in place while the cache lives
 // (replacing it by a rename, as save_snapshot does, or deleting it is safe: the mapping keeps the old file).
+// settings: the context's own choice of what a snapshot does not record (tail estimate, dense decode
+// steps); null: the defaults.
 std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens,
-                                                          bool map_values = false);
+                                                          bool map_values = false, const HcConfig* settings = nullptr);
 
 }  // namespace hcattn::kv

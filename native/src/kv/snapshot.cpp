@@ -543,7 +543,7 @@ LoadedSnapshot load_snapshot(const std::string& path, const std::string& model_d
                 " tokens): keep 0, all of them, or the end of a segment (segment_boundary())");
 
   LoadedSnapshot out;
-  out.cache = make_hc_kv_cache_from_snapshot(in, capacity, keep_tokens, map_values);
+  out.cache = make_hc_kv_cache_from_snapshot(in, capacity, keep_tokens, map_values, &config);
   out.info = info;
   out.info.tokens.resize(static_cast<size_t>(keep_tokens));
   while (!out.info.segments.empty() && out.info.segments.back().end > keep_tokens) out.info.segments.pop_back();

@@ -1,0 +1,128 @@
+// Dense decode steps (HcConfig::dense_share): a KV head whose decode-step selection kept nearly every
+// token attends exactly to all of them for its next steps, without scoring or selecting.
+//   - Flat attention (small keys): after each probing selection, dense_probe - 1 dense steps follow; the
+//     outputs equal exact attention over the f16-rounded keys and values; with dense_share = 0 every
+//     step selects and none is dense.
+//   - Sharp attention (keys in stretches along their own directions, the queries of a KV head along one of them): the
+//     selection keeps a small share, no step is dense, and the outputs stay close to exact attention.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "cpu/threadpool.h"
+#include "kv/hc_cache.h"
+#include "kv_test_util.h"
+#include "quant/types.h"
+#include "test_util.h"
+
+using namespace hcattn;
+
+namespace {
+
+constexpr int kPrefix = 1500, kSteps = 33, kStretch = 100;
+
+model::KvShape shape() {
+  model::KvShape s;
+  s.n_layer = 1;
+  s.n_head = 4;
+  s.n_head_kv = 2;
+  s.head_dim = 32;
+  s.kq_scale = 1.0f / std::sqrt(32.0f);
+  return s;
+}
+
+float round_f16(float x) { return quant::fp16_to_fp32(quant::fp32_to_fp16(x)); }
+
+struct Run {
+  kv::SelectionCounts counts;
+  double max_error = 0;  // largest |output - exact attention| over the decode steps
+};
+
+// Stores kPrefix positions, then decodes kSteps positions one at a time. Keys have standard deviation
+// key_sigma, or with `sharp` follow one direction per stretch, which each decode query points along.
+Run run(float dense_share, float key_sigma, bool sharp) {
+  const model::KvShape s = shape();
+  const int d = s.head_dim, n = kPrefix + kSteps, rep = s.n_head / s.n_head_kv;
+  const int kv_row = s.n_head_kv * d, q_row = s.n_head * d;
+  std::vector<float> k = hcattn_test::gaussian(static_cast<int64_t>(n) * kv_row, 11, key_sigma);
+  std::vector<float> v = hcattn_test::gaussian(static_cast<int64_t>(n) * kv_row, 12);
+  std::vector<float> q = hcattn_test::gaussian(static_cast<int64_t>(n) * q_row, 13);
+  if (sharp) {
+    // Keys along one direction per stretch of kStretch positions; each query along one stretch's direction.
+    const std::vector<float> dirs = hcattn_test::gaussian(static_cast<int64_t>(n / kStretch + 1) * d, 14);
+    for (size_t at = 0; at < k.size(); ++at) k[at] = 1.5f * dirs[at / kv_row / kStretch * d + at % d] + 0.3f * k[at];
+    for (int p = kPrefix; p < n; ++p)
+      for (int h = 0; h < s.n_head; ++h) {
+        const int stretch = (p * 7 + h / rep * 5) % (kPrefix / kStretch);  // one per KV head
+        for (int i = 0; i < d; ++i) q[(static_cast<size_t>(p) * s.n_head + h) * d + i] = 3.0f * dirs[static_cast<size_t>(stretch) * d + i];
+      }
+  }
+
+  kv::HcConfig cfg;
+  cfg.calibration_tokens = kPrefix;  // the codebooks see every stretch (later keys keep to the calibrated range)
+  cfg.dense_share = dense_share;
+  auto cache = kv::make_hc_kv_cache(s, n, cfg);
+  cpu::ThreadPool pool(2);
+  for (int pos = 0; pos < kPrefix; pos += 500)
+    cache->store(0, pos, 500, &k[static_cast<size_t>(pos) * kv_row], &v[static_cast<size_t>(pos) * kv_row]);
+  cache->set_phase(kv::AttendPhase::Global);
+
+  Run out;
+  std::vector<float> got(q_row);
+  std::vector<double> w(n);
+  for (int p = kPrefix; p < n; ++p) {
+    cache->store(0, p, 1, &k[static_cast<size_t>(p) * kv_row], &v[static_cast<size_t>(p) * kv_row]);
+    cache->attend(0, p, 1, &q[static_cast<size_t>(p) * q_row], got.data(), pool);
+    // Exact attention over the f16-rounded keys and values the cache holds.
+    for (int h = 0; h < s.n_head; ++h) {
+      const int kvh = h / rep;
+      const float* qh = &q[(static_cast<size_t>(p) * s.n_head + h) * d];
+      double top = -1e300, total = 0;
+      for (int j = 0; j <= p; ++j) {
+        double dot = 0;
+        for (int i = 0; i < d; ++i) dot += qh[i] * round_f16(k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
+        w[j] = dot * s.kq_scale;
+        top = std::max(top, w[j]);
+      }
+      for (int j = 0; j <= p; ++j) total += w[j] = std::exp(w[j] - top);
+      for (int i = 0; i < d; ++i) {
+        double want = 0;
+        for (int j = 0; j <= p; ++j) want += w[j] * round_f16(v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
+        out.max_error = std::max(out.max_error, std::fabs(want / total - got[static_cast<size_t>(h) * d + i]));
+      }
+    }
+  }
+  out.counts = cache->selection_counts();
+  return out;
+}
+
+}  // namespace
+
+int main() {
+  const int kv_heads = shape().n_head_kv;
+  // Probes at steps 1, 17 and 33 (dense_probe 16); the 30 steps between them are dense, per KV head.
+  const Run flat = run(0.9f, 0.3f, false);
+  std::printf("flat, dense 0.9: %lld of %lld head steps dense, kept %.3f, max error vs exact %.2e\n",
+              static_cast<long long>(flat.counts.dense_steps), static_cast<long long>(flat.counts.decode_steps),
+              static_cast<double>(flat.counts.selected) / flat.counts.candidates, flat.max_error);
+  CHECK(flat.counts.decode_steps == kSteps * kv_heads);
+  CHECK(flat.counts.dense_steps == (kSteps - 3) * kv_heads);
+  CHECK(flat.counts.selected == flat.counts.candidates);
+  CHECK(flat.max_error < 2e-5);
+
+  const Run every = run(0.0f, 0.3f, false);
+  std::printf("flat, dense off: %lld dense head steps, max error vs exact %.2e\n", static_cast<long long>(every.counts.dense_steps),
+              every.max_error);
+  CHECK(every.counts.decode_steps == kSteps * kv_heads && every.counts.dense_steps == 0);
+  CHECK(every.counts.candidates == static_cast<int64_t>(kv_heads) * kSteps * (2 * kPrefix + kSteps + 1) / 2);
+  CHECK(every.max_error < 1e-3);
+
+  const Run sharp = run(0.9f, 1.0f, true);
+  const double kept = static_cast<double>(sharp.counts.selected) / sharp.counts.candidates;
+  std::printf("sharp, dense 0.9: %lld dense head steps, kept %.3f, max error vs exact %.2e\n",
+              static_cast<long long>(sharp.counts.dense_steps), kept, sharp.max_error);
+  CHECK(sharp.counts.decode_steps == kSteps * kv_heads && sharp.counts.dense_steps == 0);
+  CHECK(kept < 0.5);
+  CHECK(sharp.max_error < 1e-2);
+  return test_summary("kv_dense");
+}
