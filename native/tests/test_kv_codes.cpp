@@ -58,7 +58,7 @@ int main() {
         auto dist = [&](int k) {
           double s = 0;
           for (int j = 0; j < sub; ++j) {
-            const double t = keys[i * d + g * sub + j] - cb.centroids[(static_cast<size_t>(g) * 256 + k) * sub + j];
+            const double t = keys[i * d + g * sub + j] - cb.centroid(g, k, j);
             s += t * t;
           }
           return s;
@@ -101,9 +101,8 @@ int main() {
       for (int64_t i = 0; i < n; ++i) {
         for (int g = 0; g < groups; ++g) {
           const uint16_t w = words[i * groups + g];
-          const float* c = &cb.centroids[(static_cast<size_t>(g) * 256 + KeyCodebook::index(w)) * sub];
           double r = 0;
-          for (int j = 0; j < sub; ++j) r += std::pow((*set)[i * d + g * sub + j] - c[j], 2);
+          for (int j = 0; j < sub; ++j) r += std::pow((*set)[i * d + g * sub + j] - cb.centroid(g, KeyCodebook::index(w), j), 2);
           r = std::sqrt(r);
           const int lv = KeyCodebook::level(w);
           const float* radii = &cb.radii[static_cast<size_t>(g) * KeyCodebook::kLevels];

@@ -284,7 +284,7 @@ std::vector<CheckResult> check_lut_scores(int dim, int groups, int centroids, in
   cb.dim = dim;
   cb.groups = groups;
   cb.centroids_per_group = centroids;
-  cb.centroids = random_floats(static_cast<size_t>(groups) * centroids * (dim / groups), -1.0f, 1.0f, rng);
+  cb.set_centroid_rows(random_floats(static_cast<size_t>(groups) * centroids * (dim / groups), -1.0f, 1.0f, rng).data());
   const std::vector<float> q = random_floats(static_cast<size_t>(n_heads) * dim, -1.0f, 1.0f, rng);
   std::vector<uint16_t> codes(static_cast<size_t>(n) * groups);
   std::uniform_int_distribution<int> code(0, centroids - 1);
@@ -300,7 +300,8 @@ std::vector<CheckResult> check_lut_scores(int dim, int groups, int centroids, in
   DeviceBuffer<float> dq, dcent, dlut, dscores;
   DeviceBuffer<uint16_t> dcodes;
   dq.upload(q.data(), q.size());
-  dcent.upload(cb.centroids.data(), cb.centroids.size());
+  const std::vector<float> centroid_rows = cb.centroid_rows();  // (g, c, sub) floats, as the kernels read them
+  dcent.upload(centroid_rows.data(), centroid_rows.size());
   dcodes.upload(codes.data(), codes.size());
   poison(dlut, want_lut.size());
   poison(dscores, want_scores.size());
@@ -426,7 +427,7 @@ CheckResult check_hc_decode_step(int n_heads, int heads_per_kv, int64_t n, int d
   cb.dim = dim;
   cb.groups = groups;
   cb.centroids_per_group = c;
-  cb.centroids = random_floats(static_cast<size_t>(groups) * c * (dim / groups), -1.0f, 1.0f, rng);
+  cb.set_centroid_rows(random_floats(static_cast<size_t>(groups) * c * (dim / groups), -1.0f, 1.0f, rng).data());
   // Logits with a spread of a few nats, so top-p keeps a small share of the tokens.
   const std::vector<float> q = random_floats(static_cast<size_t>(n_heads) * dim, -1.2f, 1.2f, rng);
   std::vector<uint16_t> codes(static_cast<size_t>(n_kv) * n * groups);  // (kv head, token, group)
@@ -441,7 +442,8 @@ CheckResult check_hc_decode_step(int n_heads, int heads_per_kv, int64_t n, int d
   DeviceBuffer<float> dq, dcent, dlut(n_heads * lut_size), dscores(static_cast<size_t>(n_heads) * n), dout;
   DeviceBuffer<uint16_t> dcodes;
   dq.upload(q.data(), q.size());
-  dcent.upload(cb.centroids.data(), cb.centroids.size());
+  const std::vector<float> centroid_rows = cb.centroid_rows();  // (g, c, sub) floats, as the kernels read them
+  dcent.upload(centroid_rows.data(), centroid_rows.size());
   dcodes.upload(codes.data(), codes.size());
   poison(dout, static_cast<size_t>(n_heads) * dim);
   build_lut(dq.get(), dcent.get(), n_heads, shape, dlut.get(), nullptr);

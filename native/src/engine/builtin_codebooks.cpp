@@ -16,7 +16,7 @@ namespace hcattn::engine {
 namespace {
 
 // Bumped when the cache file's meaning changes (what the training reads, how the file is laid out).
-constexpr int kCacheLayout = 1;
+constexpr int kCacheLayout = 2;  // 2: centroids rounded to f16 before the residual radii are measured
 constexpr int kChunk = 256;  // calibration prefill chunk
 
 // Records each layer's post-RoPE keys while an exact cache does the attention.

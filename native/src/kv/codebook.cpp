@@ -6,7 +6,9 @@
 #include <random>
 
 #include "common/error.h"
+#include "kv/f16_rows.h"
 #include "kv/nearest.h"
+#include "quant/types.h"
 
 namespace hcattn::kv {
 
@@ -129,7 +131,7 @@ KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups
   cb.groups = groups;
   cb.centroids_per_group = c;
   const int sub = dim / groups;
-  cb.centroids.assign(static_cast<size_t>(groups) * c * sub, 0.0f);
+  std::vector<float> book_rows(static_cast<size_t>(groups) * c * sub);  // (g, c, sub)
   cb.radii.assign(static_cast<size_t>(groups) * kLevels, 0.0f);
 
   std::mt19937_64 rng(seed);
@@ -147,31 +149,62 @@ KeyCodebook KeyCodebook::train(const float* keys, int64_t n, int dim, int groups
   for (int grp = 0; grp < groups; ++grp) {
     for (int64_t i = 0; i < m; ++i)
       std::copy_n(keys + rows[i] * dim + static_cast<int64_t>(grp) * sub, sub, &pts[i * sub]);
-    float* book = &cb.centroids[static_cast<size_t>(grp) * c * sub];
+    float* book = &book_rows[static_cast<size_t>(grp) * c * sub];
     kmeans(pts, m, sub, c, rng, iters, book);
+    for (size_t i = 0; i < static_cast<size_t>(c) * sub; ++i) book[i] = quant::fp16_to_fp32(quant::fp32_to_fp16(book[i]));
     set_radii(pts, m, sub, book, c, &cb.radii[static_cast<size_t>(grp) * kLevels]);
   }
+  cb.set_centroid_rows(book_rows.data());
   return cb;
+}
+
+float KeyCodebook::centroid(int grp, int k, int j) const {
+  return quant::fp16_to_fp32(centroids[(static_cast<size_t>(grp) * sub() + j) * centroids_per_group + k]);
+}
+
+std::vector<float> KeyCodebook::centroid_rows() const {
+  const int s = sub(), c = centroids_per_group;
+  std::vector<float> rows(centroids.size());
+  for (int grp = 0; grp < groups; ++grp)
+    for (int k = 0; k < c; ++k)
+      for (int j = 0; j < s; ++j) rows[(static_cast<size_t>(grp) * c + k) * s + j] = centroid(grp, k, j);
+  return rows;
+}
+
+void KeyCodebook::set_centroid_rows(const float* rows) {
+  const int s = sub(), c = centroids_per_group;
+  centroids.resize(static_cast<size_t>(groups) * s * c);
+  for (int grp = 0; grp < groups; ++grp)
+    for (int k = 0; k < c; ++k)
+      for (int j = 0; j < s; ++j)
+        centroids[(static_cast<size_t>(grp) * s + j) * c + k] = quant::fp32_to_fp16(rows[(static_cast<size_t>(grp) * c + k) * s + j]);
 }
 
 void KeyCodebook::encode(const float* key, uint16_t* codes) const { encode_many(key, 1, codes); }
 
 void KeyCodebook::encode_many(const float* keys, int64_t n, uint16_t* codes) const {
-  const int s = sub();
+  const int s = sub(), c = centroids_per_group;
   std::vector<int32_t> nearest(n);
+  std::vector<float> transposed(static_cast<size_t>(s) * c), norms(c);
   for (int grp = 0; grp < groups; ++grp) {
-    const PreparedBook prepared(&centroids[static_cast<size_t>(grp) * centroids_per_group * s], centroids_per_group, s);
-    assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, prepared.transposed.data(), prepared.norms.data(),
-                   centroids_per_group, nearest.data());
-    const float* book = &centroids[static_cast<size_t>(grp) * centroids_per_group * s];
+    // The group's centroids as floats, already (dim, centroid) as assign_nearest reads them.
+    f16_to_f32_row(&centroids[static_cast<size_t>(grp) * s * c], transposed.data(), static_cast<int64_t>(s) * c);
+    std::fill(norms.begin(), norms.end(), 0.0f);
+    for (int j = 0; j < s; ++j)
+      for (int k = 0; k < c; ++k) norms[k] += transposed[static_cast<size_t>(j) * c + k] * transposed[static_cast<size_t>(j) * c + k];
+    assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, transposed.data(), norms.data(), c, nearest.data());
     const float* r = radii.empty() ? nullptr : &radii[static_cast<size_t>(grp) * kLevels];
     for (int64_t i = 0; i < n; ++i) {
       // The smallest level whose radius bounds the residual (a missing radius table bounds nothing).
       int lv = kLevels - 1;
       if (r) {
         const float* x = keys + i * dim + static_cast<int64_t>(grp) * s;
-        const float res = std::sqrt(squared_distance(x, book + static_cast<int64_t>(nearest[i]) * s, s));
-        lv = static_cast<int>(std::lower_bound(r, r + kLevels - 1, res) - r);
+        float res2 = 0;
+        for (int j = 0; j < s; ++j) {
+          const float t = x[j] - transposed[static_cast<size_t>(j) * c + nearest[i]];
+          res2 += t * t;
+        }
+        lv = static_cast<int>(std::lower_bound(r, r + kLevels - 1, std::sqrt(res2)) - r);
       }
       codes[i * groups + grp] = static_cast<uint16_t>(nearest[i] | (lv << kIndexBits));
     }
@@ -180,24 +213,15 @@ void KeyCodebook::encode_many(const float* keys, int64_t n, uint16_t* codes) con
 
 void KeyCodebook::decode(const uint16_t* codes, float* key) const {
   const int s = sub();
-  for (int grp = 0; grp < groups; ++grp) {
-    const float* ck = &centroids[(static_cast<size_t>(grp) * centroids_per_group + index(codes[grp])) * s];
-    std::copy_n(ck, s, key + static_cast<int64_t>(grp) * s);
-  }
+  for (int grp = 0; grp < groups; ++grp)
+    for (int j = 0; j < s; ++j) key[static_cast<int64_t>(grp) * s + j] = centroid(grp, index(codes[grp]), j);
 }
 
 void KeyCodebook::build_lut(const float* q, float* lut) const {
-  const int s = sub();
-  for (int grp = 0; grp < groups; ++grp) {
-    const float* qg = q + static_cast<int64_t>(grp) * s;
-    const float* book = &centroids[static_cast<size_t>(grp) * centroids_per_group * s];
-    float* row = lut + static_cast<int64_t>(grp) * centroids_per_group;
-    for (int k = 0; k < centroids_per_group; ++k) {
-      float dot = 0;
-      for (int j = 0; j < s; ++j) dot += qg[j] * book[static_cast<int64_t>(k) * s + j];
-      row[k] = dot;
-    }
-  }
+  const int s = sub(), c = centroids_per_group;
+  for (int grp = 0; grp < groups; ++grp)
+    lut_row_f16(q + static_cast<int64_t>(grp) * s, s, &centroids[static_cast<size_t>(grp) * s * c], c,
+                lut + static_cast<int64_t>(grp) * c);
 }
 
 void KeyCodebook::build_bound_lut(const float* q, float scale, float* bound_lut) const {

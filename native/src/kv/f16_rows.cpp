@@ -48,6 +48,18 @@ void block_exp_sums_scalar(const float* x, const uint8_t* skip, int64_t blocks, 
   }
 }
 
+void f16_to_f32_row_scalar(const uint16_t* in, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = quant::fp16_to_fp32(in[i]);
+}
+
+void lut_row_f16_scalar(const float* q, int sub, const uint16_t* book, int c, float* out) {
+  for (int k = 0; k < c; ++k) {
+    float s = 0;
+    for (int j = 0; j < sub; ++j) s += q[j] * quant::fp16_to_fp32(book[static_cast<int64_t>(j) * c + k]);
+    out[k] = s;
+  }
+}
+
 bool use_avx2() {
   static const bool yes = cpu::simd_level() != cpu::SimdLevel::Scalar;
   return yes;
@@ -62,6 +74,16 @@ bool use_avx512() {
 
 float dot_f16(const float* q, const uint16_t* k, int d) {
   return use_avx2() ? dot_f16_avx2(q, k, d) : dot_f16_scalar(q, k, d);
+}
+
+void f16_to_f32_row(const uint16_t* in, float* out, int64_t n) {
+  if (use_avx2()) f16_to_f32_row_avx2(in, out, n);
+  else f16_to_f32_row_scalar(in, out, n);
+}
+
+void lut_row_f16(const float* q, int sub, const uint16_t* book, int c, float* out) {
+  if (use_avx2()) lut_row_f16_avx2(q, sub, book, c, out);
+  else lut_row_f16_scalar(q, sub, book, c, out);
 }
 
 void axpy_f16(float w, const uint16_t* v, float* out, int d) {

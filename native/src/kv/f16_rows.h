@@ -25,7 +25,15 @@ double exp_shifted(float* x, int64_t n, float shift);
 // sums[b] = sum of exp(x[j] - shift) over the j in [b * block, (b + 1) * block) with skip[j] == 0.
 void block_exp_sums(const float* x, const uint8_t* skip, int64_t blocks, int block, float shift, double* sums);
 
+// out[i] = in[i] as a float, i < n.
+void f16_to_f32_row(const uint16_t* in, float* out, int64_t n);
+// One group's LUT row from its centroids stored dimension-major (book: sub rows of c f16 values):
+// out[k] = sum over j < sub of q[j] * book[j * c + k], k < c.
+void lut_row_f16(const float* q, int sub, const uint16_t* book, int c, float* out);
+
 float dot_f16_avx2(const float* q, const uint16_t* k, int d);
+void f16_to_f32_row_avx2(const uint16_t* in, float* out, int64_t n);
+void lut_row_f16_avx2(const float* q, int sub, const uint16_t* book, int c, float* out);
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int d);
 void dot_rows_f16_avx2(const float* q, int heads, const uint16_t* rows, const int32_t* index, int64_t count, int d,
                        float scale, float* out);

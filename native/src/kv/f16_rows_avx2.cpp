@@ -79,6 +79,29 @@ void dot_rows_f16_avx2(const float* q, int heads, const uint16_t* rows, const in
   }
 }
 
+void f16_to_f32_row_avx2(const uint16_t* in, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  for (; i < n; ++i) out[i] = quant::fp16_to_fp32(in[i]);
+}
+
+void lut_row_f16_avx2(const float* q, int sub, const uint16_t* book, int c, float* out) {
+  int k = 0;
+  for (; k + 8 <= c; k += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int j = 0; j < sub; ++j) {
+      const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(book + static_cast<int64_t>(j) * c + k)));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(q[j]), x, acc);
+    }
+    _mm256_storeu_ps(out + k, acc);
+  }
+  for (; k < c; ++k) {
+    float s = 0;
+    for (int j = 0; j < sub; ++j) s += q[j] * quant::fp16_to_fp32(book[static_cast<int64_t>(j) * c + k]);
+    out[k] = s;
+  }
+}
+
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int d) {
   const __m256 wv = _mm256_set1_ps(w);
   int i = 0;

@@ -145,7 +145,8 @@ class Cache final : public HcKvCache {
       if (!calibrated_[layer]) continue;
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const KeyCodebook& cb = head(layer, kvh).codebook;
-        sha.update(cb.centroids.data(), cb.centroids.size() * sizeof(float));
+        const std::vector<float> rows = cb.centroid_rows();  // the snapshot's layout
+        sha.update(rows.data(), rows.size() * sizeof(float));
         sha.update(cb.radii.data(), cb.radii.size() * sizeof(float));
       }
     }
@@ -171,7 +172,8 @@ class Cache final : public HcKvCache {
       if (books)
         for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
           const KeyCodebook& cb = head(layer, kvh).codebook;
-          out.write(cb.centroids.data(), cb.centroids.size() * sizeof(float));
+          const std::vector<float> rows = cb.centroid_rows();
+          out.write(rows.data(), rows.size() * sizeof(float));
           out.write(cb.radii.data(), cb.radii.size() * sizeof(float));
         }
       out.end_section();
@@ -269,10 +271,11 @@ class Cache final : public HcKvCache {
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
-        h.codebook.centroids.resize(centroid_floats);
         h.codebook.radii.resize(g * KeyCodebook::kLevels);
         const uint8_t* src = books + kvh * book * sizeof(float);
-        copy(h.codebook.centroids.data(), src, centroid_floats * sizeof(float));
+        std::vector<float> centroid_rows(centroid_floats);
+        copy(centroid_rows.data(), src, centroid_floats * sizeof(float));
+        h.codebook.set_centroid_rows(centroid_rows.data());
         copy(h.codebook.radii.data(), src + centroid_floats * sizeof(float), h.codebook.radii.size() * sizeof(float));
       }
     }
@@ -287,7 +290,7 @@ class Cache final : public HcKvCache {
       const size_t key_bytes = h.keys.heap_bytes();
       (keys_fast ? b.fast : b.host) += key_bytes;
       b.host += h.values.heap_bytes();
-      b.fast += h.codes.capacity() + h.codebook.centroids.capacity() * sizeof(float) +
+      b.fast += h.codes.capacity() + h.codebook.centroids.capacity() * sizeof(uint16_t) +
                 h.codebook.radii.capacity() * sizeof(float) + h.block_means.capacity() * sizeof(uint16_t);
     }
     return b;
