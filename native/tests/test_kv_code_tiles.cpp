@@ -46,13 +46,15 @@ void test_tiling_round_trip(int c) {
 }
 
 // Scores of n keys (d = 64, the given groups) under the float and the dispatching path, against the exact
-// logits of the decoded keys.
-void test_scoring(int groups, int c, int heads, int64_t n, uint64_t seed) {
+// logits of the decoded keys. Keys of key_sigma > 1 lie partly beyond the calibrated range (the unbounded
+// last level); mid_level_infinite also makes level 3 of every group unbounded for the first head (a bound
+// table the 8-bit path reads through a lookup rather than comparing levels).
+void test_scoring(int groups, int c, int heads, int64_t n, uint64_t seed, float key_sigma = 1.0f, bool mid_level_infinite = false) {
   const int d = 64;
   const float scale = 1.0f / 8;
   const std::vector<float> train = gaussian(4096 * d, seed);
   const KeyCodebook cb = KeyCodebook::train(train.data(), 4096, d, groups, c, seed, 4);
-  const std::vector<float> keys = gaussian(n * d, seed + 1);
+  const std::vector<float> keys = gaussian(n * d, seed + 1, key_sigma);
   std::vector<uint16_t> rows(n * groups);
   std::vector<uint8_t> tiled(tiled_bytes(n, groups, c));
   cb.encode_many(keys.data(), n, rows.data());
@@ -63,6 +65,8 @@ void test_scoring(int groups, int c, int heads, int64_t n, uint64_t seed) {
     cb.build_lut(&q[h * d], &luts[static_cast<size_t>(h) * groups * c]);
     cb.build_bound_lut(&q[h * d], scale, &bounds[static_cast<size_t>(h) * groups * KeyCodebook::kLevels]);
   }
+  if (mid_level_infinite)
+    for (int grp = 0; grp < groups; ++grp) bounds[grp * KeyCodebook::kLevels + 3] = std::numeric_limits<float>::infinity();
   std::vector<float> ref_s(heads * n), ref_u(heads * n), s(heads * n), u(heads * n);
   score_code_tiles_scalar(heads, luts.data(), bounds.data(), tiled.data(), n, groups, c, scale, ref_s.data(), ref_u.data());
   score_code_tiles(heads, luts.data(), bounds.data(), tiled.data(), n, groups, c, scale, s.data(), u.data());
@@ -105,6 +109,7 @@ void test_scoring(int groups, int c, int heads, int64_t n, uint64_t seed) {
               groups, c, heads, static_cast<long>(n), bytes ? "8-bit" : "float", worst, allowed, static_cast<long>(unbounded));
   CHECK(worst <= 1.0);
   CHECK(violations == 0);
+  if (key_sigma > 1 || mid_level_infinite) CHECK(unbounded > 0);
 }
 
 void test_rows() {
@@ -178,6 +183,8 @@ int main() {
   test_scoring(16, 256, 1, 130, 12);   // 12.5%, one head, a partial last tile
   test_scoring(32, 100, 2, 200, 13);   // fewer centroids than a byte holds
   test_scoring(32, 1024, 2, 200, 14);  // c > 256: the float path everywhere
+  test_scoring(32, 256, 2, 300, 15, 1.6f);        // keys partly beyond the calibrated range: unbounded last level
+  test_scoring(32, 256, 2, 300, 16, 1.0f, true);  // an unbounded middle level
   test_rows();
   test_exponentials();
   return test_summary("test_kv_code_tiles");

@@ -22,13 +22,51 @@ namespace hcattn::kv {
 
 namespace {
 
+// Which residual levels of a head's bound tables are unbounded (+infinity).
+enum class Unbounded { None, TopLevel, Table };  // none; exactly the last level (the usual case); per table
+
 // The byte tables of one head.
 struct HeadTables {
   float base = 0;        // sum over groups of the group's LUT minimum
   float step = 0;        // LUT units per byte step
   float bound_step = 0;  // bound units per byte step
   float error = 0;       // most the scaled byte score can differ from the scaled float sum
+  Unbounded unbounded = Unbounded::None;
 };
+
+// Byte sums over the groups of one tile for one head: the LUT bytes of the 64 codes (two 32-lane 16-bit
+// halves), their bound bytes, and which codes are unbounded. The last level is compared rather than looked up
+// when it alone is unbounded (three instructions fewer per group).
+template <Unbounded kMode>
+__mmask64 sum_tile(const uint8_t* tile, const uint8_t* level_plane, int groups, const uint8_t* lut, const uint8_t* bound,
+                   const uint8_t* infinite, __m512i& sum_lo, __m512i& sum_hi, __m512i& slack_lo, __m512i& slack_hi) {
+  constexpr int kLevels = KeyCodebook::kLevels;
+  __m512i unbounded = _mm512_setzero_si512();
+  __mmask64 top = 0;
+  const __m512i last = _mm512_set1_epi8(kLevels - 1);
+  for (int grp = 0; grp < groups; ++grp) {
+    const __m512i index = _mm512_loadu_si512(tile + static_cast<size_t>(grp) * kCodeTile);
+    const uint8_t* row = lut + grp * 256;
+    const __m512i lower = _mm512_permutex2var_epi8(_mm512_loadu_si512(row), index, _mm512_loadu_si512(row + 64));
+    const __m512i upper_half = _mm512_permutex2var_epi8(_mm512_loadu_si512(row + 128), index, _mm512_loadu_si512(row + 192));
+    const __m512i value = _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), lower, upper_half);
+    sum_lo = _mm512_add_epi16(sum_lo, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(value)));
+    sum_hi = _mm512_add_epi16(sum_hi, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(value, 1)));
+
+    const __m512i level = _mm512_loadu_si512(&level_plane[static_cast<size_t>(grp) * kCodeTile]);
+    const __m512i b =
+        _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bound + grp * kLevels))), level);
+    slack_lo = _mm512_add_epi16(slack_lo, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(b)));
+    slack_hi = _mm512_add_epi16(slack_hi, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(b, 1)));
+    if constexpr (kMode == Unbounded::TopLevel) top |= _mm512_cmpeq_epi8_mask(level, last);
+    if constexpr (kMode == Unbounded::Table)
+      unbounded = _mm512_or_si512(
+          unbounded, _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(infinite + grp * kLevels))),
+                                         level));
+  }
+  if constexpr (kMode == Unbounded::Table) return _mm512_test_epi8_mask(unbounded, unbounded);
+  return top;
+}
 
 // The 64 levels of a level plane (32 bytes: position i in the low nibble of byte i, i + 32 in the high one).
 __m512i unpack_levels(const uint8_t* plane) {
@@ -114,8 +152,14 @@ void score_code_tiles_avx512vbmi(int heads, const float* luts, const float* boun
 
     const float* bound = bound_luts + h * bound_size;
     float most = 0;
-    for (int64_t i = 0; i < bound_size; ++i)
-      if (std::isfinite(bound[i])) most = std::max(most, bound[i]);
+    bool any = false, top_only = true;
+    for (int64_t i = 0; i < bound_size; ++i) {
+      const bool top_level = i % kLevels == kLevels - 1, finite = std::isfinite(bound[i]);
+      if (finite) most = std::max(most, bound[i]);
+      any |= !finite;
+      top_only &= finite != top_level;
+    }
+    t.unbounded = !any ? Unbounded::None : top_only ? Unbounded::TopLevel : Unbounded::Table;
     t.bound_step = most / 255.0f;
     for (int64_t i = 0; i < bound_size; ++i) {
       const size_t at = static_cast<size_t>(h) * bound_size + i;
@@ -142,27 +186,14 @@ void score_code_tiles_avx512vbmi(int heads, const float* luts, const float* boun
       const uint8_t* infinite = &infinite8[static_cast<size_t>(h) * bound_size];
       __m512i sum_lo = _mm512_setzero_si512(), sum_hi = _mm512_setzero_si512();
       __m512i slack_lo = _mm512_setzero_si512(), slack_hi = _mm512_setzero_si512();
-      __m512i unbounded = _mm512_setzero_si512();
-      for (int grp = 0; grp < groups; ++grp) {
-        const __m512i index = _mm512_loadu_si512(tile + static_cast<size_t>(grp) * kCodeTile);
-        const uint8_t* row = lut + grp * 256;
-        const __m512i lower = _mm512_permutex2var_epi8(_mm512_loadu_si512(row), index, _mm512_loadu_si512(row + 64));
-        const __m512i upper_half = _mm512_permutex2var_epi8(_mm512_loadu_si512(row + 128), index, _mm512_loadu_si512(row + 192));
-        const __m512i value = _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), lower, upper_half);
-        sum_lo = _mm512_add_epi16(sum_lo, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(value)));
-        sum_hi = _mm512_add_epi16(sum_hi, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(value, 1)));
-
-        const __m512i level = _mm512_loadu_si512(&level_plane[static_cast<size_t>(grp) * kCodeTile]);
-        const __m512i b = _mm512_shuffle_epi8(
-            _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bound + grp * kLevels))), level);
-        slack_lo = _mm512_add_epi16(slack_lo, _mm512_cvtepu8_epi16(_mm512_castsi512_si256(b)));
-        slack_hi = _mm512_add_epi16(slack_hi, _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(b, 1)));
-        unbounded = _mm512_or_si512(unbounded, _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(
-                                                                       reinterpret_cast<const __m128i*>(infinite + grp * kLevels))),
-                                                                   level));
-      }
-      const __mmask64 infinite_mask = _mm512_test_epi8_mask(unbounded, unbounded);
       const HeadTables& t = tables[h];
+      const uint8_t* levels = level_plane.data();
+      const __mmask64 infinite_mask =
+          t.unbounded == Unbounded::None
+              ? sum_tile<Unbounded::None>(tile, levels, groups, lut, bound, infinite, sum_lo, sum_hi, slack_lo, slack_hi)
+          : t.unbounded == Unbounded::TopLevel
+              ? sum_tile<Unbounded::TopLevel>(tile, levels, groups, lut, bound, infinite, sum_lo, sum_hi, slack_lo, slack_hi)
+              : sum_tile<Unbounded::Table>(tile, levels, groups, lut, bound, infinite, sum_lo, sum_hi, slack_lo, slack_hi);
       const __m512 mul = _mm512_set1_ps(t.step * scale), add = _mm512_set1_ps(t.base * scale);
       const __m512 bound_mul = _mm512_set1_ps(t.bound_step), error = _mm512_set1_ps(t.error);
       for (int q = 0; q < 4; ++q) {

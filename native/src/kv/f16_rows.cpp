@@ -1,5 +1,6 @@
 #include "kv/f16_rows.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/features.h"
@@ -60,6 +61,18 @@ void lut_row_f16_scalar(const float* q, int sub, const uint16_t* book, int c, fl
   }
 }
 
+float max_of_scalar(const float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+void max_shifted_rows_scalar(const float* x, int rows, int64_t n, const float* shift, float* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = x[j] - shift[0];
+  for (int r = 1; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) out[j] = std::max(out[j], x[r * n + j] - shift[r]);
+}
+
 bool use_avx2() {
   static const bool yes = cpu::simd_level() != cpu::SimdLevel::Scalar;
   return yes;
@@ -84,6 +97,13 @@ void f16_to_f32_row(const uint16_t* in, float* out, int64_t n) {
 void lut_row_f16(const float* q, int sub, const uint16_t* book, int c, float* out) {
   if (use_avx2()) lut_row_f16_avx2(q, sub, book, c, out);
   else lut_row_f16_scalar(q, sub, book, c, out);
+}
+
+float max_of(const float* x, int64_t n) { return use_avx2() ? max_of_avx2(x, n) : max_of_scalar(x, n); }
+
+void max_shifted_rows(const float* x, int rows, int64_t n, const float* shift, float* out) {
+  if (use_avx2()) max_shifted_rows_avx2(x, rows, n, shift, out);
+  else max_shifted_rows_scalar(x, rows, n, shift, out);
 }
 
 void axpy_f16(float w, const uint16_t* v, float* out, int d) {

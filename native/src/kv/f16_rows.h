@@ -31,7 +31,15 @@ void f16_to_f32_row(const uint16_t* in, float* out, int64_t n);
 // out[k] = sum over j < sub of q[j] * book[j * c + k], k < c.
 void lut_row_f16(const float* q, int sub, const uint16_t* book, int c, float* out);
 
+// Highest of x[0, n) (n > 0).
+float max_of(const float* x, int64_t n);
+// out[j] = max over r < rows of (x[r * n + j] - shift[r]), j < n: the scores of the query heads of a KV
+// head, each relative to its own top, merged for their shared selection.
+void max_shifted_rows(const float* x, int rows, int64_t n, const float* shift, float* out);
+
 float dot_f16_avx2(const float* q, const uint16_t* k, int d);
+float max_of_avx2(const float* x, int64_t n);
+void max_shifted_rows_avx2(const float* x, int rows, int64_t n, const float* shift, float* out);
 void f16_to_f32_row_avx2(const uint16_t* in, float* out, int64_t n);
 void lut_row_f16_avx2(const float* q, int sub, const uint16_t* book, int c, float* out);
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int d);

@@ -1,5 +1,7 @@
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "cpu/matmul_x86.h"
 #include "kv/f16_rows.h"
 #include "quant/types.h"
@@ -76,6 +78,34 @@ void dot_rows_f16_avx2(const float* q, int heads, const uint16_t* rows, const in
       if (c < d) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + c), _mm256_load_ps(row + c), a0);
       out[h * count + i] = scale * hsum(_mm256_add_ps(a0, a1));
     }
+  }
+}
+
+float max_of_avx2(const float* x, int64_t n) {
+  float m = x[0];
+  int64_t i = 0;
+  if (n >= 8) {
+    __m256 v = _mm256_loadu_ps(x);
+    for (i = 8; i + 8 <= n; i += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    m = *std::max_element(lanes, lanes + 8);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+void max_shifted_rows_avx2(const float* x, int rows, int64_t n, const float* shift, float* out) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 m = _mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_set1_ps(shift[0]));
+    for (int r = 1; r < rows; ++r) m = _mm256_max_ps(m, _mm256_sub_ps(_mm256_loadu_ps(x + r * n + j), _mm256_set1_ps(shift[r])));
+    _mm256_storeu_ps(out + j, m);
+  }
+  for (; j < n; ++j) {
+    float m = x[j] - shift[0];
+    for (int r = 1; r < rows; ++r) m = std::max(m, x[r * n + j] - shift[r]);
+    out[j] = m;
   }
 }
 

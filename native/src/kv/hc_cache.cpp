@@ -511,7 +511,7 @@ class Cache final : public HcKvCache {
     select_tokens(s.head_scores.data(), n, params, s.sel, bounded ? s.head_upper.data() : nullptr);
     s.counts.selected += static_cast<int64_t>(s.sel.index.size());
     s.counts.candidates += n;
-    s.tops.assign(1, *std::max_element(s.head_scores.begin(), s.head_scores.begin() + n));
+    s.tops.assign(1, max_of(s.head_scores.data(), n));
     weigh_and_sum_group(hs, q, 1, n, params, s, out);
   }
 
@@ -527,16 +527,13 @@ class Cache final : public HcKvCache {
     // Without bounds (and at 50%, where the scores are exact) the selection uses only the scores.
     const bool bounded = groups_ > 0 && cfg_.bound_scale > 0;
     score_heads(hs, q_group, rep, n, bounded, s);
-    s.scores.assign(n, -std::numeric_limits<float>::infinity());
-    if (bounded) s.upper.assign(n, -std::numeric_limits<float>::infinity());
     s.tops.resize(rep);
-    for (int r = 0; r < rep; ++r) {
-      const float* hs_scores = &s.head_scores[static_cast<size_t>(r) * n];
-      const float top = s.tops[r] = *std::max_element(hs_scores, hs_scores + n);
-      for (int j = 0; j < n; ++j) s.scores[j] = std::max(s.scores[j], hs_scores[j] - top);
-      if (!bounded) continue;
-      const float* hs_upper = &s.head_upper[static_cast<size_t>(r) * n];
-      for (int j = 0; j < n; ++j) s.upper[j] = std::max(s.upper[j], hs_upper[j] - top);
+    for (int r = 0; r < rep; ++r) s.tops[r] = max_of(&s.head_scores[static_cast<size_t>(r) * n], n);
+    s.scores.resize(n);
+    max_shifted_rows(s.head_scores.data(), rep, n, s.tops.data(), s.scores.data());
+    if (bounded) {
+      s.upper.resize(n);
+      max_shifted_rows(s.head_upper.data(), rep, n, s.tops.data(), s.upper.data());
     }
     select_tokens(s.scores.data(), n, params, s.sel, bounded ? s.upper.data() : nullptr);
     s.counts.selected += static_cast<int64_t>(s.sel.index.size());
@@ -579,7 +576,7 @@ class Cache final : public HcKvCache {
     s.shifts.resize(rep);
     for (int r = 0; r < rep; ++r) {
       float* f = &s.final[r * k];
-      const float m = s.shifts[r] = k > 0 ? std::max(s.tops[r], *std::max_element(f, f + k)) : s.tops[r];
+      const float m = s.shifts[r] = k > 0 ? std::max(s.tops[r], max_of(f, k)) : s.tops[r];
       s.totals[r] = exp_shifted(f, k, m);
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
@@ -624,7 +621,7 @@ class Cache final : public HcKvCache {
     s.totals.resize(rep);
     for (int r = 0; r < rep; ++r) {
       float* f = &s.final[r * k];
-      s.totals[r] = exp_shifted(f, k, *std::max_element(f, f + k));
+      s.totals[r] = exp_shifted(f, k, k > 0 ? max_of(f, k) : 0.0f);
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
     weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());

@@ -35,15 +35,21 @@ void finish(const float* scores, const std::vector<float>& e, int64_t n, const S
   const int64_t sinks = std::min(p.sinks, n);
   const int64_t recent_from = std::max<int64_t>(sinks, n - std::max<int64_t>(p.recent, 0));
   // Ascending and without duplicates through a mark per position: O(n), where sorting a million chosen
-  // positions took longer than the scoring.
-  thread_local std::vector<uint8_t> mark;
+  // positions took longer than the scoring. (A reference to the thread's buffer: the loops below then do
+  // not look the thread-local up per element.)
+  thread_local std::vector<uint8_t> mark_buffer;
+  std::vector<uint8_t>& mark = mark_buffer;
   mark.assign(n, 0);
   for (int32_t j : chosen) mark[j] = 1;
   std::fill(mark.begin(), mark.begin() + sinks, 1);
   std::fill(mark.begin() + recent_from, mark.end(), 1);
   chosen.clear();
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j) count += mark[j];
+  chosen.resize(count);
+  int32_t* next = chosen.data();
   for (int64_t j = 0; j < n; ++j)
-    if (mark[j]) chosen.push_back(static_cast<int32_t>(j));
+    if (mark[j]) *next++ = static_cast<int32_t>(j);
 
   out.index = std::move(chosen);
   out.weight.resize(out.index.size());
@@ -89,20 +95,28 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
   // Histogram of scores over [m - kRange, m]: a token below that range weighs less than e^-kRange of the
   // top one, so all of them together cannot decide a top_p < 1 cut unless there are ~e^kRange of them;
   // they form one last bin that is searched like the others.
-  constexpr double kRange = 40.0;
+  constexpr float kRange = 40.0f;
   constexpr int kBins = 4096;
-  std::vector<double> bin_mass(kBins + 1, 0.0);
-  std::vector<int64_t> bin_count(kBins + 1, 0);
-  thread_local std::vector<uint16_t> bin_of;
-  thread_local std::vector<float> e;
+  // The thread's buffers, through references so that the loops do not look thread-locals up per element.
+  thread_local std::vector<double> bin_mass_buffer;
+  thread_local std::vector<int64_t> bin_count_buffer;
+  thread_local std::vector<uint16_t> bin_of_buffer;
+  thread_local std::vector<float> e_buffer;
+  std::vector<double>& bin_mass = bin_mass_buffer;
+  std::vector<int64_t>& bin_count = bin_count_buffer;
+  std::vector<uint16_t>& bin_of = bin_of_buffer;
+  std::vector<float>& e = e_buffer;
+  bin_mass.assign(kBins + 1, 0.0);
+  bin_count.assign(kBins + 1, 0);
   bin_of.resize(n);
   const double total = exponentials(scores, n, m, e);
+  // Bins first (a loop the compiler vectorizes; clamped before the conversion, so -inf and far scores
+  // land in the last bin), then the masses.
+  uint16_t* bins = bin_of.data();
+  for (int64_t j = 0; j < n; ++j) bins[j] = static_cast<uint16_t>(std::min((m - scores[j]) * (kBins / kRange), static_cast<float>(kBins)));
   for (int64_t j = 0; j < n; ++j) {
-    const double d = static_cast<double>(m) - scores[j];
-    const int b = d >= kRange ? kBins : static_cast<int>(d * (kBins / kRange));
-    bin_of[j] = static_cast<uint16_t>(b);
-    bin_mass[b] += e[j];
-    ++bin_count[b];
+    bin_mass[bins[j]] += e[j];
+    ++bin_count[bins[j]];
   }
   const double target = p.top_p * total;
 
