@@ -642,13 +642,16 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim;
     ensure(h.block_means, static_cast<size_t>((end + kTailBlock - 1) / kTailBlock) * d,
            static_cast<size_t>((capacity_ + kTailBlock - 1) / kTailBlock) * d);
+    // The block's rows converted at once (vector F16C), then summed per column in position order.
+    std::vector<float> rows(static_cast<size_t>(kTailBlock) * d), sum(d);
     for (int b = from / kTailBlock; b * kTailBlock < end; ++b) {
       const int lo = b * kTailBlock, hi = std::min(end, lo + kTailBlock);
-      for (int c = 0; c < d; ++c) {
-        float sum = 0;
-        for (int j = lo; j < hi; ++j) sum += quant::fp16_to_fp32(h.values[static_cast<size_t>(j) * d + c]);
-        h.block_means[static_cast<size_t>(b) * d + c] = quant::fp32_to_fp16(sum / static_cast<float>(hi - lo));
-      }
+      f16_to_f32_row(&h.values[static_cast<size_t>(lo) * d], rows.data(), static_cast<int64_t>(hi - lo) * d);
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (int j = 0; j < hi - lo; ++j)
+        for (int c = 0; c < d; ++c) sum[c] += rows[static_cast<size_t>(j) * d + c];
+      for (int c = 0; c < d; ++c)
+        h.block_means[static_cast<size_t>(b) * d + c] = quant::fp32_to_fp16(sum[c] / static_cast<float>(hi - lo));
     }
   }
 
