@@ -112,8 +112,9 @@ void test_scoring(int groups, int c, int heads, int64_t n, uint64_t seed, float 
   if (key_sigma > 1 || mid_level_infinite) CHECK(unbounded > 0);
 }
 
-void test_rows() {
-  const int d = 64, heads = 4;
+// The multi-head row kernels against the single-row ones: heads in fours and a remainder, rows in fours
+// and a remainder.
+void test_rows(int d, int heads) {
   const int64_t n = 300;
   std::mt19937_64 rng(5);
   std::vector<uint16_t> rows(n * d);
@@ -185,7 +186,8 @@ int main() {
   test_scoring(32, 1024, 2, 200, 14);  // c > 256: the float path everywhere
   test_scoring(32, 256, 2, 300, 15, 1.6f);        // keys partly beyond the calibrated range: unbounded last level
   test_scoring(32, 256, 2, 300, 16, 1.0f, true);  // an unbounded middle level
-  test_rows();
+  for (int d : {64, 128})
+    for (int heads : {1, 4, 6}) test_rows(d, heads);
   test_exponentials();
   return test_summary("test_kv_code_tiles");
 }

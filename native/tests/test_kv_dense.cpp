@@ -3,14 +3,22 @@
 //   - Flat attention (small keys): after each probing selection, dense_probe - 1 dense steps follow; the
 //     outputs equal exact attention over the f16-rounded keys and values; with dense_share = 0 every
 //     step selects and none is dense.
+//   - A context loaded from a snapshot takes the dense setting it is loaded with (a snapshot does not
+//     record it): loaded with dense steps off, no step is dense.
 //   - Sharp attention (keys in stretches along their own directions, the queries of a KV head along one of them): the
 //     selection keeps a small share, no step is dense, and the outputs stay close to exact attention.
+#include <stdlib.h>  // mkdtemp
+
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "cpu/threadpool.h"
 #include "kv/hc_cache.h"
+#include "kv/snapshot.h"
 #include "kv_test_util.h"
 #include "quant/types.h"
 #include "test_util.h"
@@ -40,7 +48,9 @@ struct Run {
 
 // Stores kPrefix positions, then decodes kSteps positions one at a time. Keys have standard deviation
 // key_sigma, or with `sharp` follow one direction per stretch, which each decode query points along.
-Run run(float dense_share, float key_sigma, bool sharp) {
+// With a snapshot path, the positions are stored with the default dense setting, saved there, and the
+// steps decode in the cache loaded from it with dense_share.
+Run run(float dense_share, float key_sigma, bool sharp, const std::string& snapshot = "") {
   const model::KvShape s = shape();
   const int d = s.head_dim, n = kPrefix + kSteps, rep = s.n_head / s.n_head_kv;
   const int kv_row = s.n_head_kv * d, q_row = s.n_head * d;
@@ -61,10 +71,16 @@ Run run(float dense_share, float key_sigma, bool sharp) {
   kv::HcConfig cfg;
   cfg.calibration_tokens = kPrefix;  // the codebooks see every stretch (later keys keep to the calibrated range)
   cfg.dense_share = dense_share;
-  auto cache = kv::make_hc_kv_cache(s, n, cfg);
+  kv::HcConfig stored = cfg;
+  if (!snapshot.empty()) stored.dense_share = kv::HcConfig{}.dense_share;
+  std::unique_ptr<kv::HcKvCache> cache = kv::make_hc_kv_cache(s, n, stored);
   cpu::ThreadPool pool(2);
   for (int pos = 0; pos < kPrefix; pos += 500)
     cache->store(0, pos, 500, &k[static_cast<size_t>(pos) * kv_row], &v[static_cast<size_t>(pos) * kv_row]);
+  if (!snapshot.empty()) {
+    kv::save_snapshot(snapshot, *cache, "sha256:dense", std::vector<int32_t>(kPrefix, 7), {{"all", "h0", 0, kPrefix}});
+    cache = kv::load_snapshot(snapshot, "sha256:dense", s, cfg, n).cache;
+  }
   cache->set_phase(kv::AttendPhase::Global);
 
   Run out;
@@ -116,6 +132,17 @@ int main() {
   CHECK(every.counts.decode_steps == kSteps * kv_heads && every.counts.dense_steps == 0);
   CHECK(every.counts.candidates == static_cast<int64_t>(kv_heads) * kSteps * (2 * kPrefix + kSteps + 1) / 2);
   CHECK(every.max_error < 1e-3);
+
+  char tmpl[] = "/tmp/hcattn-dense-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const Run loaded_off = run(0.0f, 0.3f, false, dir + "/flat.hckv");
+  const Run loaded_on = run(0.9f, 0.3f, false, dir + "/flat.hckv");
+  std::system(("rm -rf " + dir).c_str());
+  std::printf("flat, loaded from a snapshot: %lld dense head steps with dense off, %lld with 0.9\n",
+              static_cast<long long>(loaded_off.counts.dense_steps), static_cast<long long>(loaded_on.counts.dense_steps));
+  CHECK(loaded_off.counts.decode_steps == kSteps * kv_heads && loaded_off.counts.dense_steps == 0);
+  CHECK(loaded_on.counts.dense_steps == (kSteps - 3) * kv_heads);
+  CHECK(loaded_off.max_error < 1e-3 && loaded_on.max_error < 2e-5);
 
   const Run sharp = run(0.9f, 1.0f, true);
   const double kept = static_cast<double>(sharp.counts.selected) / sharp.counts.candidates;
