@@ -2,10 +2,12 @@
 //
 // Tiers, per layer and KV head:
 //   fast: key codes (g codes per token, 25%: g = d/2, 12.5%: g = d/4; 16-bit code words, kept in 12 bits
-//         with up to 256 centroids, kv/code_tiles.h), or f16 keys at 50%;
+//         with up to 256 centroids, kv/code_tiles.h) with their f16 codebooks, or f16 keys at 50%; the
+//         mean value of each block of 64 positions (tail estimate);
 //   host: f16 values, and f16 keys for exact re-scoring of the selected tokens (when rescore is on).
-// Decode: per query head, approximate scores from the codes (LUT), top-p selection with sinks and the
-// recent window kept, exact re-scoring of the selected keys, weighted sum of their values.
+// Decode: per KV head, approximate scores from the codes (LUT), top-p selection with sinks and the recent
+// window kept, exact re-scoring of the selected keys, weighted sum of their values; a head whose selection
+// kept nearly every token attends exactly to all of them for its next steps (dense steps).
 // Prefill: queries of a chunk either use the same selection (star_block == 0 or the Global phase) or the
 // star-attention rule (Star phase): exact attention to the anchor block and to their own aligned block of
 // star_block positions.
