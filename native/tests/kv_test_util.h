@@ -2,6 +2,7 @@
 // sampling, and filling a cache layer by layer with synthetic keys, values and queries.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,17 @@
 #include "model/kv_cache.h"
 
 namespace hcattn_test {
+
+// The KV shape of a synthetic cache, with the model's 1/sqrt(head_dim) logit scale.
+inline hcattn::model::KvShape kv_shape(int n_layer, int n_head, int n_head_kv, int head_dim) {
+  hcattn::model::KvShape s;
+  s.n_layer = n_layer;
+  s.n_head = n_head;
+  s.n_head_kv = n_head_kv;
+  s.head_dim = head_dim;
+  s.kq_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  return s;
+}
 
 // n samples of N(0, sigma^2) from a seeded generator.
 inline std::vector<float> gaussian(int64_t n, uint64_t seed, float sigma = 1.0f) {

@@ -9,6 +9,7 @@
 #include "cpu/threadpool.h"
 #include "kv/hc_cache.h"
 #include "model/kv_cache.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 using namespace hcattn;
@@ -16,13 +17,7 @@ using namespace hcattn;
 namespace {
 
 model::KvShape shape() {
-  model::KvShape s;
-  s.n_layer = 2;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 16;
-  s.kq_scale = 1.0f / 4.0f;
-  return s;
+  return hcattn_test::kv_shape(2, 4, 2, 16);
 }
 
 std::vector<float> random_rows(int n, int width, uint64_t seed) {

@@ -30,13 +30,7 @@ namespace {
 constexpr int kPrefix = 1500, kSteps = 33, kStretch = 100;
 
 model::KvShape shape() {
-  model::KvShape s;
-  s.n_layer = 1;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 32;
-  s.kq_scale = 1.0f / std::sqrt(32.0f);
-  return s;
+  return hcattn_test::kv_shape(1, 4, 2, 32);
 }
 
 float round_f16(float x) { return quant::fp16_to_fp32(quant::fp32_to_fp16(x)); }

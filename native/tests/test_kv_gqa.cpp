@@ -16,6 +16,7 @@
 #include "cpu/threadpool.h"
 #include "kv/hc_cache.h"
 #include "quant/types.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 using namespace hcattn;
@@ -25,13 +26,7 @@ namespace {
 constexpr int kTokens = 3000, kStretch = 200;
 
 model::KvShape shape() {
-  model::KvShape s;
-  s.n_layer = 1;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 32;
-  s.kq_scale = 1.0f / std::sqrt(32.0f);
-  return s;
+  return hcattn_test::kv_shape(1, 4, 2, 32);
 }
 
 struct Data {
@@ -131,12 +126,7 @@ double mean_rel_err(const std::vector<float>& got, const std::vector<float>& wan
 
 // Decode steps at n tokens, 8 query heads on 2 KV heads, d = 128; peaked queries as in make_data.
 void time_decode(int n, cpu::ThreadPool& pool) {
-  model::KvShape s;
-  s.n_layer = 1;
-  s.n_head = 8;
-  s.n_head_kv = 2;
-  s.head_dim = 128;
-  s.kq_scale = 1.0f / std::sqrt(128.0f);
+  const model::KvShape s = hcattn_test::kv_shape(1, 8, 2, 128);
   const int d = s.head_dim, stretch = 512, steps = 8;
   std::mt19937_64 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);

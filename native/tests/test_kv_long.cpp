@@ -24,6 +24,7 @@
 #include "kv/f16_rows.h"
 #include "kv/hc_cache.h"
 #include "quant/types.h"
+#include "kv_test_util.h"
 #include "test_util.h"
 
 namespace {
@@ -109,12 +110,7 @@ void model_level(const std::string& path, int n_tokens) {
 // A million positions through the cache: keys with a shared direction per 4096-token stretch (so that
 // attention is peaked, as in trained models) plus noise; values random.
 void kernel_level(int64_t n) {
-  hcattn::model::KvShape s;
-  s.n_layer = 1;
-  s.n_head = 2;
-  s.n_head_kv = 1;
-  s.head_dim = 128;
-  s.kq_scale = 1.0f / std::sqrt(128.0f);
+  const hcattn::model::KvShape s = hcattn_test::kv_shape(1, 2, 1, 128);
   const int d = s.head_dim, chunk = 4096;
   hcattn::cpu::ThreadPool pool(2);
   std::mt19937_64 rng(3);

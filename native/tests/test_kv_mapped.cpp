@@ -30,13 +30,7 @@ using hcattn_test::fill;
 namespace {
 
 model::KvShape shape() {
-  model::KvShape s;
-  s.n_layer = 2;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 64;
-  s.kq_scale = 1.0f / 8.0f;
-  return s;
+  return hcattn_test::kv_shape(2, 4, 2, 64);
 }
 
 struct Data {

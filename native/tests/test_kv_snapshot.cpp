@@ -33,13 +33,7 @@ using hcattn_test::fill;
 namespace {
 
 model::KvShape small_shape() {
-  model::KvShape s;
-  s.n_layer = 2;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 16;
-  s.kq_scale = 1.0f / 4.0f;
-  return s;
+  return hcattn_test::kv_shape(2, 4, 2, 16);
 }
 
 std::vector<float> random_rows(size_t n, int width, uint64_t seed) {
@@ -334,12 +328,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // Snapshot bytes per token at each budget, save throughput and load time for a 100k-token cache.
 void measure(const std::string& dir) {
-  model::KvShape s;
-  s.n_layer = 2;
-  s.n_head = 8;
-  s.n_head_kv = 2;
-  s.head_dim = 64;
-  s.kq_scale = 0.125f;
+  const model::KvShape s = hcattn_test::kv_shape(2, 8, 2, 64);
   const int n = 100000;
   const auto k = random_rows(n, s.n_head_kv * s.head_dim, 21);
   const auto v = random_rows(n, s.n_head_kv * s.head_dim, 22);
