@@ -151,6 +151,7 @@ void time_decode(int n, cpu::ThreadPool& pool) {
       kv::HcConfig cfg;
       cfg.budget = budget;
       cfg.gqa_shared = shared == 1;
+      cfg.dense_share = 0;  // both select at every step (dense steps need the shared selection)
       auto cache = kv::make_hc_kv_cache(s, n, cfg);
       cache->store(0, 0, n - steps, k.data(), v.data());
       std::vector<float> out(static_cast<size_t>(s.n_head) * d);
@@ -186,6 +187,7 @@ int main() {
     cfg.calibration_tokens = 512;
     cfg.select.recent = 16;
     cfg.gqa_shared = false;
+    cfg.dense_share = 0;  // shared and per-head selection compared at every step
 
     kv::HcConfig everything = cfg;
     everything.select.top_p = 1.0f;

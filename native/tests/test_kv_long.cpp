@@ -87,6 +87,7 @@ void model_level(const std::string& path, int n_tokens) {
     hcattn::KvOptions kv;
     kv.mode = mode;
     kv.star_block = 2048;
+    kv.dense_share = 0;  // every step selects: the figures measure the selection, not dense steps
     const auto got = run(kv);
     int agree = 0;
     double kl_sum = 0;
@@ -128,6 +129,7 @@ void kernel_level(int64_t n) {
   for (auto budget : {hcattn::kv::KeyBudget::Quarter, hcattn::kv::KeyBudget::Eighth}) {
     hcattn::kv::HcConfig cfg;
     cfg.budget = budget;
+    cfg.dense_share = 0;  // every decode step selects
     const auto t0 = std::chrono::steady_clock::now();
     auto cache = hcattn::kv::make_hc_kv_cache(s, static_cast<int>(n), cfg);
     std::vector<float> k(static_cast<size_t>(chunk) * d), v(k.size());
