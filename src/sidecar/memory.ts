@@ -102,11 +102,11 @@ export async function measureKvBytesPerToken(
 }
 
 /**
- * The key codebooks of one context: c centroids of d/g dims for each of g groups = c × d floats per layer
- * and KV head, allocated once calibration ends. Budgets without key codes have none.
+ * The key codebooks of one context: c centroids of d/g dims for each of g groups = c × d f16 values per
+ * layer and KV head, allocated once calibration ends. Budgets without key codes have none.
  */
 export function codebookBytes(info: Pick<ModelInfo, "nLayer" | "nHeadKv" | "headDim">, budget: string, centroids = 256): number {
-  return budget === "25%" || budget === "12.5%" ? info.nLayer * info.nHeadKv * info.headDim * centroids * 4 : 0;
+  return budget === "25%" || budget === "12.5%" ? info.nLayer * info.nHeadKv * info.headDim * centroids * 2 : 0;
 }
 
 /**

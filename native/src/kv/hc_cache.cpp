@@ -66,6 +66,9 @@ size_t book_floats(size_t groups, size_t d, int centroids) {
   return groups == 0 ? 0 : groups * static_cast<size_t>(centroids) * (d / groups) + groups * KeyCodebook::kLevels;
 }
 
+// Positions a loaded context has room for beyond the snapshot's before its tiers grow (from_snapshot).
+constexpr size_t kLoadRoom = 4096;
+
 // Positions per block of the tail estimate (the mean value of a block stands for its unselected tokens).
 constexpr int kTailBlock = 64;
 
@@ -218,6 +221,11 @@ class Cache final : public HcKvCache {
     const size_t centroid_floats = g * info.config.centroids * (g > 0 ? d / g : 0);
     const size_t book = book_floats(g, d, info.config.centroids);
     const size_t kept = static_cast<size_t>(keep), all = static_cast<size_t>(n);
+    // Room for kLoadRoom more positions up front: a question and its answer then append without moving
+    // the tiers (growing them on the first step after loading copied the whole cache: 8k tokens of a 1B
+    // model, +100 ms on that step). Not the whole capacity: bytes() reports reserved bytes, and the
+    // memory guard credits them as held.
+    const size_t room = std::min<size_t>(static_cast<size_t>(capacity), kept + kLoadRoom);
     // memcpy with an empty vector's null data() is undefined even for 0 bytes.
     auto copy = [](void* dst, const uint8_t* src, size_t bytes) {
       if (bytes > 0) std::memcpy(dst, src, bytes);
@@ -250,11 +258,8 @@ class Cache final : public HcKvCache {
           h.values.map(file, payload_offset(in.section(SectionKind::Values, layer)) + head_offset, kept * d,
                        static_cast<size_t>(capacity) * d);
         } else {
-          // Room for the whole context up front: the positions a question and its answer append then never
-          // move the tiers (growing them on the first step after loading copied the whole cache: 8k
-          // tokens of a 1B model, +100 ms on that step).
-          h.keys.reserve(static_cast<size_t>(capacity) * d);
-          h.values.reserve(static_cast<size_t>(capacity) * d);
+          h.keys.reserve(room * d);
+          h.values.reserve(room * d);
           h.keys.resize(kept * d);
           h.values.resize(kept * d);
           copy(h.keys.data(), keys + head_offset, kept * d * sizeof(uint16_t));
@@ -262,7 +267,7 @@ class Cache final : public HcKvCache {
         }
         if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
-        h.codes.reserve(tiled_bytes(capacity, cache->groups_, info.config.centroids));
+        h.codes.reserve(tiled_bytes(static_cast<int64_t>(room), cache->groups_, info.config.centroids));
         h.codes.resize(tiled_bytes(keep, cache->groups_, info.config.centroids));
         if (!keep_books) continue;
         std::vector<uint16_t> rows(kept * g);
