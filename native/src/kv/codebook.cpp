@@ -23,16 +23,26 @@ float squared_distance(const float* a, const float* b, int n) {
   return s;
 }
 
-// Transposes a (c, sub) codebook to (sub, c) and computes its squared norms, the form assign_nearest reads.
+// A codebook of c centroids as assign_nearest reads it: (sub, c) floats and the squared centroid norms.
 struct PreparedBook {
   std::vector<float> transposed, norms;
-  PreparedBook(const float* book, int c, int sub) : transposed(static_cast<size_t>(sub) * c), norms(c, 0.0f) {
+  // From a (c, sub) float codebook (training).
+  PreparedBook(const float* book, int c, int sub) : transposed(static_cast<size_t>(sub) * c) {
     for (int k = 0; k < c; ++k)
-      for (int j = 0; j < sub; ++j) {
-        const float v = book[static_cast<int64_t>(k) * sub + j];
-        transposed[static_cast<size_t>(j) * c + k] = v;
-        norms[k] += v * v;
-      }
+      for (int j = 0; j < sub; ++j) transposed[static_cast<size_t>(j) * c + k] = book[static_cast<int64_t>(k) * sub + j];
+    set_norms(c, sub);
+  }
+  // From one group of a KeyCodebook: f16, already (sub, c).
+  PreparedBook(const uint16_t* book, int c, int sub) : transposed(static_cast<size_t>(sub) * c) {
+    f16_to_f32_row(book, transposed.data(), static_cast<int64_t>(sub) * c);
+    set_norms(c, sub);
+  }
+
+ private:
+  void set_norms(int c, int sub) {
+    norms.assign(c, 0.0f);
+    for (int j = 0; j < sub; ++j)
+      for (int k = 0; k < c; ++k) norms[k] += transposed[static_cast<size_t>(j) * c + k] * transposed[static_cast<size_t>(j) * c + k];
   }
 };
 
@@ -185,14 +195,10 @@ void KeyCodebook::encode(const float* key, uint16_t* codes) const { encode_many(
 void KeyCodebook::encode_many(const float* keys, int64_t n, uint16_t* codes) const {
   const int s = sub(), c = centroids_per_group;
   std::vector<int32_t> nearest(n);
-  std::vector<float> transposed(static_cast<size_t>(s) * c), norms(c);
   for (int grp = 0; grp < groups; ++grp) {
-    // The group's centroids as floats, already (dim, centroid) as assign_nearest reads them.
-    f16_to_f32_row(&centroids[static_cast<size_t>(grp) * s * c], transposed.data(), static_cast<int64_t>(s) * c);
-    std::fill(norms.begin(), norms.end(), 0.0f);
-    for (int j = 0; j < s; ++j)
-      for (int k = 0; k < c; ++k) norms[k] += transposed[static_cast<size_t>(j) * c + k] * transposed[static_cast<size_t>(j) * c + k];
-    assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, transposed.data(), norms.data(), c, nearest.data());
+    const PreparedBook prepared(&centroids[static_cast<size_t>(grp) * s * c], c, s);
+    const std::vector<float>& transposed = prepared.transposed;
+    assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, transposed.data(), prepared.norms.data(), c, nearest.data());
     const float* r = radii.empty() ? nullptr : &radii[static_cast<size_t>(grp) * kLevels];
     for (int64_t i = 0; i < n; ++i) {
       // The smallest level whose radius bounds the residual (a missing radius table bounds nothing).

@@ -449,7 +449,7 @@ class Cache final : public HcKvCache {
   void encode(HeadStore& h, int pos, int n_tokens) {
     const int d = shape_.head_dim;
     std::vector<float> keys(static_cast<size_t>(n_tokens) * d);
-    for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[static_cast<size_t>(pos) * d + i]);
+    f16_to_f32_row(&h.keys[static_cast<size_t>(pos) * d], keys.data(), static_cast<int64_t>(keys.size()));
     std::vector<uint16_t> rows(static_cast<size_t>(n_tokens) * groups_);
     h.codebook.encode_many(keys.data(), n_tokens, rows.data());
     tile_codes(rows.data(), pos, n_tokens, groups_, cfg_.centroids, h.codes.data());
@@ -461,7 +461,7 @@ class Cache final : public HcKvCache {
     std::vector<float> keys(static_cast<size_t>(n) * d);
     for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
       HeadStore& h = head(layer, kvh);
-      for (size_t i = 0; i < keys.size(); ++i) keys[i] = quant::fp16_to_fp32(h.keys[i]);
+      f16_to_f32_row(h.keys.data(), keys.data(), static_cast<int64_t>(keys.size()));
       h.codebook = train_key_codebook(shape_, cfg_, keys.data(), n, layer, kvh, capacity_);
       encode(h, 0, stored);
     }
