@@ -14,6 +14,7 @@
 #include "cpu/threadpool.h"
 #include "hcattn/engine.h"
 #include "model/kv_cache.h"
+#include "quant/types.h"
 
 namespace hcattn_test {
 
@@ -91,6 +92,9 @@ std::vector<float> fill(hcattn::model::KvCache& cache, const Data& d, int from, 
   }
   return all;
 }
+
+// x as the f16 caches hold it.
+inline float round_f16(float x) { return hcattn::quant::fp16_to_fp32(hcattn::quant::fp32_to_fp16(x)); }
 
 inline bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && !a.empty() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;

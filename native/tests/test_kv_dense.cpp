@@ -33,8 +33,6 @@ model::KvShape shape() {
   return hcattn_test::kv_shape(1, 4, 2, 32);
 }
 
-float round_f16(float x) { return quant::fp16_to_fp32(quant::fp32_to_fp16(x)); }
-
 struct Run {
   kv::SelectionCounts counts;
   double max_error = 0;  // largest |output - exact attention| over the decode steps
@@ -90,14 +88,14 @@ Run run(float dense_share, float key_sigma, bool sharp, const std::string& snaps
       double top = -1e300, total = 0;
       for (int j = 0; j <= p; ++j) {
         double dot = 0;
-        for (int i = 0; i < d; ++i) dot += qh[i] * round_f16(k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
+        for (int i = 0; i < d; ++i) dot += qh[i] * hcattn_test::round_f16(k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
         w[j] = dot * s.kq_scale;
         top = std::max(top, w[j]);
       }
       for (int j = 0; j <= p; ++j) total += w[j] = std::exp(w[j] - top);
       for (int i = 0; i < d; ++i) {
         double want = 0;
-        for (int j = 0; j <= p; ++j) want += w[j] * round_f16(v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
+        for (int j = 0; j <= p; ++j) want += w[j] * hcattn_test::round_f16(v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
         out.max_error = std::max(out.max_error, std::fabs(want / total - got[static_cast<size_t>(h) * d + i]));
       }
     }

@@ -82,7 +82,6 @@ std::vector<float> run(const kv::HcConfig& cfg, const Data& data, int from, int 
 std::vector<float> exact(const Data& data, int from) {
   const model::KvShape s = shape();
   const int d = s.head_dim, rep = s.n_head / s.n_head_kv;
-  auto f16 = [](float x) { return quant::fp16_to_fp32(quant::fp32_to_fp16(x)); };
   std::vector<float> out(static_cast<size_t>(kTokens - from) * s.n_head * d);
   for (int p = from; p < kTokens; ++p)
     for (int h = 0; h < s.n_head; ++h) {
@@ -92,7 +91,7 @@ std::vector<float> exact(const Data& data, int from) {
       double m = -1e300;
       for (int j = 0; j <= p; ++j) {
         double dot = 0;
-        for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * f16(data.k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
+        for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * hcattn_test::round_f16(data.k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
         logit[j] = dot * s.kq_scale;
         m = std::max(m, logit[j]);
       }
@@ -101,7 +100,7 @@ std::vector<float> exact(const Data& data, int from) {
       for (int j = 0; j <= p; ++j) {
         const double w = std::exp(logit[j] - m);
         total += w;
-        for (int i = 0; i < d; ++i) acc[i] += w * f16(data.v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
+        for (int i = 0; i < d; ++i) acc[i] += w * hcattn_test::round_f16(data.v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
       }
       for (int i = 0; i < d; ++i) out[(static_cast<size_t>(p - from) * s.n_head + h) * d + i] = static_cast<float>(acc[i] / total);
     }

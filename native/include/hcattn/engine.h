@@ -97,6 +97,10 @@ struct KvOptions {
   // A (layer, KV head) whose decode-step selection kept at least this share of its tokens attends exactly
   // to all of them for the next 15 steps (kv::HcConfig::dense_share); 0: select at every step.
   float dense_share = 0.9f;
+  // Most positions the cache holds (0: all): past it the tokens that drew the least attention so far are
+  // evicted for good, never the sinks or the recent window (kv::HcConfig::value_cap). A context that
+  // evicted cannot be saved as a snapshot.
+  int value_cap = 0;
 };
 
 struct ContextOptions {
@@ -127,6 +131,7 @@ struct KvMemory {
   // Share of the (layer, KV head) decode steps that attended every token without selecting, because the
   // head's last selection kept nearly all of them (KvOptions::dense_share); -1 before any decode step.
   double dense_step_share = -1;
+  int64_t evicted_tokens = 0;  // tokens evicted for good to stay within KvOptions::value_cap
 };
 
 // A stretch of a context (system prompt, one file, one question) with the chained hash that identifies

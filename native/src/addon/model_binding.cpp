@@ -11,11 +11,11 @@
 //   model.isEndOfGeneration(id) → boolean
 //   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16", kv?}) → Context
 //       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, boundScale?, centroids?,
-//            calibrationTokens?, starBlock?, rescore?, tail?, denseShare?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
+//            calibrationTokens?, starBlock?, rescore?, tail?, denseShare?, valueCap?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
 //            mapSnapshot? (loadContext: keys and values served from the mapped file)
 //   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
 //   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, diskBytes, f16BytesPerToken, selectedShare?,
-//                    denseStepShare?}
+//                    denseStepShare?, evictedTokens}
 //   ctx.saveSnapshot(path, segments: [{id, hash, begin, end}]) → Promise<void>
 //   ctx.prefill(tokens, onProgress?({done, total, tokensPerSecond}), {global?}) → Promise<{evaluated, cancelled, seconds}>
 //   ctx.evalLogits(tokens, topK = 10, {full?}) → Promise<{top: [[id, logprob], ...][], logprobs?: Float32Array}>
@@ -225,6 +225,7 @@ KvOptions kv_options(const Napi::Object& context_options) {
   kv.margin = static_cast<float>(number_opt(o, "margin", kv.margin));
   kv.bound_scale = static_cast<float>(number_opt(o, "boundScale", kv.bound_scale));
   kv.dense_share = static_cast<float>(number_opt(o, "denseShare", kv.dense_share));
+  kv.value_cap = static_cast<int>(number_opt(o, "valueCap", kv.value_cap));
   kv.centroids = static_cast<int>(number_opt(o, "centroids", kv.centroids));
   kv.calibration_tokens = static_cast<int>(number_opt(o, "calibrationTokens", kv.calibration_tokens));
   kv.star_block = static_cast<int>(number_opt(o, "starBlock", kv.star_block));
@@ -594,6 +595,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     o.Set("f16BytesPerToken", m.f16_bytes_per_token);
     if (m.selected_share >= 0) o.Set("selectedShare", m.selected_share);
     if (m.dense_step_share >= 0) o.Set("denseStepShare", m.dense_step_share);
+    o.Set("evictedTokens", static_cast<double>(m.evicted_tokens));
     return o;
   }
 

@@ -178,6 +178,7 @@ kv::HcConfig hc_config(const KvOptions& o) {
   c.rescore = o.rescore;
   c.tail = o.tail;
   c.dense_share = o.dense_share;
+  c.value_cap = o.value_cap;
   c.calibration_tokens = o.calibration_tokens;
   c.star_block = o.star_block;
   if (o.codebooks == "builtin") {
@@ -414,6 +415,7 @@ KvMemory Context::kv_memory() const {
     const kv::SelectionCounts c = hc->selection_counts();
     if (c.candidates > 0) m.selected_share = static_cast<double>(c.selected) / static_cast<double>(c.candidates);
     if (c.decode_steps > 0) m.dense_step_share = static_cast<double>(c.dense_steps) / static_cast<double>(c.decode_steps);
+    m.evicted_tokens = hc->evicted_tokens();
   }
   m.f16_bytes_per_token = 2.0 * 2.0 * shape.n_layer * shape.n_head_kv * shape.head_dim;
   return m;

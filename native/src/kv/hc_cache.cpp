@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -85,6 +86,10 @@ class Cache final : public HcKvCache {
     if (cfg_.centroids < 1 || cfg_.centroids > KeyCodebook::kMaxCentroids)
       throw Error("KV codebook size must be in [1, " + std::to_string(KeyCodebook::kMaxCentroids) + "], got " +
                   std::to_string(cfg_.centroids));
+    const int64_t least_cap = cfg_.select.sinks + cfg_.select.recent + 2 * kTailBlock;
+    if (cfg_.value_cap < 0 || (cfg_.value_cap > 0 && cfg_.value_cap < least_cap))
+      throw Error("KV value cap of " + std::to_string(cfg_.value_cap) + " positions leaves no room beside the sinks and the recent window: use 0 (no cap) or at least " +
+                  std::to_string(least_cap));
   }
 
   // Codebooks trained before the cache existed (HcConfig::codebooks): every layer is calibrated from the start.
@@ -96,7 +101,7 @@ class Cache final : public HcKvCache {
     cfg_.codebooks = books;
     install_preset_codebooks();
     for (HeadStore& h : heads_)
-      if (stored_ > 0) encode(h, 0, stored_);
+      if (held() > 0) encode(h, 0, held());
   }
 
   void install_preset_codebooks() {
@@ -135,6 +140,15 @@ class Cache final : public HcKvCache {
     return c;
   }
 
+  int64_t evicted_tokens() const override { return evicted_; }
+
+  std::vector<int32_t> held_positions() const override {
+    if (evicted_ > 0) return {slot_pos_.begin(), slot_pos_.begin() + held()};
+    std::vector<int32_t> all(static_cast<size_t>(stored_));
+    std::iota(all.begin(), all.end(), 0);
+    return all;
+  }
+
   std::vector<KeyCodebook> codebooks() const override {
     if (groups_ == 0 || std::find(calibrated_.begin(), calibrated_.end(), false) != calibrated_.end()) return {};
     std::vector<KeyCodebook> out;
@@ -157,6 +171,10 @@ class Cache final : public HcKvCache {
   }
 
   void save(SnapshotWriter& out) const override {
+    if (evicted_ > 0)
+      throw Error("cannot save a KV snapshot of this context: it evicted " + std::to_string(evicted_) +
+                  " tokens to stay within its value cap of " + std::to_string(cfg_.value_cap) +
+                  " positions, and a snapshot holds every position; raise the value cap above the text's length to save it");
     const size_t n = static_cast<size_t>(stored_), d = static_cast<size_t>(shape_.head_dim);
     const size_t g = static_cast<size_t>(groups_);
     const size_t centroid_floats = g * cfg_.centroids * (g > 0 ? d / g : 0);
@@ -215,6 +233,7 @@ class Cache final : public HcKvCache {
       config.tail = settings->tail;
       config.dense_share = settings->dense_share;
       config.dense_probe = settings->dense_probe;
+      config.value_cap = settings->value_cap;
     }
     auto cache = std::make_unique<Cache>(info.shape, capacity, config);
     const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
@@ -285,6 +304,12 @@ class Cache final : public HcKvCache {
       }
     }
     cache->stored_ = static_cast<int>(keep);
+    if (cache->capped()) {
+      // A snapshot holds every position (save() refuses after an eviction); their attention mass starts at 0.
+      cache->slot_pos_.resize(kept);
+      std::iota(cache->slot_pos_.begin(), cache->slot_pos_.end(), 0);
+      cache->mass_.assign(kept, 0.0f);
+    }
     return cache;
   }
 
@@ -305,31 +330,46 @@ class Cache final : public HcKvCache {
     if (pos < 0 || pos + n_tokens > capacity_)
       throw Error("context is full: positions up to " + std::to_string(pos + n_tokens) + " do not fit in " +
                   std::to_string(capacity_) + "; create the context with a larger nCtx");
+    if (pos < evicted_ || pos > stored_)
+      throw Error("KV positions from " + std::to_string(pos) + " cannot be stored: the cache holds " + std::to_string(stored_) +
+                  " positions, " + std::to_string(evicted_) + " of them evicted (internal error)");
+    // Layer 0 stores a chunk first: that is when every layer holds the same slots and room can be made.
+    if (layer == 0 && capped()) make_room(pos, n_tokens);
+    const int slot = pos - evicted_;  // the chunk lies after every evicted position
     const int d = shape_.head_dim;
     const size_t row = static_cast<size_t>(shape_.n_head_kv) * d;
-    const size_t end = static_cast<size_t>(pos + n_tokens);
+    const size_t end = static_cast<size_t>(slot + n_tokens);
     for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
       HeadStore& h = head(layer, kvh);
-      // Entries past `pos` belong to a truncated continuation: they are overwritten.
-      ensure(h.keys, end * d, static_cast<size_t>(capacity_) * d);
-      ensure(h.values, end * d, static_cast<size_t>(capacity_) * d);
+      // Entries past `slot` belong to a truncated continuation: they are overwritten.
+      ensure(h.keys, end * d, slot_room() * d);
+      ensure(h.values, end * d, slot_room() * d);
       for (int t = 0; t < n_tokens; ++t)
         for (int i = 0; i < d; ++i) {
           const size_t src = static_cast<size_t>(t) * row + static_cast<size_t>(kvh) * d + i;
-          const size_t dst = (static_cast<size_t>(pos) + t) * d + i;
+          const size_t dst = (static_cast<size_t>(slot) + t) * d + i;
           h.keys[dst] = quant::fp32_to_fp16(k[src]);
           h.values[dst] = quant::fp32_to_fp16(v[src]);
         }
       if (groups_ > 0) {
-        ensure(h.codes, tiled_bytes(pos + n_tokens, groups_, cfg_.centroids), tiled_bytes(capacity_, groups_, cfg_.centroids));
-        if (calibrated_[layer]) encode(h, pos, n_tokens);
+        ensure(h.codes, tiled_bytes(slot + n_tokens, groups_, cfg_.centroids),
+               tiled_bytes(static_cast<int64_t>(slot_room()), groups_, cfg_.centroids));
+        if (calibrated_[layer]) encode(h, slot, n_tokens);
       }
-      if (cfg_.tail) update_block_means(h, pos, pos + n_tokens);
+      if (cfg_.tail) update_block_means(h, slot, slot + n_tokens);
     }
-    if (layer == 0) stored_ = pos + n_tokens;
-    if (groups_ > 0 && !calibrated_[layer] && pos + n_tokens >= cfg_.calibration_tokens) {
+    if (layer == 0) {
+      stored_ = pos + n_tokens;
+      if (capped()) {
+        slot_pos_.resize(end);
+        std::iota(slot_pos_.begin() + slot, slot_pos_.end(), pos);
+        mass_.resize(slot);  // a truncated continuation's mass is not these tokens'
+        mass_.resize(end, 0.0f);
+      }
+    }
+    if (groups_ > 0 && !calibrated_[layer] && slot + n_tokens >= cfg_.calibration_tokens) {
       if (preset()) throw Error("KV cache with preset codebooks stored positions before they were installed (internal error)");
-      calibrate(layer, pos + n_tokens);
+      calibrate(layer, slot + n_tokens);
     }
   }
 
@@ -338,6 +378,7 @@ class Cache final : public HcKvCache {
     const int n_q = shape_.n_head * hd;
     if (static_cast<int>(scratch_.size()) < pool.size()) scratch_.resize(pool.size());
     const int rep = shape_.n_head / shape_.n_head_kv;
+    pos -= evicted_;  // the queries' slots (the chunk lies after every evicted position)
     const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
     // Exact attention (star blocks, or a layer without codebooks yet) needs no selection: the query heads
     // of a KV head read the rows together.
@@ -388,13 +429,20 @@ class Cache final : public HcKvCache {
   }
 
   void truncate(int n) override {
+    if (capped()) fold_mass();
+    const int slots = slot_at_or_after(std::min(stored_, n));  // the held slots of positions [0, n)
     stored_ = std::min(stored_, n);
-    // Positions past n will be written over: only [0, n) may still be read from a snapshot file.
-    for (HeadStore& h : heads_) {
-      h.keys.limit_mapped(static_cast<size_t>(n) * shape_.head_dim);
-      h.values.limit_mapped(static_cast<size_t>(n) * shape_.head_dim);
+    evicted_ = stored_ - slots;
+    if (capped()) {
+      slot_pos_.resize(slots);
+      mass_.resize(slots);
     }
-    if (n >= cfg_.calibration_tokens || preset()) return;
+    // Slots past these will be written over: only the first `slots` may still be read from a snapshot file.
+    for (HeadStore& h : heads_) {
+      h.keys.limit_mapped(static_cast<size_t>(slots) * shape_.head_dim);
+      h.values.limit_mapped(static_cast<size_t>(slots) * shape_.head_dim);
+    }
+    if (slots >= cfg_.calibration_tokens || preset()) return;
     // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n).
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       calibrated_[layer] = false;
@@ -404,9 +452,18 @@ class Cache final : public HcKvCache {
 
   void set_phase(AttendPhase phase) override { phase_ = phase; }
 
-  std::unique_ptr<model::KvCache> clone_prefix(int n) const override {
+  std::unique_ptr<model::KvCache> clone_prefix(int n_positions) const override {
     auto copy = std::make_unique<Cache>(shape_, capacity_, cfg_);
     const int d = shape_.head_dim;
+    // Positions [0, n_positions) are the first n held slots.
+    const int n = slot_at_or_after(std::min(n_positions, stored_));
+    if (capped()) {
+      copy->slot_pos_.assign(slot_pos_.begin(), slot_pos_.begin() + n);
+      copy->mass_.assign(n, 0.0f);
+      for (int j = 0; j < n && j < static_cast<int>(mass_.size()); ++j) copy->mass_[j] = mass_[j];
+      for (const Scratch& s : scratch_)
+        for (int j = 0; j < n && j < static_cast<int>(s.mass.size()); ++j) copy->mass_[j] += s.mass[j];
+    }
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n): drop them.
       const bool keep_books = calibrated_[layer] && (n >= cfg_.calibration_tokens || preset());
@@ -423,7 +480,8 @@ class Cache final : public HcKvCache {
         }
       }
     }
-    copy->stored_ = std::min(n, stored_);
+    copy->stored_ = std::min(n_positions, stored_);
+    copy->evicted_ = copy->stored_ - n;
     return copy;
   }
 
@@ -437,9 +495,19 @@ class Cache final : public HcKvCache {
     std::vector<uint8_t> selected;
     Selection sel;
     SelectionCounts counts;  // this thread's share of selection_counts()
+    std::vector<float> mass;  // value cap: attention mass this thread's queries gave each slot since the last fold
   };
 
   bool preset() const { return cfg_.codebook_source == CodebookSource::Preset; }
+  bool capped() const { return cfg_.value_cap > 0; }
+  int held() const { return stored_ - evicted_; }
+  // Slots the tiers grow to at most: the capacity, or the value cap below it.
+  size_t slot_room() const { return static_cast<size_t>(capped() ? std::min(capacity_, cfg_.value_cap) : capacity_); }
+  // The first held slot at or after position pos (<= stored_).
+  int slot_at_or_after(int pos) const {
+    if (evicted_ == 0) return pos;
+    return static_cast<int>(std::lower_bound(slot_pos_.begin(), slot_pos_.begin() + held(), pos) - slot_pos_.begin());
+  }
 
   HeadStore& head(int layer, int kvh) { return heads_[static_cast<size_t>(layer) * shape_.n_head_kv + kvh]; }
   const HeadStore& head(int layer, int kvh) const {
@@ -602,6 +670,7 @@ class Cache final : public HcKvCache {
         }
       }
     }
+    if (capped()) add_mass(rep, index.data(), k, s);
     write_outputs(rep, s, out_group);
   }
 
@@ -614,7 +683,8 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim, rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
     const HeadStore& hs = head(layer, kvh);
     const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
-    const int from = star ? p / cfg_.star_block * cfg_.star_block : 0;
+    // Star blocks are aligned in positions; p is the query's slot (its position less the evicted ones).
+    const int from = star ? slot_at_or_after((p + evicted_) / cfg_.star_block * cfg_.star_block) : 0;
     const int anchor = star ? std::min(cfg_.star_block, from) : 0;
     std::vector<int32_t>& index = s.sel.index;
     index.clear();
@@ -630,7 +700,96 @@ class Cache final : public HcKvCache {
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
     weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
+    if (capped()) add_mass(rep, index.data(), k, s);
     write_outputs(rep, s, out_group);
+  }
+
+  // Value cap: adds the attention weight each of the rep heads gave each token it read (s.final holds
+  // their unnormalised weights, s.totals their sums) to this thread's mass per slot.
+  void add_mass(int rep, const int32_t* index, int64_t k, Scratch& s) const {
+    if (s.mass.size() < static_cast<size_t>(held())) s.mass.resize(held(), 0.0f);
+    for (int r = 0; r < rep; ++r) {
+      const float inv = static_cast<float>(1.0 / s.totals[r]);
+      const float* w = &s.final[static_cast<size_t>(r) * k];
+      for (int64_t i = 0; i < k; ++i) s.mass[index[i]] += w[i] * inv;
+    }
+  }
+
+  // Value cap: mass_ gains what every thread's queries added since the last fold.
+  void fold_mass() {
+    mass_.resize(held(), 0.0f);
+    for (Scratch& s : scratch_) {
+      const size_t n = std::min(s.mass.size(), mass_.size());
+      for (size_t j = 0; j < n; ++j) mass_[j] += s.mass[j];
+      s.mass.clear();
+    }
+  }
+
+  // Before layer 0 stores positions [pos, pos + n_tokens) under a value cap: when they would pass it,
+  // evicts the held tokens with the least attention mass (not the sinks, not the last select.recent
+  // held), leaving value_cap / 16 slots free after the chunk.
+  void make_room(int pos, int n_tokens) {
+    const int cap = cfg_.value_cap;
+    const int slot = pos - evicted_;
+    if (slot + n_tokens <= cap) return;
+    const int first = static_cast<int>(std::min<int64_t>(slot, cfg_.select.sinks));
+    const int last = static_cast<int>(std::max<int64_t>(first, slot - cfg_.select.recent));  // candidates [first, last)
+    const int need = slot + n_tokens - (cap - cap / 16);
+    if (slot + n_tokens - (last - first) > cap)
+      throw Error("a chunk of " + std::to_string(n_tokens) + " tokens does not fit in the KV value cap of " + std::to_string(cap) +
+                  " positions beside the sinks and the recent window: raise the value cap or lower the batch size");
+    evict(std::min(need, last - first), first, last);
+  }
+
+  // Evicts `count` of the held slots [first, last), those with the least attention mass (ties: the
+  // older first), from every layer and KV head, and moves the later slots down.
+  void evict(int count, int first, int last) {
+    if (count <= 0) return;
+    fold_mass();
+    const int n = held(), d = shape_.head_dim;
+    std::vector<int32_t> order(static_cast<size_t>(last - first));
+    std::iota(order.begin(), order.end(), first);
+    std::nth_element(order.begin(), order.begin() + count, order.end(), [&](int32_t a, int32_t b) {
+      return mass_[a] < mass_[b] || (mass_[a] == mass_[b] && a < b);
+    });
+    std::vector<uint8_t> gone(static_cast<size_t>(n), 0);
+    for (int i = 0; i < count; ++i) gone[order[i]] = 1;
+    const int from = *std::min_element(order.begin(), order.begin() + count);
+    std::vector<int32_t> kept;  // slots from `from` on that stay, in order; kept[i] moves to from + i
+    for (int j = from; j < n; ++j)
+      if (!gone[j]) kept.push_back(j);
+    const int after = from + static_cast<int>(kept.size());
+    auto compact_rows = [&](auto* rows, size_t width) {
+      for (size_t i = 0; i < kept.size(); ++i)
+        std::memmove(rows + (from + i) * width, rows + static_cast<size_t>(kept[i]) * width, width * sizeof(*rows));
+    };
+    std::vector<uint16_t> code_rows;
+    for (int layer = 0; layer < shape_.n_layer; ++layer)
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+        HeadStore& h = head(layer, kvh);
+        // Rows from `from` on are rewritten: a snapshot file may serve only those before it.
+        h.keys.limit_mapped(static_cast<size_t>(from) * d);
+        h.values.limit_mapped(static_cast<size_t>(from) * d);
+        compact_rows(h.keys.data(), d);
+        compact_rows(h.values.data(), d);
+        h.keys.resize(static_cast<size_t>(after) * d);
+        h.values.resize(static_cast<size_t>(after) * d);
+        if (groups_ > 0 && calibrated_[layer]) {
+          code_rows.resize(static_cast<size_t>(n) * groups_);
+          untile_codes(h.codes.data(), n, groups_, cfg_.centroids, code_rows.data());
+          compact_rows(code_rows.data(), groups_);
+          tile_codes(code_rows.data() + static_cast<size_t>(from) * groups_, from, after - from, groups_, cfg_.centroids, h.codes.data());
+        }
+        if (cfg_.tail) {
+          h.block_means.resize(static_cast<size_t>((after + kTailBlock - 1) / kTailBlock) * d);
+          update_block_means(h, from, after);
+        }
+      }
+    compact_rows(slot_pos_.data(), 1);
+    compact_rows(mass_.data(), 1);
+    slot_pos_.resize(after);
+    mass_.resize(after);
+    evicted_ += count;
   }
 
   // out_group[r] = s.acc[r] / s.totals[r] for the rep heads of a group.
@@ -668,6 +827,9 @@ class Cache final : public HcKvCache {
   std::vector<HeadStore> heads_;
   std::vector<bool> calibrated_;
   std::vector<int> dense_left_;  // per (layer, KV head): dense decode steps before the next selection
+  int evicted_ = 0;                // positions evicted for good (value cap); slots = positions - evicted_ after them
+  std::vector<int32_t> slot_pos_;  // value cap: the position of each held slot (ascending)
+  std::vector<float> mass_;        // value cap: attention mass each held slot drew, up to the last fold
   std::vector<Scratch> scratch_;
   AttendPhase phase_ = AttendPhase::Star;
 };

@@ -12,10 +12,15 @@
 // star-attention rule (Star phase): exact attention to the anchor block and to their own aligned block of
 // star_block positions.
 //
-// Invariants: positions are dense in [0, n); the codebooks of a layer are preset, or trained once on
-// exactly the keys of positions [0, calibration_tokens) of that layer, so every cached value is a function
-// of the token prefix (and the preset codebooks) alone (a context truncated to a segment boundary and prefilled again equals a fresh
-// prefill). Before a layer is calibrated its queries attend to every key exactly.
+// Value cap (HcConfig::value_cap): past it, the tokens that drew the least attention are evicted for good
+// (H2O-style, by accumulated attention mass), so the tiers hold a bounded number of positions.
+//
+// Invariants: the tiers hold positions [0, n) in order, except those evicted for good (none without a
+// value cap); every evicted position lies before every position stored after its eviction. The codebooks
+// of a layer are preset, or trained once on exactly the keys of the first calibration_tokens positions
+// held by that layer, so every cached value is a function of the token prefix (and the preset codebooks)
+// alone: a context truncated to a segment boundary and prefilled again equals a fresh prefill (when
+// nothing was evicted). Before a layer is calibrated its queries attend to every key exactly.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -65,6 +70,13 @@ struct HcConfig {
   // more than the rows they would leave out; the step after them selects again. Off at 0.
   float dense_share = 0.9f;
   int dense_probe = 16;
+  // Most positions the tiers hold (0: every position up to the capacity). Before a chunk would pass it,
+  // the tokens with the least attention mass accumulated so far (over every layer, query head and
+  // query that attended to them) are evicted for good, never the first select.sinks positions nor the
+  // last select.recent ones, down to value_cap - value_cap / 16 held positions (so that decode evicts
+  // once per value_cap / 16 tokens rather than at every step). Positions keep counting past it: a
+  // context of n positions holds at most value_cap of them. A context that evicted cannot be saved.
+  int value_cap = 0;
   int calibration_tokens = 1024;  // keys that train each layer's codebooks
   int star_block = 0;             // prefill star-attention block; 0 = prefill queries use selection too
   CodebookSource codebook_source = CodebookSource::Context;
@@ -109,6 +121,11 @@ class HcKvCache : public model::KvCache {
   virtual size_t mapped_bytes() const = 0;
   // What the selection kept since the cache was made (read between steps).
   virtual SelectionCounts selection_counts() const = 0;
+  // Positions evicted for good to stay within HcConfig::value_cap (stored_tokens() - evicted_tokens()
+  // are held).
+  virtual int64_t evicted_tokens() const = 0;
+  // The positions the tiers hold, ascending (every position in [0, stored_tokens()) until an eviction).
+  virtual std::vector<int32_t> held_positions() const = 0;
   // A Preset cache made without its codebooks (they are trained later, off the caller's thread) must get
   // them by install_codebooks() before it stores anything.
   virtual bool needs_codebooks() const = 0;
@@ -138,7 +155,7 @@ KeyCodebook train_key_codebook(const model::KvShape& shape, const HcConfig& conf
 // copied into RAM; new positions go to RAM. The file must not be rewritten in place while the cache lives
 // (replacing it by a rename, as save_snapshot does, or deleting it is safe: the mapping keeps the old file).
 // settings: the context's own choice of what a snapshot does not record (tail estimate, dense decode
-// steps); null: the defaults.
+// steps, value cap); null: the defaults.
 std::unique_ptr<HcKvCache> make_hc_kv_cache_from_snapshot(const SnapshotReader& in, int capacity, int64_t keep_tokens,
                                                           bool map_values = false, const HcConfig* settings = nullptr);
 
