@@ -166,6 +166,9 @@ export const askCommand: CliCommand = {
       if (snapshotFile && !kv.kv) {
         throw new UsageError("--snapshot needs an HCAttention budget (--kv 50%, 25% or 12.5%): a full cache is not saved");
       }
+      if (snapshotFile && kv.kv?.valueCap) {
+        throw new UsageError("--snapshot cannot be combined with --kv-cap: a context that evicted tokens is not saved");
+      }
       const starBlock = v["star-block"] === undefined ? undefined : numberOption("star-block", v["star-block"], 0);
       if (starBlock !== undefined && (!Number.isInteger(starBlock) || starBlock < 0)) {
         throw new UsageError(`--star-block must be 0 or a positive integer, got "${v["star-block"]}"`);
@@ -216,6 +219,8 @@ export const askCommand: CliCommand = {
         }
         printer.end();
         process.stderr.write(`${describeOpen(opened)}\n`);
+        const evicted = session.context.kvMemory().evictedTokens;
+        if (evicted > 0) process.stderr.write(`value cap: ${evicted} of ${opened.tokens} tokens evicted, ${opened.tokens - evicted} held\n`);
         if (snapshotFile && (opened.tokens > opened.reusedTokens || !existsSync(snapshotFile))) await saveContext(session, snapshotFile);
 
         const answer = await session.ask(

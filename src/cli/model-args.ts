@@ -57,6 +57,7 @@ export const kvArgOptions = {
   "kv-top-p": { type: "string" },
   sinks: { type: "string" },
   recent: { type: "string" },
+  "kv-cap": { type: "string" },
   device: { type: "string" },
 } as const;
 
@@ -65,18 +66,26 @@ export const kvUsage = `  --kv MODE        KV cache: f32 (default) or f16 keep e
   --kv-top-p P     attention mass the HCAttention selection keeps (default 0.995)
   --sinks N        first tokens always attended (default 4)
   --recent N       last tokens always attended (default 64)
+  --kv-cap N       most tokens the HCAttention cache holds (default: all); past it the least-attended
+                   ones are evicted for good (a context that evicted cannot be saved with --snapshot)
   --device D       auto (default: CUDA when built in and a GPU is present), cpu or cuda (without a
                    usable GPU it runs on the CPU and says why)
 `;
 
 const budgets: KvMode[] = ["50%", "25%", "12.5%"];
 
-/** Context options for the parsed --kv, --kv-top-p, --sinks and --recent values. */
-export function kvContextOptions(v: { kv?: string; "kv-top-p"?: string; sinks?: string; recent?: string }): Pick<ContextOptions, "kvType" | "kv"> {
+/** Context options for the parsed --kv, --kv-top-p, --sinks, --recent and --kv-cap values. */
+export function kvContextOptions(v: {
+  kv?: string;
+  "kv-top-p"?: string;
+  sinks?: string;
+  recent?: string;
+  "kv-cap"?: string;
+}): Pick<ContextOptions, "kvType" | "kv"> {
   const mode = v.kv ?? "f32";
   if (mode === "f32" || mode === "full" || mode === "f16") {
-    if (v["kv-top-p"] !== undefined || v.sinks !== undefined || v.recent !== undefined) {
-      throw new UsageError("--kv-top-p, --sinks and --recent apply to the HCAttention budgets (--kv 50%|25%|12.5%)");
+    if (v["kv-top-p"] !== undefined || v.sinks !== undefined || v.recent !== undefined || v["kv-cap"] !== undefined) {
+      throw new UsageError("--kv-top-p, --sinks, --recent and --kv-cap apply to the HCAttention budgets (--kv 50%|25%|12.5%)");
     }
     return { kvType: mode === "f16" ? "f16" : "f32" };
   }
@@ -87,6 +96,7 @@ export function kvContextOptions(v: { kv?: string; "kv-top-p"?: string; sinks?: 
       ...(v["kv-top-p"] !== undefined && { topP: numberOption("kv-top-p", v["kv-top-p"], 0) }),
       ...(v.sinks !== undefined && { sinks: numberOption("sinks", v.sinks, 0) }),
       ...(v.recent !== undefined && { recent: numberOption("recent", v.recent, 0) }),
+      ...(v["kv-cap"] !== undefined && { valueCap: numberOption("kv-cap", v["kv-cap"], 0) }),
     },
   };
 }

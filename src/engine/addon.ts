@@ -151,6 +151,14 @@ export interface KvOptions {
    * them for its next 15 steps, skipping scoring and selection (0: select at every step; default 0.9).
    */
   denseShare?: number;
+  /**
+   * Most positions the cache holds (0 or absent: all). Past it the tokens that drew the least attention so
+   * far are evicted for good (never the sinks or the recent window), so memory stays bounded while the
+   * context keeps counting positions; a context that evicted cannot be saved with saveSnapshot.
+   */
+  valueCap?: number;
+  /** Which tokens go first under valueCap: least attention per later position (default), least accumulated (H2O), oldest. */
+  eviction?: "mean-mass" | "mass" | "oldest";
   centroids?: number;
   calibrationTokens?: number;
   /**
@@ -188,6 +196,8 @@ export interface KvMemory {
    * head's last selection kept nearly all of them (KvOptions.denseShare); absent before any decode step.
    */
   denseStepShare?: number;
+  /** Tokens evicted for good to stay within KvOptions.valueCap (tokens - evictedTokens are held). */
+  evictedTokens: number;
 }
 
 /** A named token range of a saved context: [begin, end). */

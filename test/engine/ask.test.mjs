@@ -77,6 +77,21 @@ test("ask prints the scripted answer after prefilling the workspace", async () =
   assert.match(r.stderr, /stop: eog\]/);
 });
 
+test("--kv-cap: the context holds at most that many tokens and still answers; with --snapshot it is refused", async () => {
+  const counts = await segmentTokens();
+  const r = ask("--kv-cap", "700", "What does add do?");
+  assert.equal(r.code, 0, r.stderr);
+  const m = r.stderr.match(/value cap: (\d+) of (\d+) tokens evicted, (\d+) held/);
+  assert.ok(m, r.stderr);
+  assert.equal(Number(m[2]), total(counts));
+  assert.ok(Number(m[3]) <= 700 && Number(m[1]) + Number(m[3]) === total(counts), m[0]);
+  assert.equal(r.stdout, `${ANSWER}\n`);
+  const refused = ask("--kv-cap", "700", "--snapshot", join(work, "capped.hckv"), "What does add do?");
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /--snapshot cannot be combined with --kv-cap/);
+  assert.equal(existsSync(join(work, "capped.hckv")), false);
+});
+
 test("--snapshot: the first run prefills and saves, the second loads every token and gives the same answer; other KV settings prefill again", async () => {
   const snapshot = join(work, "ctx.hckv");
   const counts = await segmentTokens();

@@ -1,6 +1,6 @@
-// The addon's phase-aware prefill, built-in codebooks and mapped snapshots (stories260K, real weights):
-// ctx.prefill(tokens, onProgress, {global}), kv {starBlock, codebooks: "builtin"}, codebookCacheDir,
-// loadContext(..., {mapSnapshot}) and kvMemory().diskBytes.
+// The addon's phase-aware prefill, built-in codebooks, mapped snapshots and the value cap (stories260K,
+// real weights): ctx.prefill(tokens, onProgress, {global}), kv {starBlock, codebooks: "builtin", valueCap,
+// eviction}, codebookCacheDir, loadContext(..., {mapSnapshot}), kvMemory().diskBytes and .evictedTokens.
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -76,6 +76,40 @@ describe("phase-aware prefill and built-in codebooks through the addon", () => {
       await mapped.prefill(q, undefined, { global: true });
       assert.deepEqual(await greedy(mapped, 8), await greedy(copied, 8));
       for (const x of [ctx, copied, mapped]) x.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a value cap bounds the held tokens and memory, keeps the context answering and refuses snapshots", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hcattn-cap-"));
+    try {
+      const model = await engine.Model.load(paths.stories260K, { threads: 2 });
+      const kv = { mode: "25%", calibrationTokens: 128, recent: 16 };
+      const doc = randomTokens(700, model.info.nVocab, 11);
+      const capped = model.createContext({ nCtx: 1024, nBatch: 64, kv: { ...kv, valueCap: 256 } });
+      const open = model.createContext({ nCtx: 1024, nBatch: 64, kv });
+      await capped.prefill(doc);
+      await open.prefill(doc);
+      const c = capped.kvMemory();
+      const o = open.kvMemory();
+      assert.equal(c.tokens, 700);
+      assert.ok(c.evictedTokens >= 700 - 256 && c.evictedTokens <= 700 - 240, `evicted ${c.evictedTokens}`);
+      assert.equal(o.evictedTokens, 0);
+      // Keys and values of at most 256 tokens, f16, every layer and KV head.
+      assert.ok(c.hostBytes <= 256 * 2 * 2 * model.info.nLayer * model.info.nHeadKv * model.info.headDim, `host ${c.hostBytes}`);
+      assert.ok(c.hostBytes < o.hostBytes / 2);
+      // It keeps decoding (the answer is the model's, from fewer tokens), and a fork keeps what it holds.
+      const fork = capped.fork();
+      const answer = await greedy(capped, 12);
+      assert.equal(answer.length, 12);
+      assert.ok(answer.every((t) => t >= 0 && t < model.info.nVocab));
+      assert.equal(fork.kvMemory().evictedTokens, c.evictedTokens);
+      await assert.rejects(capped.saveSnapshot(join(dir, "capped.hckv"), []), /evicted \d+ tokens to stay within its value cap of 256/);
+      assert.deepEqual(readdirSync(dir), []);
+      assert.throws(() => model.createContext({ kv: { ...kv, valueCap: 50 } }), /value cap of 50 positions .* at least 148/);
+      assert.throws(() => model.createContext({ kv: { ...kv, valueCap: 256, eviction: "lru" } }), /mean-mass.*mass.*oldest/);
+      for (const x of [capped, open, fork]) x.dispose();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

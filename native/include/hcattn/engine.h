@@ -101,6 +101,9 @@ struct KvOptions {
   // evicted for good, never the sinks or the recent window (kv::HcConfig::value_cap). A context that
   // evicted cannot be saved as a snapshot.
   int value_cap = 0;
+  // Which tokens go first under the value cap: "mean-mass" (least attention per later position),
+  // "mass" (least accumulated attention, H2O) or "oldest" (kv::Eviction).
+  std::string eviction = "mean-mass";
 };
 
 struct ContextOptions {

@@ -11,7 +11,7 @@
 //   model.isEndOfGeneration(id) → boolean
 //   model.createContext({nCtx?, nBatch?, kvType?: "f32" | "f16", kv?}) → Context
 //       kv: {mode: "full" | "50%" | "25%" | "12.5%", topP?, sinks?, recent?, kMax?, margin?, boundScale?, centroids?,
-//            calibrationTokens?, starBlock?, rescore?, tail?, denseShare?, valueCap?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
+//            calibrationTokens?, starBlock?, rescore?, tail?, denseShare?, valueCap?, eviction?, codebooks?: "builtin" | "workspace"}, codebookCacheDir?,
 //            mapSnapshot? (loadContext: keys and values served from the mapped file)
 //   model.loadContext(path, contextOptions, keepTokens = -1) → Promise<{context, segments}>   (.hckv snapshot)
 //   ctx.kvMemory() → {mode, tokens, fastBytes, hostBytes, diskBytes, f16BytesPerToken, selectedShare?,
@@ -226,6 +226,7 @@ KvOptions kv_options(const Napi::Object& context_options) {
   kv.bound_scale = static_cast<float>(number_opt(o, "boundScale", kv.bound_scale));
   kv.dense_share = static_cast<float>(number_opt(o, "denseShare", kv.dense_share));
   kv.value_cap = static_cast<int>(number_opt(o, "valueCap", kv.value_cap));
+  if (o.Has("eviction")) kv.eviction = o.Get("eviction").ToString().Utf8Value();
   kv.centroids = static_cast<int>(number_opt(o, "centroids", kv.centroids));
   kv.calibration_tokens = static_cast<int>(number_opt(o, "calibrationTokens", kv.calibration_tokens));
   kv.star_block = static_cast<int>(number_opt(o, "starBlock", kv.star_block));

@@ -179,6 +179,15 @@ kv::HcConfig hc_config(const KvOptions& o) {
   c.tail = o.tail;
   c.dense_share = o.dense_share;
   c.value_cap = o.value_cap;
+  if (o.eviction == "mean-mass") {
+    c.eviction = kv::Eviction::MeanMass;
+  } else if (o.eviction == "mass") {
+    c.eviction = kv::Eviction::Mass;
+  } else if (o.eviction == "oldest") {
+    c.eviction = kv::Eviction::Oldest;
+  } else {
+    throw Error("kv eviction must be \"mean-mass\", \"mass\" or \"oldest\", got \"" + o.eviction + "\"");
+  }
   c.calibration_tokens = o.calibration_tokens;
   c.star_block = o.star_block;
   if (o.codebooks == "builtin") {

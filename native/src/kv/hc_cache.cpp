@@ -726,8 +726,8 @@ class Cache final : public HcKvCache {
   }
 
   // Before layer 0 stores positions [pos, pos + n_tokens) under a value cap: when they would pass it,
-  // evicts the held tokens with the least attention mass (not the sinks, not the last select.recent
-  // held), leaving value_cap / 16 slots free after the chunk.
+  // evicts held tokens (not the sinks, not the last select.recent held), leaving value_cap / 16 slots
+  // free after the chunk.
   void make_room(int pos, int n_tokens) {
     const int cap = cfg_.value_cap;
     const int slot = pos - evicted_;
@@ -741,17 +741,25 @@ class Cache final : public HcKvCache {
     evict(std::min(need, last - first), first, last);
   }
 
-  // Evicts `count` of the held slots [first, last), those with the least attention mass (ties: the
-  // older first), from every layer and KV head, and moves the later slots down.
+  // Evicts `count` of the held slots [first, last), the first in HcConfig::eviction order, from every
+  // layer and KV head, and moves the later slots down.
   void evict(int count, int first, int last) {
     if (count <= 0) return;
     fold_mass();
     const int n = held(), d = shape_.head_dim;
     std::vector<int32_t> order(static_cast<size_t>(last - first));
     std::iota(order.begin(), order.end(), first);
-    std::nth_element(order.begin(), order.begin() + count, order.end(), [&](int32_t a, int32_t b) {
-      return mass_[a] < mass_[b] || (mass_[a] == mass_[b] && a < b);
-    });
+    // Eviction order (HcConfig::eviction); ties go to the older slot.
+    std::vector<float> rank(order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      const int32_t j = order[i];
+      rank[i] = cfg_.eviction == Eviction::Oldest ? 0.0f
+                : cfg_.eviction == Eviction::Mass ? mass_[j]
+                                                  : mass_[j] / static_cast<float>(stored_ - slot_pos_[j]);
+    }
+    auto key = [&](int32_t j) { return rank[j - first]; };
+    std::nth_element(order.begin(), order.begin() + count, order.end(),
+                     [&](int32_t a, int32_t b) { return key(a) < key(b) || (key(a) == key(b) && a < b); });
     std::vector<uint8_t> gone(static_cast<size_t>(n), 0);
     for (int i = 0; i < count; ++i) gone[order[i]] = 1;
     const int from = *std::min_element(order.begin(), order.begin() + count);
