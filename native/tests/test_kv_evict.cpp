@@ -8,8 +8,9 @@
 //   - Star-attention prefill after evictions attends to the anchor slots and to the held positions of the
 //     query's own block: outputs equal exact attention over exactly those.
 //   - clone_prefix and truncate keep the held positions before their point; storing continues after them.
-//   - A context that evicted refuses to be saved; too small a cap, or a chunk that cannot fit, is refused
-//     with a message that says what to change.
+//   - A context that evicted saves what it holds: loaded, it holds the same positions and attends the same,
+//     bit for bit; kept to a segment boundary, it holds the positions before it.
+//   - Too small a cap, or a chunk that cannot fit, is refused with a message that says what to change.
 #include <stdlib.h>  // mkdtemp
 
 #include <algorithm>
@@ -221,16 +222,31 @@ int main() {
   for (float x : got) finite &= std::isfinite(x);
   CHECK(finite);
 
-  // Saving, too small a cap, a chunk that cannot fit.
+  // Saved and loaded: the same held positions, the same attention, and a load kept to a segment boundary
+  // holds the positions before it.
   char tmpl[] = "/tmp/hcattn-evict-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
-  const std::string save_error = error_of([&] {
-    kv::save_snapshot(dir + "/capped.hckv", *capped, "sha256:evict", std::vector<int32_t>(capped->stored_tokens(), 7),
-                      {{"all", "h0", 0, capped->stored_tokens()}});
-  });
+  const int n_saved = capped->stored_tokens(), boundary = 2000;
+  kv::save_snapshot(dir + "/capped.hckv", *capped, "sha256:evict", std::vector<int32_t>(n_saved, 7),
+                    {{"a", "h0", 0, boundary}, {"b", "h1", boundary, n_saved}});
+  kv::LoadedSnapshot loaded = kv::load_snapshot(dir + "/capped.hckv", "sha256:evict", s, config(kCap), kTokens + 1);
+  kv::LoadedSnapshot part = kv::load_snapshot(dir + "/capped.hckv", "sha256:evict", s, config(kCap), kTokens + 1, boundary);
   std::system(("rm -rf " + dir).c_str());
-  std::printf("save after evicting: %s\n", save_error.c_str());
-  CHECK(save_error.find("value cap") != std::string::npos);
+  CHECK(loaded.cache->held_positions() == held_now && loaded.cache->evicted_tokens() == capped->evicted_tokens());
+  std::vector<int32_t> below;
+  for (int32_t p : held_now)
+    if (p < boundary) below.push_back(p);
+  CHECK(part.cache->held_positions() == below && part.cache->evicted_tokens() == boundary - static_cast<int64_t>(below.size()));
+  std::vector<float> original(q_row), reloaded(q_row);
+  for (int layer = 0; layer < kLayers; ++layer) {
+    capped->attend(layer, n_saved - 1, 1, &data.q[static_cast<size_t>(n_saved - 1) * q_row], original.data(), pool);
+    loaded.cache->attend(layer, n_saved - 1, 1, &data.q[static_cast<size_t>(n_saved - 1) * q_row], reloaded.data(), pool);
+  }
+  std::printf("saved after evicting %lld of %d tokens, loaded: held positions equal, attention bit-identical: %s\n",
+              static_cast<long long>(capped->evicted_tokens()), n_saved, hcattn_test::bit_equal(original, reloaded) ? "yes" : "NO");
+  CHECK(hcattn_test::bit_equal(original, reloaded));
+
+  // Too small a cap, a chunk that cannot fit.
   const std::string small = error_of([&] { kv::make_hc_kv_cache(s, kTokens, config(100)); });
   std::printf("cap 100: %s\n", small.c_str());
   CHECK(small.find("at least 196") != std::string::npos);

@@ -1,6 +1,7 @@
 // KV snapshot files: CRC32C paths agree; save -> load gives bit-identical attention; truncation to a
-// segment boundary and continuing equals a fresh fill; every truncation and bit flip is refused naming
-// the damaged section; other models and settings are refused; writes are atomic. Prints snapshot bytes
+// segment boundary and continuing equals a fresh fill; every truncation and bit flip (of a context that
+// evicted tokens under a value cap, so every section has a payload) is refused naming the damaged section;
+// version 5 files are still read; other models and settings are refused; writes are atomic. Prints snapshot bytes
 // per token at each budget, save MB/s and load time for a 100k-token cache.
 #include <signal.h>
 #include <sys/resource.h>
@@ -198,7 +199,9 @@ std::string section_at(const std::vector<kv::SnapshotSection>& sections, uint64_
 }
 
 void test_damage(const Data& d, const std::string& dir, cpu::ThreadPool& pool) {
-  const kv::HcConfig cfg = config(kv::KeyBudget::Quarter);
+  // Under a value cap, so that the positions section has a payload to damage too.
+  kv::HcConfig cfg = config(kv::KeyBudget::Quarter);
+  cfg.value_cap = 1200;
   auto a = kv::make_hc_kv_cache(d.s, d.n, cfg);
   fill(*a, d, 0, 1500, 250, pool);
   const std::string path = dir + "/good.hckv";
@@ -212,7 +215,9 @@ void test_damage(const Data& d, const std::string& dir, cpu::ThreadPool& pool) {
       sections.push_back(s);
     }
   }
-  CHECK(sections.size() == 2 + 4 * static_cast<size_t>(d.s.n_layer));
+  CHECK(sections.size() == 3 + 4 * static_cast<size_t>(d.s.n_layer));
+  CHECK(sections[1].kind == kv::SectionKind::Positions && sections[1].size == 4 * (1500 - static_cast<uint64_t>(a->evicted_tokens())) &&
+        a->evicted_tokens() > 0);
   CHECK(sections.back().offset + sections.back().bytes == good.size());
 
   // Truncation at 1000 random offsets, longest first so that the file can be cut in place.
@@ -264,6 +269,60 @@ void test_damage(const Data& d, const std::string& dir, cpu::ThreadPool& pool) {
   }
   CHECK(flips == caught);
   std::printf("bit flips: %d of %d detected naming their section (header + %zu sections)\n", caught, flips, sections.size());
+
+  // Held positions out of order under a valid checksum (a crafted file): refused all the same.
+  std::vector<uint8_t> crafted = good;
+  const kv::SnapshotSection& held = sections[1];
+  std::swap_ranges(crafted.begin() + static_cast<ptrdiff_t>(held.offset + 16), crafted.begin() + static_cast<ptrdiff_t>(held.offset + 20),
+                   crafted.begin() + static_cast<ptrdiff_t>(held.offset + 24));
+  const size_t end = held.offset + held.bytes - 4;
+  const uint32_t crc = kv::crc32c(&crafted[held.offset], end - held.offset);
+  for (int i = 0; i < 4; ++i) crafted[end + i] = static_cast<uint8_t>(crc >> (8 * i));
+  write_bytes(flip_path, crafted);
+  const std::string unordered = error_of([&] { kv::load_snapshot(flip_path, kDigest, d.s, cfg, d.n); });
+  std::printf("held positions out of order: %s\n", unordered.c_str());
+  CHECK(contains(unordered, "damaged in section 'positions'") && contains(unordered, "not ascending"));
+}
+
+// Version 5 files (no held count, no positions section) are still read, every position held: one is made
+// from a version 6 file of a context that evicted nothing, and loads to the same attention, bit for bit.
+void test_version5(const Data& d, const std::string& dir, cpu::ThreadPool& pool) {
+  const kv::HcConfig cfg = config(kv::KeyBudget::Quarter);
+  auto a = kv::make_hc_kv_cache(d.s, d.n, cfg);
+  fill(*a, d, 0, 1500, 250, pool);
+  const std::string path = dir + "/v6.hckv", old_path = dir + "/v5.hckv";
+  kv::save_snapshot(path, *a, kDigest, std::vector<int32_t>(d.tokens.begin(), d.tokens.begin() + 1500), segments());
+  uint64_t positions_offset = 0, positions_bytes = 0;
+  {
+    kv::SnapshotReader r(path);
+    positions_offset = r.sections()[1].offset;
+    positions_bytes = r.sections()[1].bytes;
+  }
+  std::vector<uint8_t> b = read_bytes(path);
+  auto u32_at = [&](size_t at) { return static_cast<uint32_t>(b[at] | b[at + 1] << 8 | b[at + 2] << 16 | static_cast<uint32_t>(b[at + 3]) << 24); };
+  auto put_u32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  // In the header payload the token count is followed by the held count (equal here), then the 4 segments.
+  std::vector<uint8_t> pattern;
+  for (uint64_t v : {uint64_t{1500}, uint64_t{1500}})
+    for (int i = 0; i < 8; ++i) pattern.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  for (uint8_t x : {4, 0, 0, 0}) pattern.push_back(x);
+  const uint32_t payload = u32_at(8);
+  const auto at = std::search(b.begin() + 12, b.begin() + 12 + payload, pattern.begin(), pattern.end());
+  CHECK(at != b.begin() + 12 + payload);
+  b.erase(at + 8, at + 16);
+  b.erase(b.begin() + static_cast<ptrdiff_t>(positions_offset - 8), b.begin() + static_cast<ptrdiff_t>(positions_offset - 8 + positions_bytes));
+  put_u32(4, 5);
+  put_u32(8, payload - 8);
+  put_u32(12 + payload - 8, kv::crc32c(b.data(), 12 + payload - 8));
+  write_bytes(old_path, b);
+  kv::LoadedSnapshot v5 = kv::load_snapshot(old_path, kDigest, d.s, cfg, d.n);
+  kv::LoadedSnapshot v6 = kv::load_snapshot(path, kDigest, d.s, cfg, d.n);
+  CHECK(v5.cache->stored_tokens() == 1500 && v5.cache->evicted_tokens() == 0 && v5.info.segments.size() == 4);
+  const auto x = fill(*v6.cache, d, 1500, 1750, 250, pool), y = fill(*v5.cache, d, 1500, 1750, 250, pool);
+  CHECK(bit_equal(x, y));
+  std::printf("a version 5 file loads like the version 6 one, bit for bit: %s\n", bit_equal(x, y) ? "yes" : "NO");
 }
 
 void test_atomic_write(const Data& d, const std::string& dir, cpu::ThreadPool& pool) {
@@ -387,6 +446,7 @@ int main() {
   test_truncate_to_segment(d, dir, pool);
   test_refusals(d, dir, pool);
   test_damage(d, dir, pool);
+  test_version5(d, dir, pool);
   test_atomic_write(d, dir, pool);
   measure(dir);
   const std::string cleanup = "rm -rf '" + dir + "'";

@@ -166,9 +166,6 @@ export const askCommand: CliCommand = {
       if (snapshotFile && !kv.kv) {
         throw new UsageError("--snapshot needs an HCAttention budget (--kv 50%, 25% or 12.5%): a full cache is not saved");
       }
-      if (snapshotFile && kv.kv?.valueCap) {
-        throw new UsageError("--snapshot cannot be combined with --kv-cap: a context that evicted tokens is not saved");
-      }
       const starBlock = v["star-block"] === undefined ? undefined : numberOption("star-block", v["star-block"], 0);
       if (starBlock !== undefined && (!Number.isInteger(starBlock) || starBlock < 0)) {
         throw new UsageError(`--star-block must be 0 or a positive integer, got "${v["star-block"]}"`);

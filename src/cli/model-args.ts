@@ -67,7 +67,7 @@ export const kvUsage = `  --kv MODE        KV cache: f32 (default) or f16 keep e
   --sinks N        first tokens always attended (default 4)
   --recent N       last tokens always attended (default 64)
   --kv-cap N       most tokens the HCAttention cache holds (default: all); past it the least-attended
-                   ones are evicted for good (a context that evicted cannot be saved with --snapshot)
+                   ones are evicted for good
   --device D       auto (default: CUDA when built in and a GPU is present), cpu or cuda (without a
                    usable GPU it runs on the CPU and says why)
 `;

@@ -77,7 +77,7 @@ test("ask prints the scripted answer after prefilling the workspace", async () =
   assert.match(r.stderr, /stop: eog\]/);
 });
 
-test("--kv-cap: the context holds at most that many tokens and still answers; with --snapshot it is refused", async () => {
+test("--kv-cap: the context holds at most that many tokens and still answers; its snapshot holds the same", async () => {
   const counts = await segmentTokens();
   const r = ask("--kv-cap", "700", "What does add do?");
   assert.equal(r.code, 0, r.stderr);
@@ -86,10 +86,14 @@ test("--kv-cap: the context holds at most that many tokens and still answers; wi
   assert.equal(Number(m[2]), total(counts));
   assert.ok(Number(m[3]) <= 700 && Number(m[1]) + Number(m[3]) === total(counts), m[0]);
   assert.equal(r.stdout, `${ANSWER}\n`);
-  const refused = ask("--kv-cap", "700", "--snapshot", join(work, "capped.hckv"), "What does add do?");
-  assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /--snapshot cannot be combined with --kv-cap/);
-  assert.equal(existsSync(join(work, "capped.hckv")), false);
+  const snapshot = join(work, "capped.hckv");
+  const saved = ask("--kv-cap", "700", "--snapshot", snapshot, "What does add do?");
+  assert.equal(saved.code, 0, saved.stderr);
+  assert.match(saved.stderr, new RegExp(`${m[0]}\nsaved ${total(counts)} tokens to`));
+  const loaded = ask("--kv-cap", "700", "--snapshot", snapshot, "What does add do?");
+  assert.equal(loaded.code, 0, loaded.stderr);
+  assert.match(loaded.stderr, new RegExp(`loaded ${total(counts)} tokens[^\n]*\n[^\n]*nothing to prefill\n${m[0]}\n`));
+  assert.equal(loaded.stdout, `${ANSWER}\n`);
 });
 
 test("--snapshot: the first run prefills and saves, the second loads every token and gives the same answer; other KV settings prefill again", async () => {

@@ -171,11 +171,7 @@ class Cache final : public HcKvCache {
   }
 
   void save(SnapshotWriter& out) const override {
-    if (evicted_ > 0)
-      throw Error("cannot save a KV snapshot of this context: it evicted " + std::to_string(evicted_) +
-                  " tokens to stay within its value cap of " + std::to_string(cfg_.value_cap) +
-                  " positions, and a snapshot holds every position; raise the value cap above the text's length to save it");
-    const size_t n = static_cast<size_t>(stored_), d = static_cast<size_t>(shape_.head_dim);
+    const size_t n = static_cast<size_t>(held()), d = static_cast<size_t>(shape_.head_dim);  // rows per head
     const size_t g = static_cast<size_t>(groups_);
     const size_t centroid_floats = g * cfg_.centroids * (g > 0 ? d / g : 0);
     const size_t book = book_floats(g, d, cfg_.centroids);  // floats per head: centroids, then radii
@@ -184,7 +180,7 @@ class Cache final : public HcKvCache {
       for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
         const HeadStore& h = head(layer, kvh);
         if (h.keys.size() < n * d || h.values.size() < n * d ||
-            (books && (h.codes.size() < tiled_bytes(stored_, groups_, cfg_.centroids) || h.codebook.centroids.size() != centroid_floats)))
+            (books && (h.codes.size() < tiled_bytes(held(), groups_, cfg_.centroids) || h.codebook.centroids.size() != centroid_floats)))
           throw Error("cannot save a KV snapshot while layer " + std::to_string(layer) + " holds fewer than " +
                       std::to_string(n) + " positions: save between decode steps, after every layer has stored them");
       }
@@ -202,7 +198,7 @@ class Cache final : public HcKvCache {
       if (books) {
         std::vector<uint16_t> rows(n * g);
         for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
-          untile_codes(head(layer, kvh).codes.data(), stored_, groups_, cfg_.centroids, rows.data());
+          untile_codes(head(layer, kvh).codes.data(), held(), groups_, cfg_.centroids, rows.data());
           out.write(rows.data(), n * g * sizeof(uint16_t));
         }
       }
@@ -239,7 +235,12 @@ class Cache final : public HcKvCache {
     const size_t d = static_cast<size_t>(info.shape.head_dim), g = static_cast<size_t>(cache->groups_);
     const size_t centroid_floats = g * info.config.centroids * (g > 0 ? d / g : 0);
     const size_t book = book_floats(g, d, info.config.centroids);
-    const size_t kept = static_cast<size_t>(keep), all = static_cast<size_t>(n);
+    // The file's layer sections hold `all` rows per head: every position, or the held ones when the saved
+    // context had evicted some (info.positions); the first `kept` of them are positions [0, keep).
+    const std::vector<int32_t>& held = info.positions;
+    const size_t all = held.empty() ? static_cast<size_t>(n) : held.size();
+    const size_t kept = held.empty() ? static_cast<size_t>(keep)
+                                     : static_cast<size_t>(std::lower_bound(held.begin(), held.end(), keep) - held.begin());
     // Room for kLoadRoom more positions up front: a question and its answer then append without moving
     // the tiers (growing them on the first step after loading copied the whole cache: 8k tokens of a 1B
     // model, +100 ms on that step). Not the whole capacity: bytes() reports reserved bytes, and the
@@ -260,9 +261,9 @@ class Cache final : public HcKvCache {
       if (aligned) file = std::make_shared<const MappedFileHandle>(in.path());
     }
     for (int layer = 0; layer < info.shape.n_layer; ++layer) {
-      // Codebooks trained on keys past `keep` would not exist in a fresh prefill of [0, keep): drop them.
-      const bool keep_books =
-          info.calibrated[layer] && (keep >= info.config.calibration_tokens || info.config.codebook_source == CodebookSource::Preset);
+      // Codebooks trained on keys past the kept ones would not exist in a fresh prefill of [0, keep): drop them.
+      const bool keep_books = info.calibrated[layer] && (kept >= static_cast<size_t>(info.config.calibration_tokens) ||
+                                                         info.config.codebook_source == CodebookSource::Preset);
       cache->calibrated_[layer] = keep_books;
       const uint8_t* books = in.section(SectionKind::Codebooks, layer).data;
       const uint8_t* codes = in.section(SectionKind::Codes, layer).data;
@@ -287,11 +288,11 @@ class Cache final : public HcKvCache {
         if (cache->cfg_.tail) cache->update_block_means(h, 0, static_cast<int>(kept));
         if (g == 0) continue;
         h.codes.reserve(tiled_bytes(static_cast<int64_t>(room), cache->groups_, info.config.centroids));
-        h.codes.resize(tiled_bytes(keep, cache->groups_, info.config.centroids));
+        h.codes.resize(tiled_bytes(static_cast<int64_t>(kept), cache->groups_, info.config.centroids));
         if (!keep_books) continue;
         std::vector<uint16_t> rows(kept * g);
         copy(rows.data(), codes + kvh * all * g * sizeof(uint16_t), kept * g * sizeof(uint16_t));
-        tile_codes(rows.data(), 0, keep, cache->groups_, info.config.centroids, h.codes.data());
+        tile_codes(rows.data(), 0, static_cast<int64_t>(kept), cache->groups_, info.config.centroids, h.codes.data());
         h.codebook.dim = static_cast<int>(d);
         h.codebook.groups = static_cast<int>(g);
         h.codebook.centroids_per_group = info.config.centroids;
@@ -304,12 +305,14 @@ class Cache final : public HcKvCache {
       }
     }
     cache->stored_ = static_cast<int>(keep);
-    if (cache->capped()) {
-      // A snapshot holds every position (save() refuses after an eviction); their attention mass starts at 0.
+    cache->evicted_ = static_cast<int>(keep - static_cast<int64_t>(kept));
+    if (cache->capped() || cache->evicted_ > 0) {
       cache->slot_pos_.resize(kept);
-      std::iota(cache->slot_pos_.begin(), cache->slot_pos_.end(), 0);
-      cache->mass_.assign(kept, 0.0f);
+      if (held.empty()) std::iota(cache->slot_pos_.begin(), cache->slot_pos_.end(), 0);
+      else std::copy_n(held.begin(), kept, cache->slot_pos_.begin());
     }
+    // A snapshot does not keep attention mass: the loaded tokens start from none.
+    if (cache->capped()) cache->mass_.assign(kept, 0.0f);
     return cache;
   }
 
@@ -360,9 +363,11 @@ class Cache final : public HcKvCache {
     }
     if (layer == 0) {
       stored_ = pos + n_tokens;
-      if (capped()) {
+      if (capped() || evicted_ > 0) {
         slot_pos_.resize(end);
         std::iota(slot_pos_.begin() + slot, slot_pos_.end(), pos);
+      }
+      if (capped()) {
         mass_.resize(slot);  // a truncated continuation's mass is not these tokens'
         mass_.resize(end, 0.0f);
       }
@@ -433,10 +438,8 @@ class Cache final : public HcKvCache {
     const int slots = slot_at_or_after(std::min(stored_, n));  // the held slots of positions [0, n)
     stored_ = std::min(stored_, n);
     evicted_ = stored_ - slots;
-    if (capped()) {
-      slot_pos_.resize(slots);
-      mass_.resize(slots);
-    }
+    if (slot_pos_.size() > static_cast<size_t>(slots)) slot_pos_.resize(slots);
+    if (capped()) mass_.resize(slots);
     // Slots past these will be written over: only the first `slots` may still be read from a snapshot file.
     for (HeadStore& h : heads_) {
       h.keys.limit_mapped(static_cast<size_t>(slots) * shape_.head_dim);
@@ -457,8 +460,8 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim;
     // Positions [0, n_positions) are the first n held slots.
     const int n = slot_at_or_after(std::min(n_positions, stored_));
+    if (capped() || evicted_ > 0) copy->slot_pos_.assign(slot_pos_.begin(), slot_pos_.begin() + n);
     if (capped()) {
-      copy->slot_pos_.assign(slot_pos_.begin(), slot_pos_.begin() + n);
       copy->mass_.assign(n, 0.0f);
       for (int j = 0; j < n && j < static_cast<int>(mass_.size()); ++j) copy->mass_[j] = mass_[j];
       for (const Scratch& s : scratch_)
@@ -836,7 +839,7 @@ class Cache final : public HcKvCache {
   std::vector<bool> calibrated_;
   std::vector<int> dense_left_;  // per (layer, KV head): dense decode steps before the next selection
   int evicted_ = 0;                // positions evicted for good (value cap); slots = positions - evicted_ after them
-  std::vector<int32_t> slot_pos_;  // value cap: the position of each held slot (ascending)
+  std::vector<int32_t> slot_pos_;  // value cap, or after an eviction: the position of each held slot (ascending)
   std::vector<float> mass_;        // value cap: attention mass each held slot drew, up to the last fold
   std::vector<Scratch> scratch_;
   AttendPhase phase_ = AttendPhase::Star;

@@ -142,7 +142,8 @@ std::string section_name(SectionKind kind, int layer) {
                      : kind == SectionKind::Codebooks ? "codebooks"
                      : kind == SectionKind::Codes    ? "codes"
                      : kind == SectionKind::Keys     ? "keys"
-                                                     : "values";
+                     : kind == SectionKind::Values   ? "values"
+                                                     : "positions";
   return layer < 0 ? std::string(what) : "layer " + std::to_string(layer) + " " + what;
 }
 
@@ -290,7 +291,9 @@ void save_snapshot(const std::string& path, const HcKvCache& cache, const std::s
   h.i32(shape.n_head_kv);
   h.i32(shape.head_dim);
   h.f32(shape.kq_scale);
+  const std::vector<int32_t> held = cache.evicted_tokens() > 0 ? cache.held_positions() : std::vector<int32_t>{};
   h.i64(n);
+  h.i64(held.empty() ? n : static_cast<int64_t>(held.size()));
   h.u32(static_cast<uint32_t>(segments.size()));
   for (int layer = 0; layer < shape.n_layer; ++layer) h.u8(cache.calibrated(layer) ? 1 : 0);
   h.str(cache.codebook_digest());
@@ -307,6 +310,9 @@ void save_snapshot(const std::string& path, const HcKvCache& cache, const std::s
   out.write_header(h.bytes);
   out.begin_section(SectionKind::Tokens, -1, tokens.size() * sizeof(int32_t));
   out.write(tokens.data(), tokens.size() * sizeof(int32_t));
+  out.end_section();
+  out.begin_section(SectionKind::Positions, -1, held.size() * sizeof(int32_t));
+  out.write(held.data(), held.size() * sizeof(int32_t));
   out.end_section();
   // Zero padding to an 8-byte file offset after this section: every later section then starts at an even
   // offset, so keys and values can be served from the mapped file as aligned f16 arrays.
@@ -358,8 +364,8 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
   if (size_ < kHeaderFraming + 4) damaged(path, header, "the file has only " + std::to_string(size_) + " bytes");
   if (std::memcmp(map_, kMagic, 4) != 0) damaged(path, header, "no HCKV magic: this is not a KV snapshot file");
   const uint32_t version = load_u32(map_ + 4);
-  if (version != kSnapshotVersion)
-    damaged(path, header, "format version " + std::to_string(version) + ", this engine reads version " + std::to_string(kSnapshotVersion));
+  if (version != kSnapshotVersion && version != 5)
+    damaged(path, header, "format version " + std::to_string(version) + ", this engine reads versions 5 and " + std::to_string(kSnapshotVersion));
   const uint64_t payload = load_u32(map_ + 8);
   if (payload > size_ - kHeaderFraming - 4)
     damaged(path, header, "its length " + std::to_string(payload) + " runs past the end of the file (" + std::to_string(size_) + " bytes)");
@@ -375,6 +381,7 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
   info_.shape.head_dim = d.i32();
   info_.shape.kq_scale = d.f32();
   const int64_t n_tokens = d.i64();
+  const int64_t n_held = version >= 6 ? d.i64() : n_tokens;
   const uint32_t n_segments = d.u32();
   const model::KvShape& s = info_.shape;
   const HcConfig& c = info_.config;
@@ -387,12 +394,14 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
   // Sizes against the file are checked per section below, so that a truncated file names the cut section.
   if (n_tokens < 0 || n_tokens > std::numeric_limits<int>::max())
     damaged(path, header, "implausible token count " + std::to_string(n_tokens));
+  if (n_held < 0 || n_held > n_tokens)
+    damaged(path, header, "held count " + std::to_string(n_held) + " is not within the " + std::to_string(n_tokens) + " tokens");
   info_.calibrated.resize(s.n_layer);
   const int groups = key_groups(c.budget, s.head_dim);
   for (int layer = 0; layer < s.n_layer; ++layer) {
     info_.calibrated[layer] = d.u8() != 0;
     if (info_.calibrated[layer] &&
-        (groups == 0 || (n_tokens < c.calibration_tokens && c.codebook_source != CodebookSource::Preset)))
+        (groups == 0 || (n_held < c.calibration_tokens && c.codebook_source != CodebookSource::Preset)))
       damaged(path, header, "layer " + std::to_string(layer) + " is marked calibrated but cannot be");
   }
   info_.codebook_digest = d.str();
@@ -424,6 +433,17 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
   const SnapshotSection tokens = next(SectionKind::Tokens, -1, true, mul(n, 4, path));
   info_.tokens.resize(n);
   if (n > 0) std::memcpy(info_.tokens.data(), tokens.data, n * 4);
+  if (version >= 6) {
+    // Listed only when some were evicted: then every held position, at least one.
+    const uint64_t listed = n_held < n_tokens ? static_cast<uint64_t>(n_held) : 0;
+    if (n_held < n_tokens && n_held == 0) damaged(path, header, "no position held of " + std::to_string(n_tokens));
+    const SnapshotSection held = next(SectionKind::Positions, -1, true, mul(listed, 4, path));
+    info_.positions.resize(listed);
+    if (listed > 0) std::memcpy(info_.positions.data(), held.data, listed * 4);
+    for (uint64_t i = 0; i < listed; ++i)
+      if (info_.positions[i] < 0 || info_.positions[i] >= n_tokens || (i > 0 && info_.positions[i] <= info_.positions[i - 1]))
+        damaged(path, held.name, "position " + std::to_string(i) + " is not ascending within the tokens");
+  }
 
   const SnapshotSection seg = next(SectionKind::Segments, -1, false, 0);
   Decoder sd{seg.data, static_cast<size_t>(seg.size), path, seg.name};
@@ -449,7 +469,7 @@ SnapshotReader::SnapshotReader(const std::string& path) : path_(path) {
   // Per head: centroids (g, c, d/g), then the residual radii (g, levels); f32.
   const uint64_t book =
       g > 0 ? mul(mul(g * (dim / g), static_cast<uint64_t>(c.centroids), path) + g * KeyCodebook::kLevels, 4, path) : 0;
-  const uint64_t rows = mul(mul(heads, n, path), 2, path);  // bytes per u16 column over all heads and tokens
+  const uint64_t rows = mul(mul(heads, static_cast<uint64_t>(n_held), path), 2, path);  // bytes per u16 column over all heads and held tokens
   engine::Sha256 sha;
   for (int layer = 0; layer < s.n_layer; ++layer) {
     const bool cal = info_.calibrated[layer];
@@ -469,9 +489,10 @@ SnapshotReader::~SnapshotReader() {
 }
 
 const SnapshotSection& SnapshotReader::section(SectionKind kind, int layer) const {
-  // tokens, segments, then four sections per layer in kind order.
-  const size_t i = 2 + static_cast<size_t>(layer) * 4 + (static_cast<size_t>(kind) - static_cast<size_t>(SectionKind::Codebooks));
-  if (layer < 0 || kind < SectionKind::Codebooks || i >= sections_.size())
+  // tokens, positions (version 6 on), segments, then four sections per layer in kind order.
+  const size_t first_layer = sections_.size() - static_cast<size_t>(info_.shape.n_layer) * 4;
+  const size_t i = first_layer + static_cast<size_t>(layer) * 4 + (static_cast<size_t>(kind) - static_cast<size_t>(SectionKind::Codebooks));
+  if (layer < 0 || kind < SectionKind::Codebooks || kind > SectionKind::Values || i >= sections_.size())
     throw Error("KV snapshot '" + path_ + "': no section '" + section_name(kind, layer) + "'");
   return sections_[i];
 }

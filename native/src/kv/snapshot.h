@@ -3,15 +3,17 @@
 //
 // Layout (all little-endian):
 //   header:   "HCKV", u32 version, u32 payload length, payload, u32 CRC32C of everything before it.
-//             payload: model digest, kv config, shape, token count, segment count, per-layer calibrated
-//             flags, codebook digest (SHA-256 of every codebooks section's payload, in file order).
-//   sections: tokens, segments (zero-padded so that the next section starts at a multiple of 8), then
+//             payload: model digest, kv config, shape, token count n, held count h (n unless the context
+//             evicted tokens under a value cap), segment count, per-layer calibrated flags, codebook
+//             digest (SHA-256 of every codebooks section's payload, in file order).
+//   sections: tokens (n i32), positions (empty when h = n, else the h held positions, ascending i32),
+//             segments (zero-padded so that the next section starts at a multiple of 8), then
 //             per layer: codebooks, codes, keys, values. Each section is
 //             u32 kind, u32 layer, u64 length, payload, u32 CRC32C of kind..payload. Inside a layer
 //             section the KV heads follow each other; per head: codebook (g, c, d/g) f32 then residual
-//             radii (g, 16) f32, code words (n, g) u16 (kv/codebook.h),
-//             keys (n, d) f16, values (n, d) f16. A layer that is not calibrated has empty codebooks and
-//             codes sections (its codes are recomputed when it calibrates).
+//             radii (g, 16) f32, code words (h, g) u16 (kv/codebook.h),
+//             keys (h, d) f16, values (h, d) f16, one row per held position. A layer that is not calibrated
+//             has empty codebooks and codes sections (its codes are recomputed when it calibrates).
 //   The file ends exactly after the last section.
 //
 // Invariants: a file is written to "<path>.tmp-<pid>", fsynced, renamed over <path> and the directory is
@@ -34,7 +36,9 @@ namespace hcattn::kv {
 // 3: code words carry residual levels, codebooks sections hold the residual radii, config holds bound_scale.
 // 4: the segments section is zero-padded so that keys and values lie at even offsets (served mapped).
 // 5: the kv config holds gqa_shared.
-inline constexpr uint32_t kSnapshotVersion = 5;
+// 6: the header holds the held count and a positions section follows the tokens (a context that evicted
+//    tokens under a value cap saves what it holds). Version 5 files are still read: every position held.
+inline constexpr uint32_t kSnapshotVersion = 6;
 
 // A stretch of the context (the system prompt, one file, one question) and the hash that identifies it
 // together with everything before it, so that a changed segment invalidates all later ones.
@@ -51,13 +55,14 @@ struct SnapshotInfo {
   HcConfig config;
   model::KvShape shape;
   std::vector<int32_t> tokens;     // the token ids of positions [0, n)
+  std::vector<int32_t> positions;  // the held positions, ascending, when some were evicted; empty: all of [0, n)
   std::vector<Segment> segments;   // empty, or tiling [0, n) in order
   std::string codebook_digest;
   std::vector<bool> calibrated;    // per layer
   uint64_t file_bytes = 0;
 };
 
-enum class SectionKind : uint32_t { Tokens = 1, Segments = 2, Codebooks = 3, Codes = 4, Keys = 5, Values = 6 };
+enum class SectionKind : uint32_t { Tokens = 1, Segments = 2, Codebooks = 3, Codes = 4, Keys = 5, Values = 6, Positions = 7 };
 
 // One section as found in a file: `offset`/`bytes` span the whole section (its framing included),
 // `data`/`size` its payload inside the mapping.
@@ -143,7 +148,7 @@ struct LoadedSnapshot {
 // Loads a snapshot made for this model digest, shape and config (anything else is refused with a
 // message saying which setting differs), keeping positions [0, keep_tokens) (-1: all). keep_tokens
 // must be 0, the token count, or a segment boundary; the result then equals a fresh prefill of those
-// tokens bit for bit, so storing can continue from keep_tokens. map_values: the kept keys and values are
+// tokens bit for bit (when the saved context evicted nothing), so storing can continue from keep_tokens. map_values: the kept keys and values are
 // served from the file (make_hc_kv_cache_from_snapshot).
 LoadedSnapshot load_snapshot(const std::string& path, const std::string& model_digest, const model::KvShape& shape,
                              const HcConfig& config, int capacity, int64_t keep_tokens = -1, bool map_values = false);
