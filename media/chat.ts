@@ -253,7 +253,10 @@ function renderContext(info: ContextInfo): void {
     ? ` · KV fast ${formatBytes(info.memory.fastBytes)}, host ${formatBytes(info.memory.hostBytes)}, disk ${formatBytes(info.memory.diskBytes)}`
     : "";
   const loaded = info.source === "disk" && info.openSeconds !== undefined ? ` · ${formatDiskLoad(info.tokens, info.openSeconds)}` : "";
-  contextSummary.textContent = `${formatContextSource(info)}${loaded}${memory}`;
+  const evicted = info.evictedTokens
+    ? ` · ${(info.tokens - info.evictedTokens).toLocaleString("en-US")} of them held (repoLlama.kv.maxTokensHeld)`
+    : "";
+  contextSummary.textContent = `${formatContextSource(info)}${evicted}${loaded}${memory}`;
 }
 
 function renderProgress(progress: PrefillProgress | undefined): void {

@@ -13,6 +13,8 @@ export interface KvSettings {
   topP: number;
   sinkTokens: number;
   recentTokens: number;
+  /** Most tokens the cache holds; 0: all (past it the least-attended are evicted). */
+  maxTokensHeld: number;
 }
 
 export interface RepoLlamaConfig {
@@ -49,6 +51,7 @@ export function readConfig(scope?: vscode.ConfigurationScope): RepoLlamaConfig {
       topP: setting<number>(config, "kv.topP"),
       sinkTokens: setting<number>(config, "kv.sinkTokens"),
       recentTokens: setting<number>(config, "kv.recentTokens"),
+      maxTokensHeld: setting<number>(config, "kv.maxTokensHeld"),
     },
     cacheMaxDiskGB: setting<number>(config, "cache.maxDiskGB"),
     index: {

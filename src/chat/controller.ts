@@ -331,7 +331,7 @@ export class ChatController implements vscode.Disposable {
     if (!this.contextInfo) return;
     try {
       const stats = await this.engine.client.stats();
-      this.setContext({ ...this.contextInfo, memory: stats.memory });
+      this.setContext({ ...this.contextInfo, memory: stats.memory, evictedTokens: stats.evictedTokens });
     } catch {
       // The indicator keeps the figures it has; the engine log says why stats failed.
     }

@@ -59,6 +59,8 @@ export interface ContextInfo {
   changedFiles?: string[];
   /** KV memory per tier (engine/stats), when the engine reported it. */
   memory?: { fastBytes: number; hostBytes: number; diskBytes: number };
+  /** Tokens dropped for good under repoLlama.kv.maxTokensHeld (engine/stats); absent or 0: every token held. */
+  evictedTokens?: number;
 }
 
 /** A context prefill in progress, mirrored from the notification. */

@@ -238,6 +238,8 @@ export interface StatsResult {
   kvBytesInUse: number;
   kvBytesBudget: number;
   contextTokens: number;
+  /** Tokens of the context dropped for good to stay within repoLlama.kv.maxTokensHeld (the rest are held). */
+  evictedTokens: number;
   /** Resident memory of the sidecar process. */
   rssBytes: number;
   /** Latest measured speeds (0 before the first prefill / answer). */

@@ -86,7 +86,20 @@ const BUDGET_SHARE: Record<KvOptions["mode"], number> = { full: 1, "50%": 0.5, "
  */
 function kvOptionsOf(kv: KvConfig): KvOptions {
   if (kv.budget === "full") return { mode: "full" };
-  return { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens };
+  const options: KvOptions = { mode: kv.budget, topP: kv.topP, sinks: kv.sinkTokens, recent: kv.recentTokens };
+  const cap = kv.maxTokensHeld ?? 0;
+  if (cap > 0) {
+    // The engine makes room before each prefill chunk, beside the sinks and the recent window.
+    const least = kv.sinkTokens + kv.recentTokens + PREFILL_BATCH + 64;
+    if (cap < least) {
+      throw new Error(
+        `repoLlama.kv.maxTokensHeld is ${cap}: use 0 (hold every token) or at least ${least} ` +
+          `(the sink and recent tokens, one prefill chunk of ${PREFILL_BATCH} and 64 more).`,
+      );
+    }
+    options.valueCap = cap;
+  }
+  return options;
 }
 
 /**
@@ -205,7 +218,14 @@ async function load(params: LoadParams): Promise<LoadResult> {
     info,
   );
   const fastIn = fastTierPlace(info.device, kv.mode);
-  const plan = (tokens: number): ContextPlan => ({ tokens, budget: kv.mode, perToken, fixedBytes: codebookBytes(info, kv.mode), fastIn });
+  const plan = (tokens: number): ContextPlan => ({
+    tokens,
+    budget: kv.mode,
+    perToken,
+    fixedBytes: codebookBytes(info, kv.mode),
+    fastIn,
+    ...(kv.valueCap ? { capTokens: kv.valueCap } : {}),
+  });
   // What the KV may take now, crediting what the current context holds per tier (the new one reuses it).
   // GPU memory is asked for only when the fast tier lives there (the first query creates a CUDA context).
   const room = (held: Pick<KvMemory, "fastBytes" | "hostBytes"> = { fastBytes: 0, hostBytes: 0 }): MemoryRoom =>
@@ -314,6 +334,7 @@ async function stats(): Promise<StatsResult> {
       kvBytesInUse: 0,
       kvBytesBudget: 0,
       contextTokens: 0,
+      evictedTokens: 0,
       rssBytes,
       prefillTokensPerSecond: 0,
       decodeTokensPerSecond: 0,
@@ -329,6 +350,7 @@ async function stats(): Promise<StatsResult> {
     kvBytesInUse: measured.fastBytes + measured.hostBytes,
     kvBytesBudget,
     contextTokens: session.tokens,
+    evictedTokens: measured.evictedTokens,
     rssBytes,
     prefillTokensPerSecond: session.lastPrefillTokensPerSecond,
     decodeTokensPerSecond: session.lastDecodeTokensPerSecond,

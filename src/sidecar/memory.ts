@@ -36,11 +36,14 @@ export interface ContextPlan {
   /** Per-context bytes that do not grow with tokens (the key codebooks). */
   fixedBytes: number;
   fastIn: FastTierPlace;
+  /** Most tokens the cache holds (repoLlama.kv.maxTokensHeld: it evicts past them); absent: all of them. */
+  capTokens?: number;
 }
 
-/** Bytes of a planned context per tier. */
+/** Bytes of a planned context per tier: of the tokens it holds. */
 export function planBytes(plan: ContextPlan): { fast: number; host: number } {
-  return { fast: plan.tokens * plan.perToken.fast + plan.fixedBytes, host: plan.tokens * plan.perToken.host };
+  const held = plan.capTokens ? Math.min(plan.tokens, plan.capTokens) : plan.tokens;
+  return { fast: held * plan.perToken.fast + plan.fixedBytes, host: held * plan.perToken.host };
 }
 
 /** What is free now: RAM for this process, and GPU memory when the fast tier lives there. */
@@ -147,11 +150,19 @@ export function contextRefusal(plan: ContextPlan, room: MemoryRoom): string | un
     ramShort ? `${formatGiB(ramNeed)} of RAM where ${formatGiB(ramRoom)} is available` : "",
     vramShort ? `${formatGiB(vramNeed)} of GPU memory where ${formatGiB(vramRoom)} is free` : "",
   ].filter(Boolean);
+  const held = plan.capTokens && plan.capTokens < plan.tokens ? `, holding at most ${plan.capTokens.toLocaleString("en-US")} of them,` : "";
+  // An HCAttention cache can also hold fewer tokens than the repository has, dropping the least-attended.
+  const capAdvice =
+    plan.budget === "full"
+      ? ""
+      : plan.capTokens
+        ? `lower repoLlama.kv.maxTokensHeld to ${fitting}, `
+        : `set repoLlama.kv.maxTokensHeld to ${fitting} (the least-attended tokens are then dropped), `;
   return (
-    `The repository context of ${plan.tokens.toLocaleString("en-US")} tokens needs ${short.join(" and ")} ` +
+    `The repository context of ${plan.tokens.toLocaleString("en-US")} tokens${held} needs ${short.join(" and ")} ` +
     `(KV budget ${plan.budget}: ${tiers}). ` +
     `About ${fitting.toLocaleString("en-US")} tokens fit: leave files out with repoLlama.index.exclude or .repollamaignore, ` +
-    `${vramShort ? gpuAdvice(plan.budget) : "choose another repoLlama.kv.budget"}, ` +
+    `${vramShort ? gpuAdvice(plan.budget) : "choose another repoLlama.kv.budget"}, ${capAdvice}` +
     "or close other programs."
   );
 }

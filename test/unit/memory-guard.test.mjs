@@ -56,7 +56,17 @@ test("contextRefusal: the figures per tier, how many tokens fit, and what to cha
     "The repository context of 1,000,000 tokens needs 153.6 GiB of RAM where 64.0 GiB is available " +
       "(KV budget 25%: fast tier (RAM) 31.5 GiB at 33.0 KiB/token, host tier (RAM) 122.1 GiB at 128.0 KiB/token). " +
       `About ${fitting.toLocaleString("en-US")} tokens fit: leave files out with repoLlama.index.exclude or .repollamaignore, ` +
-      "choose another repoLlama.kv.budget, or close other programs.",
+      `choose another repoLlama.kv.budget, set repoLlama.kv.maxTokensHeld to ${fitting} (the least-attended tokens are then dropped), ` +
+      "or close other programs.",
+  );
+
+  // Holding at most maxTokensHeld tokens, the context needs their bytes only: it fits, unless the cap is too high.
+  const capped = { ...plan, capTokens: fitting };
+  assert.deepEqual(planBytes(capped), { fast: fitting * 33_792 + 32 * 2 ** 20, host: fitting * 131_072 });
+  assert.equal(contextRefusal(capped, { ramBytes: room }), undefined);
+  assert.match(
+    contextRefusal({ ...plan, capTokens: 2 * fitting }, { ramBytes: room }),
+    new RegExp(`^The repository context of 1,000,000 tokens, holding at most ${(2 * fitting).toLocaleString("en-US")} of them, needs .* lower repoLlama\\.kv\\.maxTokensHeld to ${fitting}, or close other programs\\.$`),
   );
 
   // With the fast tier on a GPU, its own room counts, and a smaller budget is what helps there.
@@ -127,7 +137,7 @@ test("the sidecar refuses a repository context that would not fit, says why, and
   );
   assert.ok(refusal, "the big context was opened although it does not fit");
   assert.equal(refusal.code, 1003, refusal.message);
-  const [, tokens, fitting] = refusal.message.match(/^The repository context of ([\d,]+) tokens needs [\d.]+ (?:M|G)iB of RAM where [\d.]+ GiB is available \(KV budget 25%: .*\)\. About ([\d,]+) tokens fit: leave files out with repoLlama\.index\.exclude or \.repollamaignore, choose another repoLlama\.kv\.budget, or close other programs\.$/) ?? [];
+  const [, tokens, fitting] = refusal.message.match(/^The repository context of ([\d,]+) tokens needs [\d.]+ (?:M|G)iB of RAM where [\d.]+ GiB is available \(KV budget 25%: .*\)\. About ([\d,]+) tokens fit: leave files out with repoLlama\.index\.exclude or \.repollamaignore, choose another repoLlama\.kv\.budget, set repoLlama\.kv\.maxTokensHeld to \d+ \(the least-attended tokens are then dropped\), or close other programs\.$/) ?? [];
   assert.ok(tokens, refusal.message);
   assert.ok(refusal.message.includes(`fast tier (RAM) `) && refusal.message.includes(`at 256 B/token`), refusal.message);
   const need = Number(tokens.replaceAll(",", ""));
@@ -139,6 +149,25 @@ test("the sidecar refuses a repository context that would not fit, says why, and
   assert.equal(opened.source, "prefill");
   assert.equal(opened.reusedTokens, 0);
   await sidecar.stop();
+
+  // With repoLlama.kv.maxTokensHeld at half what fits, the same workspace opens: the cache holds at most
+  // that many tokens and dropped the rest.
+  const cap = Math.floor(Number(fitting.replaceAll(",", "")) / 2);
+  const held = await startSidecar({ ...loadParams, kv: { ...loadParams.kv, maxTokensHeld: cap } }, { REPO_LLAMA_MEMORY_LIMIT_MB: String(limitMB) });
+  const big = await held.connection.sendRequest("context/open", { segments: bigSegments, snapshotDir: "" });
+  assert.equal(big.tokens, need);
+  const s = await held.connection.sendRequest("engine/stats");
+  assert.equal(s.contextTokens, need);
+  assert.ok(s.evictedTokens >= need - cap && s.evictedTokens < need, `evicted ${s.evictedTokens} of ${need}, cap ${cap}`);
+  assert.ok(s.kvBytesInUse <= cap * perToken + 2 ** 20, `KV ${s.kvBytesInUse} bytes for ${cap} tokens at ${perToken}`);
+  await held.stop();
+
+  // Too small a cap for one prefill chunk beside the sinks and the recent window: engine/load says so.
+  const tiny = await startSidecar({ ...loadParams, kv: { ...loadParams.kv, maxTokensHeld: 100 } }).then(
+    () => undefined,
+    (error) => error,
+  );
+  assert.match(String(tiny?.message ?? tiny), /repoLlama\.kv\.maxTokensHeld is 100: use 0 \(hold every token\) or at least 836/);
 });
 
 async function segmentsOf(root) {

@@ -56,7 +56,16 @@ export async function startSidecar(loadParams, env = {}) {
   const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
   connection.listen();
   const exited = new Promise((resolve) => child.on("exit", resolve));
-  const loaded = await connection.sendRequest("engine/load", loadParams);
+  let loaded;
+  try {
+    loaded = await connection.sendRequest("engine/load", loadParams);
+  } catch (error) {
+    // A refused load leaves no sidecar behind.
+    child.kill();
+    await exited;
+    connection.dispose();
+    throw error;
+  }
   const stop = async () => {
     // The sidecar may exit before its answer is read: its exit is the answer that counts.
     await Promise.race([connection.sendRequest("engine/shutdown").catch(() => undefined), exited]);
