@@ -21,6 +21,8 @@
 //             training context) at 25% with star-attention blocks:
 //             wall time, tokens/s, peak RSS, snapshot size, and reload time vs re-prefill time (goal ≥ 50×), reloading
 //             with keys and values copied into RAM and served from the mapped file (mapSnapshot).
+//   million-capped: the same prefill holding at most 262,144 tokens (kv valueCap: the least-attended are
+//             evicted for good): what the cap saves in peak RSS, snapshot size and reload time, and costs in prefill.
 //   fidelity: budget × next-token top-1 agreement with the full cache and mean KL on stories260K, from the
 //             native test test_kv_fidelity (4 self-sampled sequences, one token at a time; its output parsed).
 // Only decode is measured at 8k: both engines prefill the 8k prompt once and keep it (ours as a .hckv
@@ -28,7 +30,8 @@
 // and every repeat loads that and decodes. Ours "full" has no snapshot: it prefills, and runs in the first
 // repeat only.
 // Every measurement runs in a fresh child process; configurations rotate order per repeat; medians.
-// --parts runs some of the parts (decode,decode-sharp,memory,million,fidelity); the others are kept from the previous
+// --parts runs some of the parts (decode,decode-sharp,memory,million,million-capped,fidelity; million-capped only
+// when named); the others are kept from the previous
 // kv.json, each part with the date and load average of its own run.
 // Results: bench/results/kv.json and bench/results/kv.svg (--out NAME: NAME.json and NAME.svg).
 import { spawnSync } from "node:child_process";
@@ -63,6 +66,8 @@ const PREFILL_BATCH = 512;
 const MILLION_CHUNK = 4096;
 /** tiny-hd128-q8_0's weights with a 2M-position training context, so that 1M positions stay inside it. */
 const MILLION_MODEL = "tiny-hd128-long-q8_0";
+/** million-capped: the tokens the million-token context holds (a quarter), evicting the least-attended. */
+const MILLION_CAP = 262_144;
 const stateDir = join(modelDir, "kv-states");
 /** ggml block sizes: bytes per element of each llama.cpp KV cache type. */
 const GGML_BYTES_PER_ELEMENT = { f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
@@ -161,11 +166,14 @@ async function decodeLlamaCpp(kv, modelPath, threads, contextTokens, decodeToken
   return { decodeTokPerS: steps / decodeSeconds, decodeSteps: steps, prefillSeconds, stateLoadSeconds, stateBytes };
 }
 
-/** tiny-hd128 at 25% with star blocks: prefill `tokens`, check the next logits are finite, save the snapshot. */
-async function millionPrefill(modelPath, tokens, threads, snapshot) {
+/**
+ * tiny-hd128 at 25% with star blocks: prefill `tokens` (holding at most `cap` of them when cap > 0), check the
+ * next logits are finite, save the snapshot.
+ */
+async function millionPrefill(modelPath, tokens, threads, snapshot, cap) {
   const engine = loadOurEngine();
   const model = await engine.Model.load(modelPath, { threads });
-  const options = { nCtx: tokens + 8, nBatch: MILLION_CHUNK, kv: { mode: "25%", starBlock: STAR_BLOCK } };
+  const options = { nCtx: tokens + 8, nBatch: MILLION_CHUNK, kv: { mode: "25%", starBlock: STAR_BLOCK, ...(cap > 0 ? { valueCap: cap } : {}) } };
   const ctx = model.createContext(options);
   const ids = Int32Array.from(ordinaryTokens(tokens));
   let reported = 0;
@@ -188,10 +196,15 @@ async function millionPrefill(modelPath, tokens, threads, snapshot) {
   return { tokens: r.evaluated, prefillSeconds, prefillTokPerS: r.evaluated / prefillSeconds, rssAfterPrefillMB, memory, finite, saveSeconds, snapshotBytes: statSync(snapshot).size };
 }
 
-async function millionLoad(modelPath, tokens, threads, snapshot, mapped) {
+async function millionLoad(modelPath, tokens, threads, snapshot, mapped, cap) {
   const engine = loadOurEngine();
   const model = await engine.Model.load(modelPath, { threads });
-  const options = { nCtx: tokens + 8, nBatch: MILLION_CHUNK, kv: { mode: "25%", starBlock: STAR_BLOCK }, mapSnapshot: mapped };
+  const options = {
+    nCtx: tokens + 8,
+    nBatch: MILLION_CHUNK,
+    kv: { mode: "25%", starBlock: STAR_BLOCK, ...(cap > 0 ? { valueCap: cap } : {}) },
+    mapSnapshot: mapped,
+  };
   const t = performance.now();
   const { context } = await model.loadContext(snapshot, options, -1);
   const loadSeconds = (performance.now() - t) / 1000;
@@ -206,9 +219,9 @@ async function child(kind, args) {
     const run = engineName === "ours" ? decodeOurs : decodeLlamaCpp;
     return run(kv, modelPath, Number(threads), Number(contextTokens), Number(decodeTokens), everyStep === "every-step");
   }
-  const [modelPath, tokens, threads, snapshot] = args;
-  if (kind === "million-prefill") return millionPrefill(modelPath, Number(tokens), Number(threads), snapshot);
-  if (kind === "million-load") return millionLoad(modelPath, Number(tokens), Number(threads), snapshot, args[4] === "mapped");
+  const [modelPath, tokens, threads, snapshot, cap] = args;
+  if (kind === "million-prefill") return millionPrefill(modelPath, Number(tokens), Number(threads), snapshot, Number(cap));
+  if (kind === "million-load") return millionLoad(modelPath, Number(tokens), Number(threads), snapshot, args[5] === "mapped", Number(cap));
   throw new Error(`unknown child measurement ${kind}`);
 }
 
@@ -277,29 +290,32 @@ function memoryPart(decode) {
   return { model: decode.model, f16BytesPerToken, ours, llamaCpp };
 }
 
-function millionPart({ tokens, threads, log }) {
+/** The million part; with cap > 0 (million-capped) the context holds at most `cap` tokens, evicting the least-attended. */
+function millionPart({ tokens, threads, log }, cap = 0) {
   const modelPath = ensureModels([MILLION_MODEL])[MILLION_MODEL];
   const dir = join(tmpdir(), `repo-llama-bench-kv-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const snapshot = join(dir, "million.hckv");
+  const name = cap > 0 ? "million-capped" : "million";
   try {
-    log(`million: prefilling ${tokens} tokens of ${MILLION_MODEL} at 25% (star blocks of ${STAR_BLOCK}, chunks of ${MILLION_CHUNK})`);
-    const prefill = runChild(script, ["million-prefill", modelPath, tokens, threads, snapshot], "million-token prefill");
-    log(`million: ${prefill.prefillSeconds.toFixed(1)} s (${prefill.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${prefill.peakRssMB.toFixed(0)} MB, snapshot ${(prefill.snapshotBytes / 2 ** 20).toFixed(0)} MiB`);
+    log(`${name}: prefilling ${tokens} tokens of ${MILLION_MODEL} at 25% (star blocks of ${STAR_BLOCK}, chunks of ${MILLION_CHUNK})` + (cap > 0 ? `, holding at most ${cap}` : ""));
+    const prefill = runChild(script, ["million-prefill", modelPath, tokens, threads, snapshot, cap], "million-token prefill");
+    log(`${name}: ${prefill.prefillSeconds.toFixed(1)} s (${prefill.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${prefill.peakRssMB.toFixed(0)} MB, snapshot ${(prefill.snapshotBytes / 2 ** 20).toFixed(0)} MiB` + (cap > 0 ? `, ${prefill.memory.evictedTokens} tokens evicted` : ""));
     // Reloads copying keys and values into RAM, and serving them from the mapped file (mapSnapshot).
     const reload = (how) => {
       const runs = [];
-      for (let i = 0; i < 3; i++) runs.push(runChild(script, ["million-load", modelPath, tokens, threads, snapshot, how], `million-token snapshot load (${how})`));
+      for (let i = 0; i < 3; i++) runs.push(runChild(script, ["million-load", modelPath, tokens, threads, snapshot, cap, how], `million-token snapshot load (${how})`));
       return runs;
     };
     const loads = reload("copied");
     const mappedLoads = reload("mapped");
     const loadSeconds = median(loads.map((l) => l.loadSeconds));
     const mappedSeconds = median(mappedLoads.map((l) => l.loadSeconds));
-    log(`million: reload ${loadSeconds.toFixed(3)} s copied, ${mappedSeconds.toFixed(3)} s mapped (medians of 3, page cache warm)`);
+    log(`${name}: reload ${loadSeconds.toFixed(3)} s copied, ${mappedSeconds.toFixed(3)} s mapped (medians of 3, page cache warm)`);
     return {
       model: MILLION_MODEL,
       kv: "25%",
+      ...(cap > 0 ? { valueCap: cap, evictedTokens: prefill.memory.evictedTokens } : {}),
       starBlock: STAR_BLOCK,
       chunk: MILLION_CHUNK,
       tokens: prefill.tokens,
@@ -336,26 +352,29 @@ function fidelityPart({ log }) {
   const rows = [];
   // One row per budget, codebook source and size, e.g.
   // "stories260K 25%   workspace codebooks, 1024 centroids: top-1 agreement …".
-  // "…, 256 centroids, dense steps: …" is the engine's default of dense decode steps (the others select at every step).
+  // "…, 256 centroids, dense steps: …" is the engine's default of dense decode steps (the others select at every step);
+  // "…, value cap 384 (mean-mass): …" holds at most 384 positions, evicting in that order.
   const row =
-    /stories260K (\S+)\s+(\w+)\s+codebooks,\s+(\d+) centroids(, dense steps)?: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
+    /stories260K (\S+)\s+(\w+)\s+codebooks,\s+(\d+) centroids(, dense steps)?(?:, value cap (\d+) \(([\w-]+)\))?: top-1 agreement with full ([\d.]+)% \((\d+)\/(\d+) positions\), mean KL ([\d.e+-]+)/g;
   for (const m of r.stdout.matchAll(row)) {
-    const kv = [m[1], m[2] !== "workspace" ? m[2] : "", m[3] !== "1024" ? `c=${m[3]}` : "", m[4] ? "dense" : ""].filter(Boolean).join(" ");
+    const cap = m[5] ? `cap ${m[5]} ${m[6]}` : "";
+    const kv = [m[1], m[2] !== "workspace" ? m[2] : "", m[3] !== "1024" ? `c=${m[3]}` : "", m[4] ? "dense" : "", cap].filter(Boolean).join(" ");
     rows.push({
       kv,
       codebooks: m[2],
       centroids: Number(m[3]),
       denseSteps: Boolean(m[4]),
-      top1AgreementPercent: Number(m[5]),
-      agree: Number(m[6]),
-      positions: Number(m[7]),
-      meanKl: Number(m[8]),
+      ...(m[5] ? { valueCap: Number(m[5]), eviction: m[6] } : {}),
+      top1AgreementPercent: Number(m[7]),
+      agree: Number(m[8]),
+      positions: Number(m[9]),
+      meanKl: Number(m[10]),
     });
   }
   if (rows.length === 0) throw new Error(`test_kv_fidelity printed no fidelity rows (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
   for (const row of rows) log(`fidelity ${row.kv.padEnd(5)} top-1 ${row.top1AgreementPercent.toFixed(2)}%  mean KL ${row.meanKl.toExponential(2)}`);
   return {
-    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids unless the row says c=256, the engine's default; every decode step selects unless the row says dense: the engine's default dense steps)`,
+    source: `${binary} (native/tests/test_kv_fidelity.cpp: 4 sequences sampled by the model, 512 positions each, decoded one token at a time; recent 16, sinks 4, calibration 128, 1024 centroids unless the row says c=256, the engine's default; every decode step selects unless the row says dense: the engine's default dense steps; a row with cap N holds at most N positions, evicting in the order it names)`,
     testPassed: r.status === 0,
     rows,
   };
@@ -372,7 +391,7 @@ function keptText(decode, name, before, after) {
 
 function chart(report) {
   const rows = [];
-  const { memory, million, fidelity } = report;
+  const { memory, fidelity } = report;
   for (const decode of [report.decode, report.decodeSharp].filter(Boolean)) {
     const load = decode.measured ? `, load average ${decode.measured.loadavg[2].toFixed(1)}` : "";
     rows.push({ title: `Decode tok/s at ${decode.contextTokens} tokens, ${decode.model}, ${decode.threads} threads (medians${load})` });
@@ -409,9 +428,10 @@ function chart(report) {
     body += `<text x="${left + w + 6}" y="${y + 14}">${escapeSvg(r.text)}</text>`;
     y += rowH;
   });
-  if (million) {
+  for (const million of [report.million, report.millionCapped].filter(Boolean)) {
     y += 14;
-    body += `<text x="10" y="${y + 12}" font-weight="bold">${escapeSvg(`${million.tokens.toLocaleString("en-US")}-token prefill, ${million.model}, 25%, star blocks of ${million.starBlock}`)}</text>`;
+    const held = million.valueCap ? `, holding at most ${million.valueCap.toLocaleString("en-US")} (${million.evictedTokens.toLocaleString("en-US")} evicted)` : "";
+    body += `<text x="10" y="${y + 12}" font-weight="bold">${escapeSvg(`${million.tokens.toLocaleString("en-US")}-token prefill, ${million.model}, 25%, star blocks of ${million.starBlock}${held}`)}</text>`;
     const lines = [
       `prefill ${million.prefillSeconds.toFixed(1)} s (${million.prefillTokPerS.toFixed(0)} tok/s), peak RSS ${million.peakRssMB.toFixed(0)} MB` +
         (million.measured ? `, load average ${million.measured.loadavg[2].toFixed(1)}` : ""),
@@ -437,7 +457,7 @@ function chart(report) {
 }
 
 function printSummary(report, out) {
-  const { memory, million, fidelity } = report;
+  const { memory, fidelity } = report;
   for (const decode of [report.decode, report.decodeSharp].filter(Boolean)) {
     console.log(`decode at ${decode.contextTokens} tokens (${decode.model}, ${decode.threads} threads, medians):`);
     for (const [name, v] of Object.entries(decode.tokPerS)) {
@@ -450,9 +470,10 @@ function printSummary(report, out) {
     for (const [kv, m] of Object.entries(memory.ours)) console.log(`  ours ${kv.padEnd(6)} ${m.fastBytesPerToken.toFixed(1)} B (${m.fastPercentOfF16.toFixed(2)}%), host ${m.hostBytesPerToken.toFixed(1)} B  [measured]`);
     for (const [type, m] of Object.entries(memory.llamaCpp)) console.log(`  llama.cpp ${type.padEnd(5)} ${m.bytesPerToken.toFixed(1)} B (${m.percentOfF16.toFixed(2)}%)  [computed]`);
   }
-  if (million) {
+  for (const million of [report.million, report.millionCapped].filter(Boolean)) {
+    const held = million.valueCap ? ` holding at most ${million.valueCap} (${million.evictedTokens} evicted)` : "";
     console.log(
-      `${million.tokens}-token prefill: ${million.prefillSeconds.toFixed(1)} s, ${million.prefillTokPerS.toFixed(0)} tok/s, peak RSS ${million.peakRssMB.toFixed(0)} MB, ` +
+      `${million.tokens}-token prefill${held}: ${million.prefillSeconds.toFixed(1)} s, ${million.prefillTokPerS.toFixed(0)} tok/s, peak RSS ${million.peakRssMB.toFixed(0)} MB, ` +
         `snapshot ${(million.snapshotBytes / 2 ** 20).toFixed(1)} MiB, reload ${million.reloadSeconds.toFixed(3)} s → re-prefill/reload ${million.reprefillOverReload.toFixed(0)}×` +
         (million.reloadMappedSeconds ? `; mapped reload ${million.reloadMappedSeconds.toFixed(3)} s → ${million.reprefillOverMappedReload.toFixed(0)}×` : ""),
     );
@@ -480,8 +501,8 @@ export async function main(args) {
     },
   });
   const parts = new Set(values.parts.split(",").filter(Boolean));
-  const known = ["decode", "decode-sharp", "memory", "million", "fidelity"];
-  const reportKey = { "decode-sharp": "decodeSharp" };
+  const known = ["decode", "decode-sharp", "memory", "million", "million-capped", "fidelity"];
+  const reportKey = { "decode-sharp": "decodeSharp", "million-capped": "millionCapped" };
   for (const p of parts) if (!known.includes(p)) throw new Error(`unknown part "${p}" (known: ${known.join(", ")})`);
   const settings = {
     reps: Math.max(1, Number(values.reps)),
@@ -504,6 +525,7 @@ export async function main(args) {
   if (parts.has("decode-sharp")) report.decodeSharp = stamp(decodePart({ ...settings, model: DECODE_MODELS["decode-sharp"], log }));
   if (parts.has("memory")) report.memory = stamp(memoryPart(report.decode));
   if (parts.has("million")) report.million = stamp(millionPart({ ...settings, log }));
+  if (parts.has("million-capped")) report.millionCapped = stamp(millionPart({ ...settings, log }, MILLION_CAP));
   if (parts.has("fidelity")) report.fidelity = stamp(fidelityPart({ log }));
   // Read now, not at the start: another run of this benchmark may have written a part meanwhile.
   const previous = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, "utf8")) : {};
