@@ -409,7 +409,9 @@ function chart(report) {
     rows.push({ title: "stories260K next-token top-1 agreement with the full cache (%)" });
     for (const r of fidelity.rows) rows.push({ label: `ours ${r.kv}`, value: r.top1AgreementPercent, text: `${r.top1AgreementPercent.toFixed(2)}% (KL ${r.meanKl.toExponential(1)})`, ours: true, scale: 100 });
   }
-  const left = 170, width = 820, barMax = width - left - 200, rowH = 24;
+  // Room for the longest label on the left and for the value texts (up to ~45 characters) on the right.
+  const longest = Math.max(0, ...rows.filter((r) => r.label).map((r) => r.label.length));
+  const left = Math.max(170, 7 * longest + 20), width = left + 900, barMax = width - left - 330, rowH = 24;
   let y = 30, body = "";
   // Bars are scaled within their group (the rows after a title), percentages against 100.
   let groupMax = 1;
