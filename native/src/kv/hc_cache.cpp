@@ -689,21 +689,29 @@ class Cache final : public HcKvCache {
     // Star blocks are aligned in positions; p is the query's slot (its position less the evicted ones).
     const int from = star ? slot_at_or_after((p + evicted_) / cfg_.star_block * cfg_.star_block) : 0;
     const int anchor = star ? std::min(cfg_.star_block, from) : 0;
-    std::vector<int32_t>& index = s.sel.index;
-    index.clear();
-    for (int j = 0; j < anchor; ++j) index.push_back(j);
-    for (int j = from; j < n; ++j) index.push_back(j);
-    const int64_t k = static_cast<int64_t>(index.size());
+    // Every slot (dense decode steps, layers before calibration) reads the thread's standing 0 .. n - 1.
+    const int32_t* index = nullptr;
+    if (anchor == 0 && from == 0) {
+      for (int j = static_cast<int>(s.positions.size()); j < n; ++j) s.positions.push_back(j);
+      index = s.positions.data();
+    } else {
+      std::vector<int32_t>& star_index = s.sel.index;
+      star_index.clear();
+      for (int j = 0; j < anchor; ++j) star_index.push_back(j);
+      for (int j = from; j < n; ++j) star_index.push_back(j);
+      index = star_index.data();
+    }
+    const int64_t k = anchor + (n - from);
     s.final.resize(static_cast<size_t>(rep) * k);
-    dot_rows_f16(q_group, rep, hs.keys.data(), index.data(), k, d, shape_.kq_scale, s.final.data());
+    dot_rows_f16(q_group, rep, hs.keys.data(), index, k, d, shape_.kq_scale, s.final.data());
     s.totals.resize(rep);
     for (int r = 0; r < rep; ++r) {
       float* f = &s.final[r * k];
       s.totals[r] = exp_shifted(f, k, k > 0 ? max_of(f, k) : 0.0f);
     }
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
-    weighted_rows_f16(s.final.data(), rep, hs.values.data(), index.data(), k, d, s.acc.data());
-    if (capped()) add_mass(rep, index.data(), k, s);
+    weighted_rows_f16(s.final.data(), rep, hs.values.data(), index, k, d, s.acc.data());
+    if (capped()) add_mass(rep, index, k, s);
     write_outputs(rep, s, out_group);
   }
 
