@@ -1,8 +1,11 @@
 // Dense decode steps (HcConfig::dense_share): a KV head whose decode-step selection kept nearly every
-// token attends exactly to all of them for its next steps, without scoring or selecting.
-//   - Flat attention (small keys): after each probing selection, dense_probe - 1 dense steps follow; the
-//     outputs equal exact attention over the f16-rounded keys and values; with dense_share = 0 every
-//     step selects and none is dense.
+// token attends exactly to all of them for its next steps, without scoring or selecting; the last step of
+// each dense run checks on its exact scores whether a selection would still keep that share.
+//   - Flat attention (small keys): after the first step's selection every step is dense; the outputs
+//     equal exact attention over the f16-rounded keys and values; with dense_share = 0 every step selects
+//     and none is dense.
+//   - Attention that turns sharp (sharp keys; small queries, then queries along one stretch's direction):
+//     dense while flat, and the first check after the turn sends the head back to selecting.
 //   - A context loaded from a snapshot takes the dense setting it is loaded with (a snapshot does not
 //     record it): loaded with dense steps off, no step is dense.
 //   - Sharp attention (keys in stretches along their own directions, the queries of a KV head along one of them): the
@@ -39,10 +42,11 @@ struct Run {
 };
 
 // Stores kPrefix positions, then decodes kSteps positions one at a time. Keys have standard deviation
-// key_sigma, or with `sharp` follow one direction per stretch, which each decode query points along.
+// key_sigma, or with `sharp` follow one direction per stretch, which each decode query from step
+// sharp_from on points along (the queries before it are small: flat attention).
 // With a snapshot path, the positions are stored with the default dense setting, saved there, and the
 // steps decode in the cache loaded from it with dense_share.
-Run run(float dense_share, float key_sigma, bool sharp, const std::string& snapshot = "") {
+Run run(float dense_share, float key_sigma, bool sharp, const std::string& snapshot = "", int sharp_from = 0) {
   const model::KvShape s = shape();
   const int d = s.head_dim, n = kPrefix + kSteps, rep = s.n_head / s.n_head_kv;
   const int kv_row = s.n_head_kv * d, q_row = s.n_head * d;
@@ -56,7 +60,8 @@ Run run(float dense_share, float key_sigma, bool sharp, const std::string& snaps
     for (int p = kPrefix; p < n; ++p)
       for (int h = 0; h < s.n_head; ++h) {
         const int stretch = (p * 7 + h / rep * 5) % (kPrefix / kStretch);  // one per KV head
-        for (int i = 0; i < d; ++i) q[(static_cast<size_t>(p) * s.n_head + h) * d + i] = 3.0f * dirs[static_cast<size_t>(stretch) * d + i];
+        float* qh = &q[(static_cast<size_t>(p) * s.n_head + h) * d];
+        for (int i = 0; i < d; ++i) qh[i] = p - kPrefix < sharp_from ? 0.01f * qh[i] : 3.0f * dirs[static_cast<size_t>(stretch) * d + i];
       }
   }
 
@@ -108,13 +113,14 @@ Run run(float dense_share, float key_sigma, bool sharp, const std::string& snaps
 
 int main() {
   const int kv_heads = shape().n_head_kv;
-  // Probes at steps 1, 17 and 33 (dense_probe 16); the 30 steps between them are dense, per KV head.
+  // The first step selects; the checks at the ends of the dense runs (steps 16 and 31, dense_probe 16) keep
+  // every later step dense, per KV head.
   const Run flat = run(0.9f, 0.3f, false);
   std::printf("flat, dense 0.9: %lld of %lld head steps dense, kept %.3f, max error vs exact %.2e\n",
               static_cast<long long>(flat.counts.dense_steps), static_cast<long long>(flat.counts.decode_steps),
               static_cast<double>(flat.counts.selected) / flat.counts.candidates, flat.max_error);
   CHECK(flat.counts.decode_steps == kSteps * kv_heads);
-  CHECK(flat.counts.dense_steps == (kSteps - 3) * kv_heads);
+  CHECK(flat.counts.dense_steps == (kSteps - 1) * kv_heads);
   CHECK(flat.counts.selected == flat.counts.candidates);
   CHECK(flat.max_error < 2e-5);
 
@@ -133,7 +139,7 @@ int main() {
   std::printf("flat, loaded from a snapshot: %lld dense head steps with dense off, %lld with 0.9\n",
               static_cast<long long>(loaded_off.counts.dense_steps), static_cast<long long>(loaded_on.counts.dense_steps));
   CHECK(loaded_off.counts.decode_steps == kSteps * kv_heads && loaded_off.counts.dense_steps == 0);
-  CHECK(loaded_on.counts.dense_steps == (kSteps - 3) * kv_heads);
+  CHECK(loaded_on.counts.dense_steps == (kSteps - 1) * kv_heads);
   CHECK(loaded_off.max_error < 1e-3 && loaded_on.max_error < 2e-5);
 
   const Run sharp = run(0.9f, 1.0f, true);
@@ -143,5 +149,13 @@ int main() {
   CHECK(sharp.counts.decode_steps == kSteps * kv_heads && sharp.counts.dense_steps == 0);
   CHECK(kept < 0.5);
   CHECK(sharp.max_error < 1e-2);
+
+  // Flat for 20 steps, then sharp: steps 2-16 and 17-31 are dense (the check at 16 still sees flat
+  // attention, the one at 31 sharp), 32 and 33 select.
+  const Run turning = run(0.9f, 0.3f, true, "", 20);
+  std::printf("flat then sharp from step 21, dense 0.9: %lld dense head steps, max error vs exact %.2e\n",
+              static_cast<long long>(turning.counts.dense_steps), turning.max_error);
+  CHECK(turning.counts.dense_steps == 30 * kv_heads);
+  CHECK(turning.max_error < 1e-2);
   return test_summary("kv_dense");
 }

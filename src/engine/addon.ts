@@ -148,13 +148,14 @@ export interface KvOptions {
   boundScale?: number;
   /**
    * A KV head whose decode-step selection kept at least this share of the tokens attends exactly to all of
-   * them for its next 15 steps, skipping scoring and selection (0: select at every step; default 0.9).
+   * them for its next 15 steps, skipping scoring and selection, and for 15 more while the last step's exact
+   * scores would still keep that share (0: select at every step; default 0.9).
    */
   denseShare?: number;
   /**
    * Most positions the cache holds (0 or absent: all). Past it the tokens that drew the least attention so
    * far are evicted for good (never the sinks or the recent window), so memory stays bounded while the
-   * context keeps counting positions; a context that evicted cannot be saved with saveSnapshot.
+   * context keeps counting positions; saveSnapshot saves the tokens it holds.
    */
   valueCap?: number;
   /** Which tokens go first under valueCap: least attention per later position (default), least accumulated (H2O), oldest. */

@@ -95,11 +95,12 @@ struct KvOptions {
   bool rescore = true;           // exact scores (host-tier keys) for the selected tokens
   bool tail = true;              // estimate the unselected tokens' share from per-block mean values
   // A (layer, KV head) whose decode-step selection kept at least this share of its tokens attends exactly
-  // to all of them for the next 15 steps (kv::HcConfig::dense_share); 0: select at every step.
+  // to all of them for the next 15 steps, and for 15 more while the last one's exact scores would still
+  // keep that share (kv::HcConfig::dense_share); 0: select at every step.
   float dense_share = 0.9f;
   // Most positions the cache holds (0: all): past it the tokens that drew the least attention so far are
-  // evicted for good, never the sinks or the recent window (kv::HcConfig::value_cap). A context that
-  // evicted cannot be saved as a snapshot.
+  // evicted for good, never the sinks or the recent window (kv::HcConfig::value_cap); a snapshot saves the
+  // tokens held.
   int value_cap = 0;
   // Which tokens go first under the value cap: "mean-mass" (least attention per later position),
   // "mass" (least accumulated attention, H2O) or "oldest" (kv::Eviction).

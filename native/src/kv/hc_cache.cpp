@@ -409,7 +409,10 @@ class Cache final : public HcKvCache {
             if (dense_left > 0) {
               --dense_left;
               ++s.counts.dense_steps;
-              attend_exact_group(layer, kvh, pos, q + off, out + off, s);
+              // The last step of a dense run checks, on its exact scores, whether a selection would still
+              // keep dense_share of the tokens: then another run follows without a selecting step.
+              const int64_t kept = attend_exact_group(layer, kvh, pos, q + off, out + off, s, dense_left == 0);
+              if (dense_left == 0 && static_cast<double>(kept) >= cfg_.dense_share * n) dense_left = cfg_.dense_probe - 1;
               s.counts.selected += n;
               s.counts.candidates += n;
             } else {
@@ -682,7 +685,10 @@ class Cache final : public HcKvCache {
   // Attention paper: with only the 4 sinks, question agreement after a star-prefilled stories260K prefix
   // fell from 60% to 44%) and the query's own aligned block; a layer without codebooks yet reads every
   // key. Either way all scores are exact and nothing is estimated.
-  void attend_exact_group(int layer, int kvh, int p, const float* q_group, float* out_group, Scratch& s) const {
+  // With `recheck` (a dense decode step over every slot), it also returns how many tokens the top-p selection
+  // would keep on these exact scores (shared by the query heads, as attend_group selects); else 0.
+  int64_t attend_exact_group(int layer, int kvh, int p, const float* q_group, float* out_group, Scratch& s,
+                             bool recheck = false) const {
     const int d = shape_.head_dim, rep = shape_.n_head / shape_.n_head_kv, n = p + 1;
     const HeadStore& hs = head(layer, kvh);
     const bool star = phase_ == AttendPhase::Star && cfg_.star_block > 0;
@@ -704,15 +710,22 @@ class Cache final : public HcKvCache {
     const int64_t k = anchor + (n - from);
     s.final.resize(static_cast<size_t>(rep) * k);
     dot_rows_f16(q_group, rep, hs.keys.data(), index, k, d, shape_.kq_scale, s.final.data());
-    s.totals.resize(rep);
-    for (int r = 0; r < rep; ++r) {
-      float* f = &s.final[r * k];
-      s.totals[r] = exp_shifted(f, k, k > 0 ? max_of(f, k) : 0.0f);
+    s.tops.resize(rep);
+    for (int r = 0; r < rep; ++r) s.tops[r] = k > 0 ? max_of(&s.final[r * k], k) : 0.0f;
+    int64_t kept = 0;
+    if (recheck && k == n) {
+      s.scores.resize(k);
+      max_shifted_rows(s.final.data(), rep, k, s.tops.data(), s.scores.data());
+      select_tokens(s.scores.data(), k, cfg_.select, s.sel, nullptr);
+      kept = static_cast<int64_t>(s.sel.index.size());
     }
+    s.totals.resize(rep);
+    for (int r = 0; r < rep; ++r) s.totals[r] = exp_shifted(&s.final[r * k], k, s.tops[r]);
     s.acc.assign(static_cast<size_t>(rep) * d, 0.0f);
     weighted_rows_f16(s.final.data(), rep, hs.values.data(), index, k, d, s.acc.data());
     if (capped()) add_mass(rep, index, k, s);
     write_outputs(rep, s, out_group);
+    return kept;
   }
 
   // Value cap: adds the attention weight each of the rep heads gave each token it read (s.final holds

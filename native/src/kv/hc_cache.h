@@ -78,14 +78,17 @@ struct HcConfig {
   // Dense decode steps: when a decode step's GQA-shared selection for a (layer, KV head) kept at least this
   // share of its tokens, that head's next dense_probe - 1 decode steps attend exactly to every token (each
   // key and value row read once for its query heads) and skip the scoring and selection, which then cost
-  // more than the rows they would leave out; the step after them selects again. Off at 0.
+  // more than the rows they would leave out. The last of them runs the same selection on its exact scores:
+  // if it still keeps this share, another such run follows, else the next step selects again (a head stays
+  // dense without a selecting step every dense_probe steps, and leaves within dense_probe - 1 steps of
+  // turning sharp). Off at 0.
   float dense_share = 0.9f;
   int dense_probe = 16;
   // Most positions the tiers hold (0: every position up to the capacity). Before a chunk would pass it,
   // tokens are evicted for good in `eviction` order, never the first select.sinks positions nor the last
   // select.recent ones, down to value_cap - value_cap / 16 held positions (so that decode evicts once per
   // value_cap / 16 tokens rather than at every step). Positions keep counting past it: a context of n
-  // positions holds at most value_cap of them. A context that evicted cannot be saved.
+  // positions holds at most value_cap of them; a snapshot saves the ones it holds (kv/snapshot.h).
   int value_cap = 0;
   Eviction eviction = Eviction::MeanMass;
   int calibration_tokens = 1024;  // keys that train each layer's codebooks
