@@ -10,7 +10,8 @@
 //             Ours also reports the share of cached tokens its selection kept (the decode cost of a budget
 //             follows it; llama.cpp's does not depend on the weights) and the share of dense steps (a KV head
 //             whose selection kept ≥ 90% attends exactly to every token for its next 15 steps, without
-//             scoring); "ours 25% every step" turns dense steps off, so that every step scores and selects.
+//             scoring, and 15 more while the last one's exact scores still keep ≥ 90%); "ours 25% every step"
+//             turns dense steps off, so that every step scores and selects.
 //   decode-sharp: the same on llama32-1b-sharp-q8_0, the same shape with attention logits spread about
 //             4× wider: random weights otherwise give near-flat attention (each token's weight ≈ 1/n),
 //             where top-p keeps almost every token, unlike the peaked attention of trained models.
