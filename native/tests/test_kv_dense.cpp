@@ -1,15 +1,16 @@
 // Dense decode steps (HcConfig::dense_share): a KV head whose decode-step selection kept nearly every
 // token attends exactly to all of them for its next steps, without scoring or selecting; the last step of
 // each dense run checks on its exact scores whether a selection would still keep that share.
-//   - Flat attention (small keys): after the first step's selection every step is dense; the outputs
-//     equal exact attention over the f16-rounded keys and values; with dense_share = 0 every step selects
-//     and none is dense.
+//   - Flat attention (small keys): every step is dense (the first one judges the head on its exact scores);
+//     the outputs equal exact attention over the f16-rounded keys and values; with dense_share = 0 every
+//     step selects and none is dense.
 //   - Attention that turns sharp (sharp keys; small queries, then queries along one stretch's direction):
 //     dense while flat, and the first check after the turn sends the head back to selecting.
 //   - A context loaded from a snapshot takes the dense setting it is loaded with (a snapshot does not
 //     record it): loaded with dense steps off, no step is dense.
 //   - Sharp attention (keys in stretches along their own directions, the queries of a KV head along one of them): the
-//     selection keeps a small share, no step is dense, and the outputs stay close to exact attention.
+//     first step is dense and finds the head sharp, every later step selects a small share, and the outputs
+//     stay close to exact attention.
 #include <stdlib.h>  // mkdtemp
 
 #include <cmath>
@@ -113,14 +114,14 @@ Run run(float dense_share, float key_sigma, bool sharp, const std::string& snaps
 
 int main() {
   const int kv_heads = shape().n_head_kv;
-  // The first step selects; the checks at the ends of the dense runs (steps 16 and 31, dense_probe 16) keep
-  // every later step dense, per KV head.
+  // The first step is dense and judges the head flat; the checks at the ends of the dense runs (steps 16 and
+  // 31, dense_probe 16) keep every later step dense, per KV head.
   const Run flat = run(0.9f, 0.3f, false);
   std::printf("flat, dense 0.9: %lld of %lld head steps dense, kept %.3f, max error vs exact %.2e\n",
               static_cast<long long>(flat.counts.dense_steps), static_cast<long long>(flat.counts.decode_steps),
               static_cast<double>(flat.counts.selected) / flat.counts.candidates, flat.max_error);
   CHECK(flat.counts.decode_steps == kSteps * kv_heads);
-  CHECK(flat.counts.dense_steps == (kSteps - 1) * kv_heads);
+  CHECK(flat.counts.dense_steps == kSteps * kv_heads);
   CHECK(flat.counts.selected == flat.counts.candidates);
   CHECK(flat.max_error < 2e-5);
 
@@ -139,23 +140,23 @@ int main() {
   std::printf("flat, loaded from a snapshot: %lld dense head steps with dense off, %lld with 0.9\n",
               static_cast<long long>(loaded_off.counts.dense_steps), static_cast<long long>(loaded_on.counts.dense_steps));
   CHECK(loaded_off.counts.decode_steps == kSteps * kv_heads && loaded_off.counts.dense_steps == 0);
-  CHECK(loaded_on.counts.dense_steps == (kSteps - 1) * kv_heads);
+  CHECK(loaded_on.counts.dense_steps == kSteps * kv_heads);
   CHECK(loaded_off.max_error < 1e-3 && loaded_on.max_error < 2e-5);
 
   const Run sharp = run(0.9f, 1.0f, true);
   const double kept = static_cast<double>(sharp.counts.selected) / sharp.counts.candidates;
   std::printf("sharp, dense 0.9: %lld dense head steps, kept %.3f, max error vs exact %.2e\n",
               static_cast<long long>(sharp.counts.dense_steps), kept, sharp.max_error);
-  CHECK(sharp.counts.decode_steps == kSteps * kv_heads && sharp.counts.dense_steps == 0);
+  CHECK(sharp.counts.decode_steps == kSteps * kv_heads && sharp.counts.dense_steps == kv_heads);
   CHECK(kept < 0.5);
   CHECK(sharp.max_error < 1e-2);
 
-  // Flat for 20 steps, then sharp: steps 2-16 and 17-31 are dense (the check at 16 still sees flat
+  // Flat for 20 steps, then sharp: steps 1-16 and 17-31 are dense (the checks at 1 and 16 still see flat
   // attention, the one at 31 sharp), 32 and 33 select.
   const Run turning = run(0.9f, 0.3f, true, "", 20);
   std::printf("flat then sharp from step 21, dense 0.9: %lld dense head steps, max error vs exact %.2e\n",
               static_cast<long long>(turning.counts.dense_steps), turning.max_error);
-  CHECK(turning.counts.dense_steps == 30 * kv_heads);
+  CHECK(turning.counts.dense_steps == 31 * kv_heads);
   CHECK(turning.max_error < 1e-2);
   return test_summary("kv_dense");
 }

@@ -229,7 +229,11 @@ int main() {
   const int n_saved = capped->stored_tokens(), boundary = 2000;
   kv::save_snapshot(dir + "/capped.hckv", *capped, "sha256:evict", std::vector<int32_t>(n_saved, 7),
                     {{"a", "h0", 0, boundary}, {"b", "h1", boundary, n_saved}});
-  kv::LoadedSnapshot loaded = kv::load_snapshot(dir + "/capped.hckv", "sha256:evict", s, config(kCap), kTokens + 1);
+  // Loaded with dense steps off: its first decode step selects, as the original's (whose heads found the
+  // needle queries sharp) do; a head not judged yet would start with a dense step instead.
+  kv::HcConfig selecting = config(kCap);
+  selecting.dense_share = 0;
+  kv::LoadedSnapshot loaded = kv::load_snapshot(dir + "/capped.hckv", "sha256:evict", s, selecting, kTokens + 1);
   kv::LoadedSnapshot part = kv::load_snapshot(dir + "/capped.hckv", "sha256:evict", s, config(kCap), kTokens + 1, boundary);
   std::system(("rm -rf " + dir).c_str());
   CHECK(loaded.cache->held_positions() == held_now && loaded.cache->evicted_tokens() == capped->evicted_tokens());

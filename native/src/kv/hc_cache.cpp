@@ -73,12 +73,20 @@ constexpr size_t kLoadRoom = 4096;
 // Positions per block of the tail estimate (the mean value of a block stands for its unselected tokens).
 constexpr int kTailBlock = 64;
 
+// dense_left_ of a head not judged yet (a new, loaded or forked context): its first decode step is dense and
+// judges it on the exact scores when the context holds at most kDenseFirstTokens positions. A flat head then
+// pays no selecting step at all (1B shape at 8k: one costs ~20 ms more than a dense step); a sharp one reads
+// every row once. Past that size the first step selects: a dense step would read the whole host tier (or
+// the mapped snapshot file) for each head.
+constexpr int kUnjudged = -1;
+constexpr int kDenseFirstTokens = 32768;
+
 class Cache final : public HcKvCache {
  public:
   Cache(const model::KvShape& shape, int capacity, const HcConfig& config)
       : shape_(shape), capacity_(capacity), cfg_(config),
         heads_(static_cast<size_t>(shape.n_layer) * shape.n_head_kv), calibrated_(shape.n_layer, false),
-        dense_left_(heads_.size(), 0) {
+        dense_left_(heads_.size(), kUnjudged) {
     const int d = shape.head_dim;
     groups_ = key_groups(cfg_.budget, d);
     if (groups_ == 0 && cfg_.budget != KeyBudget::Half)
@@ -406,6 +414,7 @@ class Cache final : public HcKvCache {
             int& dense_left = dense_left_[static_cast<size_t>(layer) * shape_.n_head_kv + kvh];
             const int n = pos + 1;
             ++s.counts.decode_steps;
+            if (dense_left == kUnjudged) dense_left = cfg_.dense_share > 0 && n <= kDenseFirstTokens ? 1 : 0;
             if (dense_left > 0) {
               --dense_left;
               ++s.counts.dense_steps;
@@ -858,7 +867,7 @@ class Cache final : public HcKvCache {
   int stored_ = 0;
   std::vector<HeadStore> heads_;
   std::vector<bool> calibrated_;
-  std::vector<int> dense_left_;  // per (layer, KV head): dense decode steps before the next selection
+  std::vector<int> dense_left_;  // per (layer, KV head): dense decode steps before the next check, or kUnjudged
   int evicted_ = 0;                // positions evicted for good (value cap); slots = positions - evicted_ after them
   std::vector<int32_t> slot_pos_;  // value cap, or after an eviction: the position of each held slot (ascending)
   std::vector<float> mass_;        // value cap: attention mass each held slot drew, up to the last fold
