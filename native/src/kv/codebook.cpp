@@ -26,14 +26,17 @@ float squared_distance(const float* a, const float* b, int n) {
 // A codebook of c centroids as assign_nearest reads it: (sub, c) floats and the squared centroid norms.
 struct PreparedBook {
   std::vector<float> transposed, norms;
+  PreparedBook() = default;
   // From a (c, sub) float codebook (training).
   PreparedBook(const float* book, int c, int sub) : transposed(static_cast<size_t>(sub) * c) {
     for (int k = 0; k < c; ++k)
       for (int j = 0; j < sub; ++j) transposed[static_cast<size_t>(j) * c + k] = book[static_cast<int64_t>(k) * sub + j];
     set_norms(c, sub);
   }
-  // From one group of a KeyCodebook: f16, already (sub, c).
-  PreparedBook(const uint16_t* book, int c, int sub) : transposed(static_cast<size_t>(sub) * c) {
+  // From one group of a KeyCodebook: f16, already (sub, c). Reuses this object's storage: encoding a decode
+  // step's one key per head would otherwise allocate twice per group.
+  void prepare(const uint16_t* book, int c, int sub) {
+    transposed.resize(static_cast<size_t>(sub) * c);
     f16_to_f32_row(book, transposed.data(), static_cast<int64_t>(sub) * c);
     set_norms(c, sub);
   }
@@ -194,9 +197,11 @@ void KeyCodebook::encode(const float* key, uint16_t* codes) const { encode_many(
 
 void KeyCodebook::encode_many(const float* keys, int64_t n, uint16_t* codes) const {
   const int s = sub(), c = centroids_per_group;
-  std::vector<int32_t> nearest(n);
+  thread_local std::vector<int32_t> nearest;
+  thread_local PreparedBook prepared;
+  nearest.resize(n);
   for (int grp = 0; grp < groups; ++grp) {
-    const PreparedBook prepared(&centroids[static_cast<size_t>(grp) * s * c], c, s);
+    prepared.prepare(&centroids[static_cast<size_t>(grp) * s * c], c, s);
     const std::vector<float>& transposed = prepared.transposed;
     assign_nearest(keys + static_cast<int64_t>(grp) * s, n, dim, s, transposed.data(), prepared.norms.data(), c, nearest.data());
     const float* r = radii.empty() ? nullptr : &radii[static_cast<size_t>(grp) * kLevels];
