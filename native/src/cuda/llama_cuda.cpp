@@ -197,7 +197,7 @@ void CudaLlama::attention(int layer, int n, int pos, model::KvCache& kv) {
   CUDA_CHECK(cudaMemcpyAsync(w.host_k.get(), w.k.get(), nkv * sizeof(float), cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaMemcpyAsync(w.host_v.get(), w.v.get(), nkv * sizeof(float), cudaMemcpyDeviceToHost, s));
   stream_.sync();
-  kv.store(layer, pos, n, w.host_k.get(), w.host_v.get());
+  kv.store_parallel(layer, pos, n, w.host_k.get(), w.host_v.get(), pool_);
   kv.attend(layer, pos, n, w.host_q.get(), w.host_att.get(), pool_);
   CUDA_CHECK(cudaMemcpyAsync(w.att.get(), w.host_att.get(), nq * sizeof(float), cudaMemcpyHostToDevice, s));
 }

@@ -338,6 +338,16 @@ class Cache final : public HcKvCache {
   }
 
   void store(int layer, int pos, int n_tokens, const float* k, const float* v) override {
+    store_on(layer, pos, n_tokens, k, v, nullptr);
+  }
+
+  void store_parallel(int layer, int pos, int n_tokens, const float* k, const float* v, cpu::ThreadPool& pool) override {
+    store_on(layer, pos, n_tokens, k, v, &pool);
+  }
+
+  // store(), the KV heads of the layer spread over `pool` when there is one (each head's rows, codes and
+  // block means are its own; encoding keeps no shared state).
+  void store_on(int layer, int pos, int n_tokens, const float* k, const float* v, cpu::ThreadPool* pool) {
     if (pos < 0 || pos + n_tokens > capacity_)
       throw Error("context is full: positions up to " + std::to_string(pos + n_tokens) + " do not fit in " +
                   std::to_string(capacity_) + "; create the context with a larger nCtx");
@@ -350,7 +360,7 @@ class Cache final : public HcKvCache {
     const int d = shape_.head_dim;
     const size_t row = static_cast<size_t>(shape_.n_head_kv) * d;
     const size_t end = static_cast<size_t>(slot + n_tokens);
-    for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+    for_each_head(pool, [&](int kvh) {
       HeadStore& h = head(layer, kvh);
       // Entries past `slot` belong to a truncated continuation: they are overwritten.
       ensure(h.keys, end * d, slot_room() * d);
@@ -368,7 +378,7 @@ class Cache final : public HcKvCache {
         if (calibrated_[layer]) encode(h, slot, n_tokens);
       }
       if (cfg_.tail) update_block_means(h, slot, slot + n_tokens);
-    }
+    });
     if (layer == 0) {
       stored_ = pos + n_tokens;
       if (capped() || evicted_ > 0) {
@@ -382,7 +392,7 @@ class Cache final : public HcKvCache {
     }
     if (groups_ > 0 && !calibrated_[layer] && slot + n_tokens >= cfg_.calibration_tokens) {
       if (preset()) throw Error("KV cache with preset codebooks stored positions before they were installed (internal error)");
-      calibrate(layer, slot + n_tokens);
+      calibrate(layer, slot + n_tokens, pool);
     }
   }
 
@@ -538,17 +548,29 @@ class Cache final : public HcKvCache {
     tile_codes(rows.data(), pos, n_tokens, groups_, cfg_.centroids, h.codes.data());
   }
 
-  void calibrate(int layer, int stored) {
+  void calibrate(int layer, int stored, cpu::ThreadPool* pool) {
     const int d = shape_.head_dim;
     const int n = cfg_.calibration_tokens;
-    std::vector<float> keys(static_cast<size_t>(n) * d);
-    for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) {
+    for_each_head(pool, [&](int kvh) {
       HeadStore& h = head(layer, kvh);
+      std::vector<float> keys(static_cast<size_t>(n) * d);
       f16_to_f32_row(h.keys.data(), keys.data(), static_cast<int64_t>(keys.size()));
       h.codebook = train_key_codebook(shape_, cfg_, keys.data(), n, layer, kvh, capacity_);
       encode(h, 0, stored);
-    }
+    });
     calibrated_[layer] = true;
+  }
+
+  // f(kvh) for every KV head, over the pool's threads when there is one.
+  template <typename F>
+  void for_each_head(cpu::ThreadPool* pool, F&& f) {
+    if (!pool || shape_.n_head_kv == 1) {
+      for (int kvh = 0; kvh < shape_.n_head_kv; ++kvh) f(kvh);
+      return;
+    }
+    pool->parallel_for(shape_.n_head_kv, 1, [&](int64_t begin, int64_t end, int) {
+      for (int64_t kvh = begin; kvh < end; ++kvh) f(static_cast<int>(kvh));
+    });
   }
 
   float exact_score(const HeadStore& h, const float* q, int j) const {

@@ -41,6 +41,12 @@ class KvCache {
 
   // k, v: (n_tokens, n_head_kv * head_dim) for positions [pos, pos + n_tokens) of one layer.
   virtual void store(int layer, int pos, int n_tokens, const float* k, const float* v) = 0;
+  // The same, from a forward pass whose threads are idle meanwhile: a cache whose store does real work
+  // (HCAttention encodes the keys, and trains codebooks once) spreads it over them. By default: store().
+  virtual void store_parallel(int layer, int pos, int n_tokens, const float* k, const float* v, cpu::ThreadPool& pool) {
+    (void)pool;
+    store(layer, pos, n_tokens, k, v);
+  }
   // Causal attention for n_tokens queries at positions [pos, pos + n_tokens) of one layer.
   // q, out: (n_tokens, n_head * head_dim).
   virtual void attend(int layer, int pos, int n_tokens, const float* q, float* out, cpu::ThreadPool& pool) = 0;

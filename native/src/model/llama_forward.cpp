@@ -47,7 +47,7 @@ void Llama::attention_block(int layer, int n, int pos, KvCache& kv, Activations&
     rope_->rotate(a.q.data() + static_cast<size_t>(t) * h_.n_embd_q(), h_.n_head, cs);
     rope_->rotate(a.k.data() + static_cast<size_t>(t) * h_.n_embd_kv(), h_.n_head_kv, cs);
   }
-  kv.store(layer, pos, n, a.k.data(), a.v.data());
+  kv.store_parallel(layer, pos, n, a.k.data(), a.v.data(), pool);
   kv.attend(layer, pos, n, a.q.data(), a.att.data(), pool);                   // att: (n, hq)
   cpu::matmul(L.wo, a.att.data(), n, a.proj.data(), pool);                    // proj: (n, d)
   const size_t nd = static_cast<size_t>(n) * d;
