@@ -34,22 +34,31 @@ void finish(const float* scores, const std::vector<float>& e, int64_t n, const S
   }
   const int64_t sinks = std::min(p.sinks, n);
   const int64_t recent_from = std::max<int64_t>(sinks, n - std::max<int64_t>(p.recent, 0));
-  // Ascending and without duplicates through a mark per position: O(n), where sorting a million chosen
-  // positions took longer than the scoring. (A reference to the thread's buffer: the loops below then do
-  // not look the thread-local up per element.)
-  thread_local std::vector<uint8_t> mark_buffer;
-  std::vector<uint8_t>& mark = mark_buffer;
-  mark.assign(n, 0);
-  for (int32_t j : chosen) mark[j] = 1;
-  std::fill(mark.begin(), mark.begin() + sinks, 1);
-  std::fill(mark.begin() + recent_from, mark.end(), 1);
-  chosen.clear();
-  int64_t count = 0;
-  for (int64_t j = 0; j < n; ++j) count += mark[j];
-  chosen.resize(count);
-  int32_t* next = chosen.data();
-  for (int64_t j = 0; j < n; ++j)
-    if (mark[j]) *next++ = static_cast<int32_t>(j);
+  if (static_cast<int64_t>(chosen.size()) * 32 < n) {
+    // Few chosen (a sharp head): sorted together with the sinks and the recent window, duplicates dropped,
+    // instead of three passes over every position.
+    for (int64_t j = 0; j < sinks; ++j) chosen.push_back(static_cast<int32_t>(j));
+    for (int64_t j = recent_from; j < n; ++j) chosen.push_back(static_cast<int32_t>(j));
+    std::sort(chosen.begin(), chosen.end());
+    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  } else {
+    // Ascending and without duplicates through a mark per position: O(n), where sorting a million chosen
+    // positions took longer than the scoring. (A reference to the thread's buffer: the loops below then do
+    // not look the thread-local up per element.)
+    thread_local std::vector<uint8_t> mark_buffer;
+    std::vector<uint8_t>& mark = mark_buffer;
+    mark.assign(n, 0);
+    for (int32_t j : chosen) mark[j] = 1;
+    std::fill(mark.begin(), mark.begin() + sinks, 1);
+    std::fill(mark.begin() + recent_from, mark.end(), 1);
+    chosen.clear();
+    int64_t count = 0;
+    for (int64_t j = 0; j < n; ++j) count += mark[j];
+    chosen.resize(count);
+    int32_t* next = chosen.data();
+    for (int64_t j = 0; j < n; ++j)
+      if (mark[j]) *next++ = static_cast<int32_t>(j);
+  }
 
   out.index = std::move(chosen);
   out.weight.resize(out.index.size());
@@ -90,7 +99,7 @@ void select_tokens_reference(const float* scores, int64_t n, const SelectParams&
 void select_tokens(const float* scores, int64_t n, const SelectParams& p, Selection& out, const float* upper) {
   out = Selection{};
   if (n <= 0) return;
-  const float m = *std::max_element(scores, scores + n);
+  const float m = max_of(scores, n);  // vector max: std::max_element was 40% of a sparse million-token selection
 
   // Histogram of scores over [m - kRange, m]: a token below that range weighs less than e^-kRange of the
   // top one, so all of them together cannot decide a top_p < 1 cut unless there are ~e^kRange of them;
@@ -129,15 +138,27 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
   }
   if (target <= 0) boundary = -1;  // top_p <= 0: nothing beyond sinks and recent
 
-  std::vector<int32_t> chosen;
-  std::vector<int32_t> edge;
+  // Tokens above the boundary bin and in it, written without branches or calls in the loop (each index is
+  // stored, the cursor advances only when it belongs; one spare slot per list takes the last store).
   int64_t above = 0;
   for (int b = 0; b < boundary; ++b) above += bin_count[b];
-  chosen.reserve(static_cast<size_t>(above + (boundary >= 0 ? bin_count[boundary] : 0)));
-  for (int64_t j = 0; j < n; ++j) {
-    if (bin_of[j] < boundary) chosen.push_back(static_cast<int32_t>(j));
-    else if (bin_of[j] == boundary) edge.push_back(static_cast<int32_t>(j));
+  const int64_t at_edge = boundary >= 0 ? bin_count[boundary] : 0;
+  std::vector<int32_t> chosen(static_cast<size_t>(above + 1));
+  std::vector<int32_t> edge(static_cast<size_t>(at_edge + 1));
+  {
+    int32_t* into_chosen = chosen.data();
+    int32_t* into_edge = edge.data();
+    const int bound = boundary;
+    for (int64_t j = 0; j < n; ++j) {
+      const int b = bins[j];
+      *into_chosen = static_cast<int32_t>(j);
+      into_chosen += b < bound;
+      *into_edge = static_cast<int32_t>(j);
+      into_edge += b == bound;
+    }
   }
+  chosen.resize(static_cast<size_t>(above));
+  edge.resize(static_cast<size_t>(at_edge));
   // Inside the boundary bin, take tokens in score order until the mass reaches the target.
   std::sort(edge.begin(), edge.end(), ByScore{scores});
   size_t taken = 0;
@@ -154,8 +175,17 @@ void select_tokens(const float* scores, int64_t n, const SelectParams& p, Select
     const float* reach = upper ? upper : scores;
     for (; taken < edge.size(); ++taken)
       if (reach[edge[taken]] >= cut) chosen.push_back(edge[taken]);
-    for (int64_t j = 0; j < n; ++j)
-      if (bin_of[j] > boundary && reach[j] >= cut) chosen.push_back(static_cast<int32_t>(j));
+    // Below the boundary bin: blocks compacted without branches, then appended.
+    int32_t block[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+      const int64_t j1 = std::min<int64_t>(n, j0 + 256);
+      int k = 0;
+      for (int64_t j = j0; j < j1; ++j) {
+        block[k] = static_cast<int32_t>(j);
+        k += (bins[j] > boundary) & (reach[j] >= cut);
+      }
+      chosen.insert(chosen.end(), block, block + k);
+    }
   }
   finish(scores, e, n, p, total, chosen, out);
 }
