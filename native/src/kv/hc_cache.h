@@ -7,7 +7,8 @@
 //   host: f16 values, and f16 keys for exact re-scoring of the selected tokens (when rescore is on).
 // Decode: per KV head, approximate scores from the codes (LUT), top-p selection with sinks and the recent
 // window kept, exact re-scoring of the selected keys, weighted sum of their values; a head whose selection
-// kept nearly every token attends exactly to all of them for its next steps (dense steps).
+// kept nearly every token attends exactly to all of them for its next steps (dense steps), re-judged on
+// their exact scores (a head's first step in a context of up to 32k positions is such a dense step).
 // Prefill: queries of a chunk either use the same selection (star_block == 0 or the Global phase) or the
 // star-attention rule (Star phase): exact attention to the anchor block and to their own aligned block of
 // star_block positions.
