@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/threadpool.h"
+#include "common/error.h"
 #include "hcattn/engine.h"
 #include "model/kv_cache.h"
 #include "quant/types.h"
@@ -91,6 +92,17 @@ std::vector<float> fill(hcattn::model::KvCache& cache, const Data& d, int from, 
     }
   }
   return all;
+}
+
+// The hcattn::Error message `f` throws, or "" when it succeeds. Any other exception escapes and fails the test.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const hcattn::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // x as the f16 caches hold it.

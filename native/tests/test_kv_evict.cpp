@@ -21,7 +21,6 @@
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "cpu/threadpool.h"
 #include "kv/hc_cache.h"
 #include "kv/snapshot.h"
@@ -113,15 +112,6 @@ kv::HcConfig config(int cap, int star_block = 0) {
 
 bool holds(const std::vector<int32_t>& held, int p) { return std::binary_search(held.begin(), held.end(), p); }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -251,12 +241,12 @@ int main() {
   CHECK(hcattn_test::bit_equal(original, reloaded));
 
   // Too small a cap, a chunk that cannot fit.
-  const std::string small = error_of([&] { kv::make_hc_kv_cache(s, kTokens, config(100)); });
+  const std::string small = hcattn_test::error_of([&] { kv::make_hc_kv_cache(s, kTokens, config(100)); });
   std::printf("cap 100: %s\n", small.c_str());
   CHECK(small.find("at least 196") != std::string::npos);
   auto tight = kv::make_hc_kv_cache(s, kTokens, config(256));
   fill(*tight, data, kv::AttendPhase::Global, pool, 256);
-  const std::string chunk = error_of([&] { tight->store(0, 256, 200, data.k.data(), data.v.data()); });
+  const std::string chunk = hcattn_test::error_of([&] { tight->store(0, 256, 200, data.k.data(), data.v.data()); });
   std::printf("chunk of 200 into cap 256: %s\n", chunk.c_str());
   CHECK(chunk.find("raise the value cap or lower the batch size") != std::string::npos);
   return test_summary("kv_evict");

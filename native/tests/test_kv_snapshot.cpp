@@ -13,13 +13,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "common/error.h"
 #include "cpu/threadpool.h"
 #include "kv/checksum.h"
 #include "kv/hc_cache.h"
@@ -29,6 +27,7 @@
 
 using namespace hcattn;
 using hcattn_test::bit_equal;
+using hcattn_test::error_of;
 using hcattn_test::fill;
 
 namespace {
@@ -56,16 +55,6 @@ struct Data {
     for (int i = 0; i < n; ++i) tokens.push_back(static_cast<int32_t>(rng() % 128256));
   }
 };
-
-// The hcattn::Error message `f` throws, or "" when it succeeds. Any other exception escapes and fails the test.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
