@@ -483,12 +483,7 @@ class Cache final : public HcKvCache {
     // Positions [0, n_positions) are the first n held slots.
     const int n = slot_at_or_after(std::min(n_positions, stored_));
     if (capped() || evicted_ > 0) copy->slot_pos_.assign(slot_pos_.begin(), slot_pos_.begin() + n);
-    if (capped()) {
-      copy->mass_.assign(n, 0.0f);
-      for (int j = 0; j < n && j < static_cast<int>(mass_.size()); ++j) copy->mass_[j] = mass_[j];
-      for (const Scratch& s : scratch_)
-        for (int j = 0; j < n && j < static_cast<int>(s.mass.size()); ++j) copy->mass_[j] += s.mass[j];
-    }
+    if (capped()) copy->mass_ = mass_of_first(n);
     for (int layer = 0; layer < shape_.n_layer; ++layer) {
       // Codebooks trained on keys past n would not exist in a fresh prefill of [0, n): drop them.
       const bool keep_books = calibrated_[layer] && (n >= cfg_.calibration_tokens || preset());
@@ -770,14 +765,20 @@ class Cache final : public HcKvCache {
     }
   }
 
+  // Value cap: the attention mass of the first n slots, mass_ plus what every thread's queries added since
+  // the last fold.
+  std::vector<float> mass_of_first(int n) const {
+    std::vector<float> mass(static_cast<size_t>(n), 0.0f);
+    std::copy_n(mass_.begin(), std::min(mass_.size(), mass.size()), mass.begin());
+    for (const Scratch& s : scratch_)
+      for (size_t j = 0; j < std::min(s.mass.size(), mass.size()); ++j) mass[j] += s.mass[j];
+    return mass;
+  }
+
   // Value cap: mass_ gains what every thread's queries added since the last fold.
   void fold_mass() {
-    mass_.resize(held(), 0.0f);
-    for (Scratch& s : scratch_) {
-      const size_t n = std::min(s.mass.size(), mass_.size());
-      for (size_t j = 0; j < n; ++j) mass_[j] += s.mass[j];
-      s.mass.clear();
-    }
+    mass_ = mass_of_first(held());
+    for (Scratch& s : scratch_) s.mass.clear();
   }
 
   // Before layer 0 stores positions [pos, pos + n_tokens) under a value cap: when they would pass it,
