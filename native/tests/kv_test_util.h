@@ -108,6 +108,40 @@ std::string error_of(F&& f) {
 // x as the f16 caches hold it.
 inline float round_f16(float x) { return hcattn::quant::fp16_to_fp32(hcattn::quant::fp32_to_fp16(x)); }
 
+// Exact attention of the query heads in q (n_head * head_dim) over `positions` of k and v ((position,
+// n_head_kv, head_dim) rows, rounded to f16 as the caches hold them), in double: (n_head * head_dim).
+inline std::vector<double> exact_attention(const hcattn::model::KvShape& s, const float* q, const float* k, const float* v,
+                                           const std::vector<int32_t>& positions) {
+  const int d = s.head_dim, rep = s.n_head / s.n_head_kv;
+  std::vector<double> out(static_cast<size_t>(s.n_head) * d, 0.0), w(positions.size());
+  for (int h = 0; h < s.n_head; ++h) {
+    const int kvh = h / rep;
+    const float* qh = q + static_cast<size_t>(h) * d;
+    double top = -1e300, total = 0;
+    for (size_t i = 0; i < positions.size(); ++i) {
+      const float* kj = k + (static_cast<size_t>(positions[i]) * s.n_head_kv + kvh) * d;
+      double dot = 0;
+      for (int c = 0; c < d; ++c) dot += static_cast<double>(qh[c]) * round_f16(kj[c]);
+      top = std::max(top, w[i] = dot * s.kq_scale);
+    }
+    for (double& x : w) total += x = std::exp(x - top);
+    double* o = &out[static_cast<size_t>(h) * d];
+    for (size_t i = 0; i < positions.size(); ++i) {
+      const float* vj = v + (static_cast<size_t>(positions[i]) * s.n_head_kv + kvh) * d;
+      for (int c = 0; c < d; ++c) o[c] += w[i] * round_f16(vj[c]);
+    }
+    for (int c = 0; c < d; ++c) o[c] /= total;
+  }
+  return out;
+}
+
+// Positions [0, n).
+inline std::vector<int32_t> first_positions(int n) {
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) p[i] = i;
+  return p;
+}
+
 inline bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && !a.empty() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }

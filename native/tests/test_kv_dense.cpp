@@ -83,28 +83,13 @@ Run run(float dense_share, float key_sigma, bool sharp, const std::string& snaps
 
   Run out;
   std::vector<float> got(q_row);
-  std::vector<double> w(n);
   for (int p = kPrefix; p < n; ++p) {
     cache->store(0, p, 1, &k[static_cast<size_t>(p) * kv_row], &v[static_cast<size_t>(p) * kv_row]);
     cache->attend(0, p, 1, &q[static_cast<size_t>(p) * q_row], got.data(), pool);
     // Exact attention over the f16-rounded keys and values the cache holds.
-    for (int h = 0; h < s.n_head; ++h) {
-      const int kvh = h / rep;
-      const float* qh = &q[(static_cast<size_t>(p) * s.n_head + h) * d];
-      double top = -1e300, total = 0;
-      for (int j = 0; j <= p; ++j) {
-        double dot = 0;
-        for (int i = 0; i < d; ++i) dot += qh[i] * hcattn_test::round_f16(k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
-        w[j] = dot * s.kq_scale;
-        top = std::max(top, w[j]);
-      }
-      for (int j = 0; j <= p; ++j) total += w[j] = std::exp(w[j] - top);
-      for (int i = 0; i < d; ++i) {
-        double want = 0;
-        for (int j = 0; j <= p; ++j) want += w[j] * hcattn_test::round_f16(v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
-        out.max_error = std::max(out.max_error, std::fabs(want / total - got[static_cast<size_t>(h) * d + i]));
-      }
-    }
+    const std::vector<double> want =
+        hcattn_test::exact_attention(s, &q[static_cast<size_t>(p) * q_row], k.data(), v.data(), hcattn_test::first_positions(p + 1));
+    for (size_t i = 0; i < want.size(); ++i) out.max_error = std::max(out.max_error, std::fabs(want[i] - got[i]));
   }
   out.counts = cache->selection_counts();
   return out;

@@ -79,26 +79,10 @@ std::vector<float> fill(kv::HcKvCache& cache, const Data& data, kv::AttendPhase 
 // values: the largest |difference| from got (n_head * d).
 double error_vs_exact(const Data& data, int p, const std::vector<int32_t>& keys, const float* got) {
   const model::KvShape s = shape();
-  const int d = s.head_dim, rep = s.n_head / s.n_head_kv;
+  const std::vector<double> want =
+      hcattn_test::exact_attention(s, &data.q[static_cast<size_t>(p) * s.n_head * s.head_dim], data.k.data(), data.v.data(), keys);
   double worst = 0;
-  for (int h = 0; h < s.n_head; ++h) {
-    const int kvh = h / rep;
-    const float* q = &data.q[(static_cast<size_t>(p) * s.n_head + h) * d];
-    std::vector<double> w(keys.size());
-    double top = -1e300, total = 0;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      double dot = 0;
-      for (int c = 0; c < d; ++c) dot += q[c] * hcattn_test::round_f16(data.k[(static_cast<size_t>(keys[i]) * s.n_head_kv + kvh) * d + c]);
-      top = std::max(top, w[i] = dot * s.kq_scale);
-    }
-    for (double& x : w) total += x = std::exp(x - top);
-    for (int c = 0; c < d; ++c) {
-      double want = 0;
-      for (size_t i = 0; i < keys.size(); ++i)
-        want += w[i] * hcattn_test::round_f16(data.v[(static_cast<size_t>(keys[i]) * s.n_head_kv + kvh) * d + c]);
-      worst = std::max(worst, std::fabs(want / total - got[static_cast<size_t>(h) * d + c]));
-    }
-  }
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(want[i] - got[i]));
   return worst;
 }
 

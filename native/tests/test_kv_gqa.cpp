@@ -81,29 +81,13 @@ std::vector<float> run(const kv::HcConfig& cfg, const Data& data, int from, int 
 // Exact causal attention with f16 keys and values (as the cache stores them), for positions [from, kTokens).
 std::vector<float> exact(const Data& data, int from) {
   const model::KvShape s = shape();
-  const int d = s.head_dim, rep = s.n_head / s.n_head_kv;
-  std::vector<float> out(static_cast<size_t>(kTokens - from) * s.n_head * d);
-  for (int p = from; p < kTokens; ++p)
-    for (int h = 0; h < s.n_head; ++h) {
-      const float* q = &data.q[(static_cast<size_t>(p) * s.n_head + h) * d];
-      const int kvh = h / rep;
-      std::vector<double> logit(p + 1);
-      double m = -1e300;
-      for (int j = 0; j <= p; ++j) {
-        double dot = 0;
-        for (int i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * hcattn_test::round_f16(data.k[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
-        logit[j] = dot * s.kq_scale;
-        m = std::max(m, logit[j]);
-      }
-      std::vector<double> acc(d, 0.0);
-      double total = 0;
-      for (int j = 0; j <= p; ++j) {
-        const double w = std::exp(logit[j] - m);
-        total += w;
-        for (int i = 0; i < d; ++i) acc[i] += w * hcattn_test::round_f16(data.v[(static_cast<size_t>(j) * s.n_head_kv + kvh) * d + i]);
-      }
-      for (int i = 0; i < d; ++i) out[(static_cast<size_t>(p - from) * s.n_head + h) * d + i] = static_cast<float>(acc[i] / total);
-    }
+  const size_t row = static_cast<size_t>(s.n_head) * s.head_dim;
+  std::vector<float> out(static_cast<size_t>(kTokens - from) * row);
+  for (int p = from; p < kTokens; ++p) {
+    const std::vector<double> want =
+        hcattn_test::exact_attention(s, &data.q[p * row], data.k.data(), data.v.data(), hcattn_test::first_positions(p + 1));
+    std::copy(want.begin(), want.end(), out.begin() + static_cast<ptrdiff_t>((p - from) * row));
+  }
   return out;
 }
 
